@@ -1,0 +1,1 @@
+"""Benchmarking: inference backends, timing, reports."""

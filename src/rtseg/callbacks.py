@@ -1,0 +1,152 @@
+"""Lightning callbacks: model cost at fit start, the run record, prediction overlays for W&B."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
+from rtseg.models.cost import count_gflops, count_params, eager_latency_ms
+from rtseg.tracking.runs import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+class ModelCost(L.Callback):
+    """Logs params, GFLOPs and eager latency at fit start, so every run carries its speed."""
+
+    def __init__(self, input_size=None, latency_min_runs: int = 5, latency_min_seconds: float = 0.5):
+        self.input_size = list(input_size) if input_size is not None else None
+        self.min_runs, self.min_seconds = latency_min_runs, latency_min_seconds
+        self.cost: dict = {}
+
+    def on_fit_start(self, trainer, pl_module):
+        if trainer.global_rank != 0 or self.cost:
+            return
+        size = self.input_size or pl_module.hparams.get("meta", {}).get("input_size") or [256, 256]
+        net = pl_module.net
+        with torch.inference_mode():
+            gflops = count_gflops(net, size)
+            lat = eager_latency_ms(net, size, self.min_runs, self.min_seconds)
+        self.cost = {
+            "model/params": float(count_params(net)),
+            "model/gflops": gflops,
+            "model/latency_ms": lat["median_ms"],
+            "model/latency_p90_ms": lat["p90_ms"],
+            "model/fps": 1000.0 / lat["median_ms"],
+        }
+        log.info(
+            "model cost at %sx%s: %.2fM params, %.2f GFLOPs, eager fp32 latency %.1f ms (%.1f fps, %d threads)",
+            size[0], size[1], count_params(net) / 1e6, gflops, lat["median_ms"], 1000 / lat["median_ms"], torch.get_num_threads(),
+        )
+        for logger in trainer.loggers:
+            logger.log_metrics(self.cost, step=0)
+            if isinstance(logger, WandbLogger):
+                logger.experiment.summary.update(self.cost)
+
+
+class RunRecordWriter(L.Callback):
+    """Keeps ``run.json`` up to date: written at fit start, after each validation, and at the end."""
+
+    def __init__(self):
+        self.record: RunRecord | None = None
+        self._t0 = time.time()
+
+    def setup(self, trainer, pl_module, stage):
+        if stage != "fit" or trainer.global_rank != 0:
+            return
+        base = getattr(pl_module, "run_record", None)
+        self.record = base if base is not None else RunRecord(run_dir=trainer.default_root_dir)
+        self._t0 = time.time()
+        self.record.save()
+
+    def _update(self, trainer, pl_module):
+        rec = self.record
+        if rec is None:
+            return
+        for cb in trainer.callbacks:
+            if isinstance(cb, ModelCost) and cb.cost:
+                rec.params = int(cb.cost["model/params"])
+                rec.gflops = cb.cost["model/gflops"]
+                rec.latency_ms = cb.cost["model/latency_ms"]
+                rec.latency_p90_ms = cb.cost["model/latency_p90_ms"]
+                rec.fps = cb.cost["model/fps"]
+                rec.latency_backend = "eager-fp32"
+        ckpt = trainer.checkpoint_callback
+        if ckpt is not None:
+            if ckpt.best_model_path:
+                rec.best_ckpt = str(Path(ckpt.best_model_path).resolve())
+            if ckpt.best_model_score is not None:
+                rec.val_miou_best = float(ckpt.best_model_score)
+            last = Path(ckpt.dirpath or "") / "last.ckpt"
+            if last.is_file():
+                rec.last_ckpt = str(last.resolve())
+        best = trainer.callback_metrics.get("val/miou_best")
+        if best is not None and rec.val_miou_best is None:
+            rec.val_miou_best = float(best)
+        scores = getattr(pl_module, "last_scores", {}).get("val")
+        if scores and ckpt is not None and ckpt.best_model_score is not None and abs(scores["miou"] - float(ckpt.best_model_score)) < 1e-6:
+            rec.val_iou = {k: v for k, v in scores["iou"].items() if not np.isnan(v)}
+        rec.epochs = min(trainer.current_epoch + 1, trainer.max_epochs or 10**9)
+        rec.wall_time_s = time.time() - self._t0 + rec.extra.get("resumed_wall_time_s", 0.0)
+        rec.save()
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking and trainer.global_rank == 0:
+            self._update(trainer, pl_module)
+
+    def on_fit_end(self, trainer, pl_module):
+        if trainer.global_rank == 0:
+            self._update(trainer, pl_module)
+
+    def on_exception(self, trainer, pl_module, exception):
+        if self.record is not None and trainer.global_rank == 0:
+            self.record.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+            self.record.error = f"{type(exception).__name__}: {exception}"[:500]
+            self.record.ended = time.time()
+            self.record.save()
+
+
+class LogPredictions(L.Callback):
+    """A few validation overlays per epoch to W&B: image with prediction and ground-truth masks."""
+
+    def __init__(self, num_images: int = 4):
+        self.num_images = num_images
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if batch_idx != 0 or trainer.sanity_checking or trainer.global_rank != 0:
+            return
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers or self.num_images <= 0:
+            return
+        import wandb
+
+        images, masks = batch
+        n = min(self.num_images, len(images))
+        with torch.no_grad():
+            preds = pl_module.predict_labels(pl_module(images[:n]))
+        meta = pl_module.hparams.get("meta") or {}
+        mean = torch.tensor(meta.get("mean", [0.485, 0.456, 0.406])).view(3, 1, 1)
+        std = torch.tensor(meta.get("std", [0.229, 0.224, 0.225])).view(3, 1, 1)
+        labels = dict(enumerate(pl_module.class_names))
+        ignore = pl_module.ignore_index
+        labels[ignore] = "void"
+        shown = []
+        for img, pred, gt in zip(images[:n].cpu(), preds.cpu(), masks[:n].cpu(), strict=True):
+            rgb = ((img.float() * std + mean).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+            shown.append(
+                wandb.Image(
+                    rgb,
+                    masks={
+                        "prediction": {"mask_data": pred.numpy().astype(np.uint8), "class_labels": labels},
+                        "ground_truth": {"mask_data": gt.numpy().astype(np.uint8), "class_labels": labels},
+                    },
+                )
+            )
+        for lg in loggers:
+            lg.experiment.log({"val/predictions": shown, "trainer/global_step": trainer.global_step})

@@ -1,0 +1,103 @@
+"""Reading checkpoints: rebuild the network from what the checkpoint itself recorded.
+
+Evaluation, benchmarking, export and realtime all load trained networks through here, so a
+checkpoint from another model or class count fails the same way everywhere: one clear line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from rtseg.errors import CheckpointError
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    if "meta" not in ckpt.get("hyper_parameters", {}):
+        raise CheckpointError(f"{path} was not written by rtseg-train (no model metadata in hyper_parameters)")
+    ckpt["_path"] = str(path)
+    return ckpt
+
+
+def checkpoint_meta(ckpt: dict) -> dict:
+    return ckpt["hyper_parameters"]["meta"]
+
+
+def stored_model_config(meta: dict) -> dict:
+    """The network's config as it was trained (kept as YAML text in the checkpoint)."""
+    return OmegaConf.to_container(OmegaConf.create(meta["model_yaml"]), resolve=True)
+
+
+def check_matches(ckpt: dict, model_cfg: dict, num_classes: int) -> None:
+    """Refuse a checkpoint whose network or class count differs from the configured one."""
+    meta = checkpoint_meta(ckpt)
+    stored = stored_model_config(meta)
+    path = ckpt.get("_path", "checkpoint")
+    if stored.get("_target_") != model_cfg.get("_target_") or any(
+        stored.get(k) != model_cfg.get(k) for k in ("arch", "encoder_name", "width")
+    ):
+        raise CheckpointError(
+            f"{path} holds a {describe_model(stored)} but the config asks for {describe_model(model_cfg)}: "
+            "pass the matching model=... (and model.encoder_name=...)"
+        )
+    trained = stored.get("num_classes")
+    if trained != num_classes:
+        raise CheckpointError(
+            f"{path} was trained for {trained} classes ({meta.get('dataset')}) but the config has "
+            f"{num_classes} (data={meta.get('dataset') if trained != num_classes else ''}): use the matching data=..."
+        )
+
+
+def describe_model(model_cfg: dict) -> str:
+    target = str(model_cfg.get("_target_", "?")).rsplit(".", 1)[-1]
+    bits = [model_cfg.get("arch") or target]
+    if model_cfg.get("encoder_name"):
+        bits.append(model_cfg["encoder_name"])
+    return f"{'/'.join(bits)} ({model_cfg.get('num_classes')} classes)"
+
+
+def load_state(net: nn.Module, ckpt: dict) -> nn.Module:
+    state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = next((ln.strip() for ln in first[1:] if ln.strip()), first[0] if first else "")
+        raise CheckpointError(f"{ckpt.get('_path')} does not fit the configured network: {detail}") from None
+    return net
+
+
+def load_network(path: str | Path) -> tuple[nn.Module, dict]:
+    """The trained network (eval mode, CPU) and its metadata, from a checkpoint alone."""
+    ckpt = read_checkpoint(path)
+    meta = checkpoint_meta(ckpt)
+    model_cfg = stored_model_config(meta)
+    # weights come from the checkpoint: never fetch or re-load pretrained encoder weights here
+    if "encoder_weights" in model_cfg:
+        model_cfg["encoder_weights"] = None
+    net = instantiate(OmegaConf.create(model_cfg))
+    load_state(net, ckpt)
+    meta = dict(meta)
+    meta["checkpoint"] = str(Path(path).resolve())
+    meta["val_miou"] = _val_miou(ckpt)
+    return net.eval(), meta
+
+
+def _val_miou(ckpt: dict) -> float | None:
+    for key, state in ckpt.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return None

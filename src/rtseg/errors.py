@@ -1,0 +1,17 @@
+"""One exception type for bad user input, so entrypoints can print one clear line, not a stack trace."""
+
+
+class RtsegError(Exception):
+    """A problem with the user's input (data, config, checkpoint, source) explained in one line."""
+
+
+class DataError(RtsegError):
+    """Missing, corrupt or inconsistent data files."""
+
+
+class CheckpointError(RtsegError):
+    """A checkpoint that does not exist or does not match the configured model."""
+
+
+class SourceError(RtsegError):
+    """A video/camera/image source that cannot be opened or read."""

@@ -1,0 +1,1 @@
+"""Networks: the seed's baseline, factories over smp and torchvision, and paper networks."""

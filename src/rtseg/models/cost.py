@@ -1,0 +1,46 @@
+"""What a network costs: parameters, FLOPs (torch.utils.flop_counter) and a quick latency figure."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from rtseg.bench.measure import time_fn
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+@torch.no_grad()
+def count_gflops(net: nn.Module, input_size, batch: int = 1) -> float:
+    """GFLOPs of one forward pass per image, counting a multiply-add as 2 FLOPs.
+
+    torch's FlopCounterMode counts matmul/conv FLOPs (2 per MAC) and ignores elementwise ops;
+    papers that quote "GFLOPs" usually mean GMACs, i.e. half of this figure.
+    """
+    was_training = net.training
+    net.eval()
+    x = torch.zeros(batch, 3, *input_size, device=_device(net))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        net(x)
+    net.train(was_training)
+    return counter.get_total_flops() / 1e9 / batch
+
+
+@torch.no_grad()
+def eager_latency_ms(net: nn.Module, input_size, min_runs: int = 5, min_seconds: float = 0.5) -> dict:
+    """Median/p90 latency of eager fp32 at batch 1: the figure every run carries next to its mIoU."""
+    was_training = net.training
+    net.eval()
+    x = torch.randn(1, 3, *input_size, device=_device(net))
+    stats = time_fn(lambda: net(x), warmup=2, min_runs=min_runs, min_seconds=min_seconds)
+    net.train(was_training)
+    return stats
+
+
+def _device(net: nn.Module) -> torch.device:
+    p = next(net.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")

@@ -1,0 +1,1 @@
+"""Realtime video segmentation: sources, pipeline, overlay, sinks."""

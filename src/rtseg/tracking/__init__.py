@@ -1,0 +1,1 @@
+"""Run records, W&B helpers, the local leaderboard."""

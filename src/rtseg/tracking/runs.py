@@ -1,0 +1,128 @@
+"""Run records: what a finished (or crashed) run left, in ``<run dir>/run.json``.
+
+Every reader of past runs (``checkpoint=best``, the leaderboard, W&B summaries, notebooks) goes
+through this module instead of globbing run folders on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+RECORD_NAME = "run.json"
+
+
+@dataclass
+class RunRecord:
+    run_dir: str
+    task: str = "train"
+    status: str = "running"  # running | finished | failed | interrupted
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    pid: int = field(default_factory=os.getpid)
+    dataset: str | None = None
+    model: str | None = None
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    input_size: list[int] | None = None
+    num_classes: int | None = None
+    class_names: list[str] | None = None
+    experiment: str | None = None
+    tags: list[str] = field(default_factory=list)
+    sweep_dir: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    seed: int | None = None
+    git_commit: str | None = None
+    params: int | None = None
+    gflops: float | None = None
+    latency_ms: float | None = None
+    latency_p90_ms: float | None = None
+    fps: float | None = None
+    latency_backend: str | None = None
+    epochs: int | None = None
+    wall_time_s: float | None = None
+    val_miou_best: float | None = None
+    val_iou: dict[str, float] | None = None
+    test_miou: float | None = None
+    test_split: str | None = None
+    best_ckpt: str | None = None
+    last_ckpt: str | None = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.run_dir) / RECORD_NAME
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, default=str))
+        tmp.replace(self.path)  # atomic: readers never see half a record
+
+    @classmethod
+    def load(cls, path: Path) -> RunRecord:
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        rec = cls(**{k: v for k, v in data.items() if k in known})
+        rec.run_dir = str(Path(path).parent)
+        return rec
+
+    @property
+    def alive(self) -> bool:
+        """A 'running' record whose process is gone was killed without a chance to say so."""
+        if self.status != "running":
+            return False
+        try:
+            os.kill(self.pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError, OSError):
+            return False
+
+    @property
+    def state(self) -> str:
+        if self.status == "running" and not self.alive:
+            return "crashed"
+        return self.status
+
+
+def find_runs(root: str | Path, task: str | None = "train") -> list[RunRecord]:
+    """Every run record under ``root`` (unreadable records are skipped), oldest first."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    records = []
+    for path in root.rglob(RECORD_NAME):
+        try:
+            rec = RunRecord.load(path)
+        except (OSError, ValueError, TypeError):
+            continue
+        if task is None or rec.task == task:
+            records.append(rec)
+    return sorted(records, key=lambda r: r.started)
+
+
+def best_run(
+    records: Iterable[RunRecord],
+    dataset: str | None = None,
+    experiment: str | None = None,
+    tag: str | None = None,
+    model: str | None = None,
+) -> RunRecord | None:
+    """The run with the highest recorded val mIoU that still has its best checkpoint on disk."""
+    candidates = [
+        r
+        for r in records
+        if r.val_miou_best is not None
+        and r.best_ckpt
+        and Path(r.best_ckpt).is_file()
+        and (dataset is None or r.dataset == dataset)
+        and (experiment is None or r.experiment == experiment)
+        and (tag is None or tag in (r.tags or []))
+        and (model is None or r.model == model)
+    ]
+    return max(candidates, key=lambda r: r.val_miou_best, default=None)

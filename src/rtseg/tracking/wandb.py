@@ -1,0 +1,50 @@
+"""W&B helpers: offline by default, sweep jobs grouped, config logged flat, one run per job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def flat_config(cfg: DictConfig) -> dict:
+    """``{"model.encoder_name": ..., "module.optimizer.lr": ...}`` so W&B can filter by any knob."""
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    out: dict = {}
+
+    def walk(prefix: str, node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("hydra",):
+                    continue
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(node, list) and all(not isinstance(v, (dict, list)) for v in node):
+            out[prefix] = str(node) if len(node) > 8 else node
+        elif isinstance(node, list):
+            out[prefix] = str(node)
+        else:
+            out[prefix] = node
+
+    walk("", container)
+    return out
+
+
+def prepare_wandb_logger(logger, sweep_dir: str | None, cfg: DictConfig) -> None:
+    """Put sweep jobs in one W&B group (named after the sweep folder) before the run starts."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if not isinstance(logger, WandbLogger):
+        return
+    if logger._wandb_init.get("group") is None and sweep_dir:
+        logger._wandb_init["group"] = Path(sweep_dir).name
+
+
+def finish_wandb(loggers) -> None:
+    """Lightning never calls ``wandb.finish``: without it the next multirun job reuses this run."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if any(isinstance(lg, WandbLogger) for lg in loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()

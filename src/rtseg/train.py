@@ -1,0 +1,186 @@
+"""rtseg-train: compose data + network + module from conf/train.yaml, fit, then test the best checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from rtseg.checkpoint import check_matches, read_checkpoint
+from rtseg.tracking.runs import RunRecord
+from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger
+from rtseg.utils import CONF_DIR, git_commit, set_threads, to_container, user_errors_as_one_line
+
+log = logging.getLogger("rtseg.train")
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    """The run folder: Hydra's when running under Hydra, else ``paths.output_dir`` (compose API)."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+def hydra_context() -> dict:
+    if not HydraConfig.initialized():
+        return {"overrides": [], "sweep_dir": None, "choices": {}}
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    return {
+        "overrides": list(hc.overrides.task),
+        "sweep_dir": str(Path(hc.sweep.dir).resolve()) if multirun else None,
+        "choices": dict(hc.runtime.choices),
+    }
+
+
+def build(cfg: DictConfig):
+    """Datamodule, network and LightningModule, wired so that data follows the network's normalisation."""
+    datamodule = instantiate(cfg.data, _convert_="all")
+    net = instantiate(cfg.model)
+    norm = getattr(net, "input_normalization", None)
+    if norm is not None:
+        log.info("network %s expects mean=%s std=%s: data normalisation set accordingly", type(net).__name__, *norm)
+        datamodule.set_normalization(*norm)
+    # stored as YAML text: a dict with _target_ would be instantiated by Hydra along with the module
+    meta = {**datamodule.meta(), "model_yaml": OmegaConf.to_yaml(cfg.model, resolve=True)}
+    module = instantiate(cfg.module, net=net, meta=meta, _convert_="all")
+    return datamodule, net, module
+
+
+def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
+    ckpt = cfg.get("ckpt_path")
+    if ckpt in (None, "", "none"):
+        return None
+    if ckpt == "auto":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            log.info("resuming the interrupted run from %s", last)
+            return str(last)
+        return None
+    return str(ckpt)
+
+
+def train(cfg: DictConfig) -> dict:
+    set_threads(cfg.get("threads"))
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir = output_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ctx = hydra_context()
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=False)
+
+    datamodule, net, module = build(cfg)
+    resume = resolve_resume(cfg, run_dir)
+    if resume:
+        check_matches(read_checkpoint(resume), to_container(cfg.model), cfg.model.num_classes)
+
+    previous = RunRecord.load(run_dir / "run.json") if (run_dir / "run.json").is_file() else None
+    record = RunRecord(
+        run_dir=str(run_dir.resolve()),
+        dataset=cfg.data.name,
+        model=ctx["choices"].get("model") or str(cfg.model._target_).rsplit(".", 1)[-1],
+        encoder=cfg.model.get("encoder_name"),
+        encoder_weights=cfg.model.get("encoder_weights"),
+        input_size=list(cfg.data.input_size),
+        num_classes=int(cfg.model.num_classes),
+        class_names=list(datamodule.meta()["class_names"]),
+        experiment=cfg.get("experiment_name"),
+        tags=list(cfg.get("tags") or []),
+        sweep_dir=ctx["sweep_dir"],
+        overrides=ctx["overrides"],
+        seed=int(cfg.seed),
+        git_commit=git_commit(),
+    )
+    if previous is not None and resume:
+        record.started = previous.started
+        record.extra["resumed_wall_time_s"] = previous.wall_time_s or 0.0
+    module.run_record = record
+
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
+    for lg in loggers:
+        prepare_wandb_logger(lg, ctx["sweep_dir"], cfg)
+        lg.log_hyperparams(flat_config(cfg))
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    t0 = time.time()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        if trainer.interrupted:
+            record.status = "interrupted"
+            record.save()
+            return {}
+        results = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if cfg.get("test") and "test" in datamodule.dataset_factories:
+            out = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            results.update(out[0] if out else {})
+            record.test_miou = results.get("test/miou")
+            record.test_split = "test"
+        record = module.run_record
+        record.status = "finished"
+        record.ended = time.time()
+        if record.wall_time_s is None:
+            record.wall_time_s = time.time() - t0
+        if record.val_miou_best is None and "val/miou_best" in results:
+            record.val_miou_best = results["val/miou_best"]
+        record.save()
+        for lg in loggers:
+            summary = {"val/miou_best": record.val_miou_best, "test/miou": record.test_miou}
+            if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
+                lg.experiment.summary.update({k: v for k, v in summary.items() if v is not None})
+        print_summary(record)
+        return results
+    except BaseException as e:
+        if record.status == "running":
+            record.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            record.error = f"{type(e).__name__}: {e}"[:500]
+            record.ended = time.time()
+            record.save()
+        raise
+    finally:
+        finish_wandb(loggers)
+
+
+def print_summary(record: RunRecord) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{record.model} on {record.dataset}: {Path(record.run_dir).name}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("val mIoU (best)", f"{100 * record.val_miou_best:.2f}" if record.val_miou_best is not None else "-"),
+        ("test mIoU", f"{100 * record.test_miou:.2f}" if record.test_miou is not None else "-"),
+        ("params", f"{record.params / 1e6:.3f} M" if record.params else "-"),
+        ("GFLOPs @ input", f"{record.gflops:.2f}" if record.gflops else "-"),
+        ("eager fp32 latency", f"{record.latency_ms:.1f} ms ({record.fps:.1f} fps)" if record.latency_ms else "-"),
+        ("epochs / wall time", f"{record.epochs} / {record.wall_time_s:.0f} s" if record.wall_time_s else "-"),
+        ("best checkpoint", record.best_ckpt or "-"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    if record.val_iou:
+        for name, v in record.val_iou.items():
+            table.add_row(f"  val IoU {name}", f"{100 * v:.2f}")
+    Console().print(table)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+@user_errors_as_one_line
+def main(cfg: DictConfig) -> float | None:
+    results = train(cfg)
+    # returned for Hydra sweepers (Optuna maximises val/miou_best)
+    value = results.get("val/miou_best")
+    return float(value) if value is not None else None
+
+
+if __name__ == "__main__":
+    main()

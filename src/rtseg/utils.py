@@ -1,0 +1,121 @@
+"""Small shared helpers: config resolvers, the one-line error handler, machine facts."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from rtseg.errors import RtsegError
+
+log = logging.getLogger("rtseg")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = Path(os.environ.get("RTSEG_CONF_DIR", REPO_ROOT / "conf")).resolve()
+
+_UID = secrets.token_hex(2)
+
+
+def register_resolvers() -> None:
+    """``${rtseg.uid:}``: a per-process token that keeps run folders unique within one second."""
+    if not OmegaConf.has_resolver("rtseg.uid"):
+        OmegaConf.register_new_resolver("rtseg.uid", lambda: f"{os.getpid()}{_UID}")
+
+
+register_resolvers()
+
+
+def find_user_error(exc: BaseException) -> RtsegError | None:
+    """The RtsegError behind an exception, if any (Hydra and DataLoader workers wrap them)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, RtsegError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def user_errors_as_one_line(fn: Callable) -> Callable:
+    """Entrypoint decorator: bad input ends the program with one clear line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - we re-raise anything that is not a user error
+            err = find_user_error(e)
+            if err is None:
+                # DataLoader workers re-raise with the original message after a header line.
+                text = str(e)
+                for name in ("DataError", "CheckpointError", "SourceError"):
+                    if f"rtseg.errors.{name}: " in text:
+                        line = text.split(f"rtseg.errors.{name}: ", 1)[1].splitlines()[0]
+                        print(f"error: {line}", file=sys.stderr)
+                        sys.exit(2)
+                raise
+            print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str | None:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=repo, capture_output=True, text=True, timeout=5)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def has_fast_bf16() -> bool:
+    """AMX or AVX512-BF16: where bf16 autocast is a speed-up on CPU rather than a slow-down."""
+    flags = cpu_flags()
+    return bool({"amx_bf16", "avx512_bf16"} & flags)
+
+
+def best_cpu_precision() -> str:
+    return "bf16-mixed" if has_fast_bf16() else "32-true"
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def to_container(cfg: DictConfig | dict) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
