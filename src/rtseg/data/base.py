@@ -1,0 +1,138 @@
+"""The dataset contract every reader follows: ``load(i)`` gives a uint8 RGB image and an integer mask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from rtseg.errors import DataError
+
+IGNORE_INDEX = 255
+
+
+class SegmentationDataset(Dataset):
+    """Applies one albumentations pipeline to image and mask together.
+
+    Subclasses implement ``__len__`` and ``load``; the transform is set by the datamodule so that
+    normalisation can follow the network's pretrained weights.
+    """
+
+    def __init__(self, transform=None):
+        self.transform = transform
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int):
+        image, mask = self.load(index)
+        if self.transform is None:
+            return torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
+        out = self.transform(image=image, mask=mask)
+        return out["image"], torch.as_tensor(out["mask"]).long()
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an RGB image as HxWx3 uint8, or raise a one-line DataError naming the file."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise DataError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"cannot read image {path}: corrupt or not an image ({e})") from None
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """Read a label PNG as HxW integer indices (palette PNGs give their indices, not colours)."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I", "I;16", "1"):
+                raise DataError(
+                    f"mask {path} has mode {im.mode}: expected a single-channel label image "
+                    "(grayscale or palette PNG with class indices)"
+                )
+            return np.asarray(im)
+    except FileNotFoundError:
+        raise DataError(f"mask file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"cannot read mask {path}: corrupt or not an image ({e})") from None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the file header only, so that verification stays cheap."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            im.verify()
+            return h, w
+    except FileNotFoundError:
+        raise DataError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"cannot read image {path}: corrupt or not an image ({e})") from None
+
+
+class PairedFiles(SegmentationDataset):
+    """Image/mask file pairs with an optional label lookup table (e.g. Cityscapes ids -> train ids).
+
+    Every mask is checked at construction when ``verify`` is on (decode, size, label range), so that
+    bad data stops the run before training with a message naming the file.
+    """
+
+    def __init__(
+        self,
+        pairs: list[tuple[Path, Path]],
+        num_classes: int,
+        ignore_index: int = IGNORE_INDEX,
+        label_map: np.ndarray | None = None,
+        verify: bool = True,
+        transform=None,
+    ):
+        super().__init__(transform)
+        if not pairs:
+            raise DataError("no image/mask pairs found")
+        self.pairs = [(Path(i), Path(m)) for i, m in pairs]
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.label_map = label_map
+        if verify:
+            for img, msk in self.pairs:
+                self._checked_mask(img, msk, image_size(img))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _checked_mask(self, img_path: Path, mask_path: Path, img_hw: tuple[int, int]) -> np.ndarray:
+        mask = read_mask(mask_path)
+        if mask.shape[:2] != tuple(img_hw):
+            raise DataError(
+                f"size mismatch: image {img_path} is {img_hw[0]}x{img_hw[1]} but mask {mask_path} "
+                f"is {mask.shape[0]}x{mask.shape[1]}"
+            )
+        if self.label_map is not None:
+            if mask.max() >= len(self.label_map):
+                raise DataError(f"mask {mask_path} has label {int(mask.max())} outside the label map")
+            mask = self.label_map[mask]
+        labels = np.unique(mask)
+        bad = [int(v) for v in labels if v >= self.num_classes and v != self.ignore_index]
+        if bad:
+            raise DataError(
+                f"mask {mask_path} has label(s) {bad} outside [0, {self.num_classes}) "
+                f"and not the ignore label {self.ignore_index}"
+            )
+        return mask.astype(np.uint8)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        img_path, mask_path = self.pairs[index]
+        image = read_image(img_path)
+        return image, self._checked_mask(img_path, mask_path, image.shape[:2])
+
+
+def require_dir(path: Path, what: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{what} folder not found: {path}")
+    return path

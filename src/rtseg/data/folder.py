@@ -1,0 +1,58 @@
+"""The user's own data: ``images/`` and ``masks/`` paired by file stem.
+
+Either one folder per split (``<root>/train/images``, ``<root>/val/images``, ...) or a single
+``<root>/images`` + ``<root>/masks`` that is split deterministically by a hash of each file stem
+(``val_fraction`` of the pairs go to val; test reuses val when there is no test folder).
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from rtseg.data.base import IGNORE_INDEX, PairedFiles, require_dir
+from rtseg.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def pair_by_stem(images: Path, masks: Path) -> list[tuple[Path, Path]]:
+    """Pair every image with the mask of the same stem; any unpaired file is an error."""
+    imgs = {p.stem: p for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    msks = {p.stem: p for p in sorted(masks.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    if not imgs:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {images}")
+    missing = sorted(set(imgs) - set(msks))
+    if missing:
+        raise DataError(f"image {imgs[missing[0]]} has no mask named {missing[0]}.* in {masks} ({len(missing)} unpaired)")
+    orphans = sorted(set(msks) - set(imgs))
+    if orphans:
+        raise DataError(f"mask {msks[orphans[0]]} has no image named {orphans[0]}.* in {images} ({len(orphans)} unpaired)")
+    return [(imgs[s], msks[s]) for s in sorted(imgs)]
+
+
+def folder(
+    root: str,
+    num_classes: int,
+    split: str = "train",
+    images_dir: str = "images",
+    masks_dir: str = "masks",
+    val_fraction: float = 0.2,
+    ignore_index: int = IGNORE_INDEX,
+    verify: bool = True,
+    transform=None,
+) -> PairedFiles:
+    base = require_dir(Path(root), "data.root")
+    if (base / split / images_dir).is_dir():
+        base = base / split
+        pairs = pair_by_stem(require_dir(base / images_dir, "images"), require_dir(base / masks_dir, "masks"))
+    elif (base / images_dir).is_dir() or not any((base / s).is_dir() for s in ("train", "val", "test")):
+        images = require_dir(base / images_dir, f"images (expected {base}/{images_dir} or {base}/{split}/{images_dir})")
+        pairs = pair_by_stem(images, require_dir(base / masks_dir, "masks"))
+        in_val = [zlib.crc32(img.stem.encode()) % 1000 < val_fraction * 1000 for img, _ in pairs]
+        pairs = [p for p, v in zip(pairs, in_val, strict=True) if v == (split != "train")]
+        if not pairs:
+            raise DataError(f"{base}: no pairs fall in the {split} split (val_fraction={val_fraction})")
+    else:
+        raise DataError(f"split folder not found: {base / split / images_dir}")
+    return PairedFiles(pairs, num_classes, ignore_index, verify=verify, transform=transform)

@@ -1,0 +1,34 @@
+"""Albumentations pipelines built from config, always ending in normalisation + tensor conversion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import albumentations as A
+from albumentations.pytorch import ToTensorV2
+
+
+def build_transform(augmentations: Sequence | None, mean: Sequence[float], std: Sequence[float]) -> A.Compose:
+    """Compose the configured augmentations (already instantiated) with normalisation.
+
+    Normalisation is appended here rather than written in every config so that it can follow the
+    network's pretrained weights (see ``SegDataModule.set_normalization``).
+    """
+    steps = list(augmentations or [])
+    steps += [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
+    return A.Compose(steps, strict=True)
+
+
+def reseed_worker(worker_id: int) -> None:
+    """Give each DataLoader worker its own augmentation stream.
+
+    albumentations' Compose keeps a private RNG that is copied into every worker, so without this
+    all workers (and every epoch of non-persistent workers) repeat the same augmentations.
+    """
+    import torch
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info else None
+    if transform is not None and hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(torch.initial_seed() % 2**32)
