@@ -2,16 +2,19 @@
 
 Either one folder per split (``<root>/train/images``, ``<root>/val/images``, ...) or a single
 ``<root>/images`` + ``<root>/masks`` that is split deterministically by a hash of each file stem
-(``val_fraction`` of the pairs go to val; test reuses val when there is no test folder).
+(``val_fraction`` of the pairs go to val and test). Test reuses val when there is no test folder.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 
 from rtseg.data.base import IGNORE_INDEX, PairedFiles, require_dir
 from rtseg.errors import DataError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -43,16 +46,22 @@ def folder(
     transform=None,
 ) -> PairedFiles:
     base = require_dir(Path(root), "data.root")
-    if (base / split / images_dir).is_dir():
-        base = base / split
-        pairs = pair_by_stem(require_dir(base / images_dir, "images"), require_dir(base / masks_dir, "masks"))
-    elif (base / images_dir).is_dir() or not any((base / s).is_dir() for s in ("train", "val", "test")):
-        images = require_dir(base / images_dir, f"images (expected {base}/{images_dir} or {base}/{split}/{images_dir})")
-        pairs = pair_by_stem(images, require_dir(base / masks_dir, "masks"))
+    split_dirs = [s for s in ("train", "val", "test") if (base / s / images_dir).is_dir()]
+    if split_dirs:
+        if split == "test" and "test" not in split_dirs and "val" in split_dirs:
+            log.warning("%s has no test/%s folder: the test split uses val", base, images_dir)
+            split = "val"
+        images = require_dir(base / split / images_dir, f"{split} images")
+        pairs = pair_by_stem(images, require_dir(base / split / masks_dir, f"{split} masks"))
+    elif (base / images_dir).is_dir():
+        pairs = pair_by_stem(base / images_dir, require_dir(base / masks_dir, "masks"))
         in_val = [zlib.crc32(img.stem.encode()) % 1000 < val_fraction * 1000 for img, _ in pairs]
         pairs = [p for p, v in zip(pairs, in_val, strict=True) if v == (split != "train")]
         if not pairs:
             raise DataError(f"{base}: no pairs fall in the {split} split (val_fraction={val_fraction})")
     else:
-        raise DataError(f"split folder not found: {base / split / images_dir}")
+        raise DataError(
+            f"no {images_dir}/ folder in {base}: expected {base}/{images_dir} + {masks_dir}, "
+            f"or {base}/<train|val|test>/{images_dir} + {masks_dir}"
+        )
     return PairedFiles(pairs, num_classes, ignore_index, verify=verify, transform=transform)

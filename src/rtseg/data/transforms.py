@@ -29,6 +29,16 @@ def reseed_worker(worker_id: int) -> None:
     from torch.utils.data import get_worker_info
 
     info = get_worker_info()
-    transform = getattr(info.dataset, "transform", None) if info else None
+    transform = _transform_of(info.dataset) if info else None
     if transform is not None and hasattr(transform, "set_random_seed"):
         transform.set_random_seed(torch.initial_seed() % 2**32)
+
+
+def _transform_of(dataset, depth: int = 4):
+    """The albumentations pipeline of a dataset, looking through wrappers (``.base``, Subset's ``.dataset``)."""
+    for _ in range(depth):
+        if dataset is None or getattr(dataset, "transform", None) is not None:
+            break
+        inner = getattr(dataset, "base", None)
+        dataset = inner if inner is not None else getattr(dataset, "dataset", None)
+    return getattr(dataset, "transform", None)
