@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -43,6 +44,23 @@ def find_user_error(exc: BaseException) -> RtsegError | None:
     return None
 
 
+def user_error_line(exc: BaseException) -> str | None:
+    """The one line to print for a user error behind ``exc``, or None when it is not one.
+
+    A DataLoader worker's error is re-raised in the main process as the same class but with a
+    "Caught DataError in DataLoader worker process 0." header and the worker's traceback as its
+    message: the line worth printing is the one after ``rtseg.errors.<Name>: ``.
+    """
+    err = find_user_error(exc)
+    text = str(err if err is not None else exc)
+    found = re.search(r"rtseg\.errors\.\w+: (.+)", text)
+    if found:
+        return found.group(1).strip()
+    if err is None:
+        return None
+    return (text.splitlines() or [type(err).__name__])[0]
+
+
 def user_errors_as_one_line(fn: Callable) -> Callable:
     """Entrypoint decorator: bad input ends the program with one clear line and exit code 2."""
 
@@ -51,17 +69,10 @@ def user_errors_as_one_line(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - we re-raise anything that is not a user error
-            err = find_user_error(e)
-            if err is None:
-                # DataLoader workers re-raise with the original message after a header line.
-                text = str(e)
-                for name in ("DataError", "CheckpointError", "SourceError"):
-                    if f"rtseg.errors.{name}: " in text:
-                        line = text.split(f"rtseg.errors.{name}: ", 1)[1].splitlines()[0]
-                        print(f"error: {line}", file=sys.stderr)
-                        sys.exit(2)
+            line = user_error_line(e)
+            if line is None:
                 raise
-            print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+            print(f"error: {line}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
