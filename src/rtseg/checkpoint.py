@@ -85,9 +85,6 @@ def load_network(path: str | Path) -> tuple[nn.Module, dict]:
     ckpt = read_checkpoint(path)
     meta = checkpoint_meta(ckpt)
     model_cfg = stored_model_config(meta)
-    # weights come from the checkpoint: never fetch or re-load pretrained encoder weights here
-    if "encoder_weights" in model_cfg:
-        model_cfg["encoder_weights"] = None
     net = instantiate(OmegaConf.create(model_cfg))
     load_state(net, ckpt)
     meta = dict(meta)

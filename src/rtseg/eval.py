@@ -25,7 +25,6 @@ def evaluate(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     ckpt = read_checkpoint(cfg.ckpt_path)
     check_matches(ckpt, to_container(cfg.model), cfg.model.num_classes)
-    cfg.model.encoder_weights = None if "encoder_weights" in cfg.model else None  # weights come from the checkpoint
     datamodule, net, module = build(cfg)
     stored = ckpt["hyper_parameters"]["meta"]
     datamodule.set_normalization(stored["mean"], stored["std"])

@@ -10,6 +10,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import LearningRateMonitor
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -55,6 +56,14 @@ def build(cfg: DictConfig):
     return datamodule, net, module
 
 
+def model_name(cfg: DictConfig, ctx: dict) -> str:
+    """The model config's name, or the architecture when the run overrides ``model.arch`` (unet -> linknet)."""
+    name = ctx["choices"].get("model") or str(cfg.model._target_).rsplit(".", 1)[-1]
+    if any(o.lstrip("+").startswith("model.arch=") for o in ctx["overrides"]):
+        return str(cfg.model.arch).lower()
+    return name
+
+
 def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     ckpt = cfg.get("ckpt_path")
     if ckpt in (None, "", "none"):
@@ -85,7 +94,7 @@ def train(cfg: DictConfig) -> dict:
     record = RunRecord(
         run_dir=str(run_dir.resolve()),
         dataset=cfg.data.name,
-        model=ctx["choices"].get("model") or str(cfg.model._target_).rsplit(".", 1)[-1],
+        model=model_name(cfg, ctx),
         encoder=cfg.model.get("encoder_name"),
         encoder_weights=cfg.model.get("encoder_weights"),
         input_size=list(cfg.data.input_size),
@@ -108,6 +117,8 @@ def train(cfg: DictConfig) -> dict:
         prepare_wandb_logger(lg, ctx["sweep_dir"], cfg)
         lg.log_hyperparams(flat_config(cfg))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
+    if not loggers:  # LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     t0 = time.time()

@@ -28,6 +28,9 @@ def register_resolvers() -> None:
     """``${rtseg.uid:}``: a per-process token that keeps run folders unique within one second."""
     if not OmegaConf.has_resolver("rtseg.uid"):
         OmegaConf.register_new_resolver("rtseg.uid", lambda: f"{os.getpid()}{_UID}")
+    # ``${rtseg.cpu_precision:}``: bf16-mixed where the CPU has AMX/AVX512-BF16, else 32-true
+    if not OmegaConf.has_resolver("rtseg.cpu_precision"):
+        OmegaConf.register_new_resolver("rtseg.cpu_precision", lambda: best_cpu_precision())
 
 
 register_resolvers()

@@ -1,0 +1,60 @@
+"""segmentation_models_pytorch networks behind one factory, with offline pretrained encoders.
+
+``encoder_weights`` never downloads: it is None, an offline name (``efficientnet-lite0/1/2``, which
+selects the matching ``tu-efficientnet_liteN`` encoder and mean/std 0.5 input), or a path to a
+``.pth`` state dict for the encoder.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from rtseg.errors import RtsegError
+from rtseg.models.padding import PadToMultiple
+from rtseg.models.pretrained import NORMALIZATION, OFFLINE_WEIGHTS, load_ordered, timm_name
+
+log = logging.getLogger(__name__)
+
+
+def create(
+    arch: str,
+    num_classes: int,
+    encoder_name: str = "resnet18",
+    encoder_weights: str | None = None,
+    pad_multiple: int = 32,
+    min_size: int = 0,
+    **kwargs,
+) -> nn.Module:
+    """An smp model for ``arch`` (Unet, FPN, ...) wrapped so any input size works."""
+    offline = encoder_weights in OFFLINE_WEIGHTS
+    if offline:
+        wanted = f"tu-{timm_name(encoder_weights)}"
+        if encoder_name != wanted:
+            log.info("encoder_weights=%s: using encoder %s (was %s)", encoder_weights, wanted, encoder_name)
+        encoder_name = wanted
+    elif encoder_weights is not None and not Path(str(encoder_weights)).is_file():
+        raise RtsegError(
+            f"encoder_weights={encoder_weights!r}: only offline weights are supported here "
+            f"({', '.join(OFFLINE_WEIGHTS)}) or a path to an encoder .pth state dict; hub downloads are disabled"
+        )
+    try:
+        net = smp.create_model(arch, encoder_name=encoder_name, encoder_weights=None, classes=num_classes, **kwargs)
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise RtsegError(f"smp cannot build arch={arch} with encoder {encoder_name}: {e}") from None
+    if offline:
+        load_ordered(net.encoder.model, encoder_weights)
+    elif encoder_weights is not None:
+        state = torch.load(encoder_weights, map_location="cpu", weights_only=True)
+        try:
+            net.encoder.load_state_dict(state)
+        except RuntimeError as e:
+            raise RtsegError(f"encoder_weights file {encoder_weights} does not fit encoder {encoder_name}: {str(e).splitlines()[0]}") from None
+    wrapped = PadToMultiple(net, multiple=pad_multiple, min_size=min_size)
+    if offline:
+        wrapped.input_normalization = NORMALIZATION
+    return wrapped
