@@ -1,0 +1,166 @@
+"""What the pipeline is worth, measured in the same run: model-only fps and a plain sequential loop.
+
+The sequential loop is what MMSegmentation's video demo does: read -> preprocess -> infer ->
+overlay -> write, one frame at a time in one thread, with the same backend, input size, overlay
+and sink type. The pipeline's ratio to it is the number the issue's goal (>= 1.3x) is about.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rtseg.bench.measure import time_fn
+from rtseg.realtime.overlay import Overlay
+from rtseg.realtime.pipeline import STAGES, Infer, Preprocess
+from rtseg.realtime.sinks import Sink
+from rtseg.realtime.sources import Source
+
+
+def model_only(
+    infer: Infer, size: tuple[int, int], batch: int = 1, min_seconds: float = 1.0
+) -> dict:
+    """Backend alone on a fixed tensor (no I/O, no drawing): the ceiling for the pipeline."""
+    x = [np.random.default_rng(0).standard_normal((3, *size)).astype(np.float32)] * batch
+    t = time_fn(lambda: infer(x), warmup=2, min_runs=5, min_seconds=min_seconds)
+    return {
+        "batch": batch,
+        "latency_ms": t["median_ms"],
+        "p90_ms": t["p90_ms"],
+        "fps": 1e3 * batch / t["median_ms"],
+    }
+
+
+def sequential(
+    source: Source,
+    preprocess: Preprocess,
+    infer: Infer,
+    overlay: Overlay,
+    sink: Sink,
+    hud_label: str = "",
+) -> dict:
+    """One thread, one frame at a time, everything in order: the baseline the pipeline must beat."""
+    n = 0
+    t0 = time.perf_counter()
+    last = t0
+    try:
+        for frame in source:
+            labels = infer([preprocess(frame.image)])[0]
+            now = time.perf_counter()
+            hud = [
+                f"{1.0 / max(now - last, 1e-9):5.1f} fps  {(now - frame.t_capture) * 1e3:4.0f} ms",
+                hud_label,
+            ]
+            last = now
+            sink.write(
+                frame.index, overlay.draw(frame.image, labels, [h for h in hud if h]), labels
+            )
+            n += 1
+    finally:
+        sink.close()
+        source.close()
+    wall = time.perf_counter() - t0
+    return {"frames": n, "wall_s": wall, "fps": n / wall if wall > 0 else 0.0}
+
+
+def warm_up(infer: Infer, size: tuple[int, int], max_batch: int) -> None:
+    """First calls allocate and pick kernels: keep them out of every measurement."""
+    x = np.zeros((3, *size), np.float32)
+    with torch.inference_mode():
+        for b in sorted({1, max_batch}):
+            for _ in range(2):
+                infer([x] * b)
+
+
+def summary_row(info: dict) -> dict:
+    """One flat row (the CSV and the table): model, backend, size, the three fps and the ratios."""
+    stats, bench = info["pipeline"], info.get("benchmark") or {}
+    e2e = stats["latency_ms"]["end_to_end"]
+    seq = (bench.get("sequential") or {}).get("fps")
+    mod = (bench.get("model_only") or {}).get("fps")
+    return {
+        "model": info["model"],
+        "checkpoint": info["checkpoint"],
+        "backend": info["backend"],
+        "precision": info["precision"],
+        "input_size": "x".join(map(str, info["input_size"])),
+        "source": info["source"],
+        "source_size": "x".join(map(str, info.get("source_size") or [])),
+        "frames": stats["frames_written"],
+        "max_batch": info["max_batch"],
+        "workers": info["workers"],
+        "drop": info["drop"],
+        "model_only_fps": mod,
+        "sequential_fps": seq,
+        "pipeline_fps": stats["fps"],
+        "ratio_vs_sequential": stats["fps"] / seq if seq else None,
+        "ratio_vs_model_only": stats["fps"] / mod if mod else None,
+        "latency_p50_ms": e2e["median"],
+        "latency_p90_ms": e2e["p90"],
+        "dropped": stats["frames_dropped"],
+        "corrupt": stats["frames_corrupt"],
+    }
+
+
+def write_report(info: dict, run_dir: Path) -> dict:
+    """realtime.json (everything) and realtime.csv (one row) in the run folder."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    row = summary_row(info)
+    (run_dir / "realtime.json").write_text(
+        json.dumps({**info, "summary": row}, indent=2, default=str)
+    )
+    with open(run_dir / "realtime.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    return row
+
+
+def print_report(info: dict, row: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(v, spec=".1f"):
+        return "-" if v is None else format(v, spec)
+
+    console = Console()
+    table = Table(
+        title=f"rtseg-realtime: {row['model']} / {row['backend']} ({row['precision']}) @ {row['input_size']} on {row['source']}"
+    )
+    for col in (
+        "model-only fps",
+        "sequential fps",
+        "pipeline fps",
+        "x sequential",
+        "x model-only",
+        "p90 latency ms",
+        "dropped",
+        "corrupt",
+    ):
+        table.add_column(col, justify="right")
+    table.add_row(
+        fmt(row["model_only_fps"]),
+        fmt(row["sequential_fps"]),
+        fmt(row["pipeline_fps"]),
+        fmt(row["ratio_vs_sequential"], ".2f"),
+        fmt(row["ratio_vs_model_only"], ".2f"),
+        fmt(row["latency_p90_ms"]),
+        str(row["dropped"]),
+        str(row["corrupt"]),
+    )
+    console.print(table)
+    stages = Table(
+        title=f"per-stage latency (ms), {row['frames']} frames, mean batch {info['pipeline']['mean_batch']:.2f}"
+    )
+    stages.add_column("stage")
+    stages.add_column("median", justify="right")
+    stages.add_column("p90", justify="right")
+    for s in STAGES:
+        lat = info["pipeline"]["latency_ms"][s]
+        stages.add_row(s, fmt(lat["median"], ".2f"), fmt(lat["p90"], ".2f"))
+    console.print(stages)

@@ -1,0 +1,267 @@
+"""rtseg-realtime: run the best (or a given) model on a video stream, pipelined, with the mask overlaid.
+
+Order of work: open the source (a bad one fails in one line before anything slow), choose and
+load the model, build the backend(s), warm up, run the pipeline (Ctrl-C/SIGTERM stop the source
+and drain, so the output stays playable), then with ``benchmark=true`` measure model-only and
+sequential-loop fps on the same source, and write realtime.json / realtime.csv in the run folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from rtseg.realtime.benchmark import model_only, print_report, sequential, warm_up, write_report
+from rtseg.realtime.overlay import Overlay
+from rtseg.realtime.pipeline import Infer, Pipeline, PipelineConfig, Preprocess
+from rtseg.realtime.select import choose_checkpoint
+from rtseg.realtime.sinks import FolderSink, NullSink, VideoFileSink, make_sinks
+from rtseg.realtime.sources import Source, open_source
+from rtseg.utils import CONF_DIR, set_threads, to_container, user_errors_as_one_line
+
+log = logging.getLogger("rtseg.realtime")
+
+DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+def build_source(cfg: DictConfig, max_frames: int | None = None) -> Source:
+    return open_source(
+        cfg.source,
+        max_frames=cfg.get("max_frames") if max_frames is None else max_frames,
+        live=cfg.get("live"),
+        synthetic=to_container(cfg.synthetic),
+        reconnect=to_container(cfg.reconnect),
+        folder_fps=cfg.get("folder_fps", 10),
+    )
+
+
+def load_model(cfg: DictConfig, run_dir: Path):
+    """(make_infer, meta, description) for the chosen checkpoint or exported file."""
+    from rtseg.bench.backends import TorchBackend, create_backend, load_exported, resolve_backend
+
+    choice = choose_checkpoint(cfg.checkpoint, cfg.paths.log_dir)
+    log.info("model: %s (%s)", choice.path, choice.reason)
+    max_batch = max(1, int(cfg.max_batch))
+    threads = cfg.get("threads")
+    if choice.exported:
+        name = None if cfg.backend == "auto" else cfg.backend
+        backend, meta = load_exported(choice.path, backend=name, threads=threads)
+        meta = {
+            **meta,
+            "checkpoint": str(choice.path),
+            "model": meta.get("model") or choice.path.stem,
+        }
+        if cfg.get("size") and tuple(cfg.size) != tuple(backend.input_size):
+            log.warning(
+                "size=%s ignored: %s was exported for %s",
+                list(cfg.size),
+                choice.path.name,
+                list(backend.input_size),
+            )
+        size = tuple(backend.input_size)
+        first = {backend.batch_size: backend}
+
+        def make_infer(_n=[0]):  # noqa: B006 - the first worker reuses the loaded backend
+            _n[0] += 1
+            return Infer(
+                first
+                if _n[0] == 1
+                else {
+                    backend.batch_size: load_exported(choice.path, backend=name, threads=threads)[0]
+                }
+            )
+
+        return make_infer, meta, size, backend, choice
+
+    from rtseg.checkpoint import describe_model, load_network, stored_model_config
+
+    net, meta = load_network(choice.path)
+    meta = {**meta, "model": describe_model(stored_model_config(meta))}
+    size = tuple(int(v) for v in (cfg.get("size") or meta["input_size"]))
+    workdir = run_dir / "backend"
+    backend = resolve_backend(
+        cfg.backend, net, size, batch_size=1, threads=threads, workdir=workdir
+    )
+    if backend.note:
+        log.info("backend: %s (%s) %s", backend.name, backend.precision, backend.note)
+    # eager torch takes any batch; exported/compiled backends have a fixed batch: build one per size used
+    dynamic = type(backend) is TorchBackend
+
+    def backends_for_worker(first: bool) -> dict:
+        if dynamic:
+            return {0: backend}
+        one = (
+            backend
+            if first
+            else create_backend(backend.name, net, size, 1, threads, workdir=workdir)
+        )
+        sets = {1: one}
+        if max_batch > 1:
+            sets[max_batch] = create_backend(
+                backend.name, net, size, max_batch, threads, workdir=workdir
+            )
+        return sets
+
+    made = []
+
+    def make_infer():
+        made.append(1)
+        return Infer(backends_for_worker(len(made) == 1))
+
+    return make_infer, meta, size, backend, choice
+
+
+@contextmanager
+def stop_on_signals(stop):
+    """SIGINT/SIGTERM stop the source instead of killing the process: in-flight frames are written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        log.warning(
+            "%s: stopping the source and finishing the frames in flight",
+            signal.Signals(signum).name,
+        )
+        stop()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def realtime(cfg: DictConfig) -> dict:
+    set_threads(cfg.get("threads"))
+    run_dir = run_dir_of(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    source = build_source(cfg)  # first: a bad source fails before the slow model loading
+    drop = cfg.drop if cfg.drop != "auto" else ("latest" if source.live else "none")
+    log.info(
+        "source: %s (%s, %s frames, drop=%s)",
+        source.name,
+        "live" if source.live else "file",
+        source.expected_frames or "?",
+        drop,
+    )
+
+    make_infer, meta, size, backend, choice = load_model(cfg, run_dir)
+    mean, std = meta.get("mean") or DEFAULT_MEAN, meta.get("std") or DEFAULT_STD
+    preprocess = Preprocess(size, mean, std, cfg.interpolation)
+    overlay_cfg = to_container(cfg.overlay)
+    overlay = Overlay(meta.get("palette"), meta.get("class_names"), **overlay_cfg)
+    pcfg = PipelineConfig(
+        drop=drop,
+        max_batch=int(cfg.max_batch),
+        workers=int(cfg.workers),
+        queue_size=int(cfg.queue_size),
+    )
+    hud_label = f"{backend.name} {backend.precision} {size[0]}x{size[1]}"
+
+    pipeline = None
+    sinks = make_sinks(
+        cfg.sink,
+        cfg.get("output"),
+        run_dir,
+        source.fps,
+        cfg.get("mask_export"),
+        on_quit=lambda: pipeline and pipeline.stop(),
+    )
+    pipeline = Pipeline(source, preprocess, make_infer, overlay, sinks, pcfg, hud_label)
+    warm_up(pipeline.infers[0], size, pcfg.max_batch)
+    with stop_on_signals(pipeline.stop):
+        stats = pipeline.run()
+    interrupted = source.stopped
+    outputs = [str(s.path) for s in sinks if s.path is not None]
+    log.info(
+        "pipeline: %d frames in %.1f s = %.1f fps end to end; latency median %.1f ms p90 %.1f ms; dropped %d, corrupt %d%s",
+        stats["frames_written"],
+        stats["wall_s"],
+        stats["fps"],
+        stats["latency_ms"]["end_to_end"]["median"] or 0,
+        stats["latency_ms"]["end_to_end"]["p90"] or 0,
+        stats["frames_dropped"],
+        stats["frames_corrupt"],
+        " (stopped early)" if interrupted else "",
+    )
+
+    bench = None
+    if cfg.benchmark and not interrupted and stats["frames_written"]:
+        bench = run_benchmark(
+            cfg, pipeline, size, preprocess, overlay, hud_label, stats["frames_written"]
+        )
+    info = {
+        "model": meta.get("model"),
+        "checkpoint": str(choice.path),
+        "checkpoint_reason": choice.reason,
+        "val_miou": meta.get("val_miou"),
+        "backend": backend.name,
+        "precision": backend.precision,
+        "backend_note": backend.note,
+        "input_size": list(size),
+        "source": str(cfg.source),
+        "source_size": list(pipeline.sinks[0].size[::-1])
+        if getattr(pipeline.sinks[0], "size", None)
+        else None,
+        "max_batch": pcfg.max_batch,
+        "workers": pcfg.workers,
+        "drop": drop,
+        "threads": cfg.get("threads"),
+        "interrupted": interrupted,
+        "outputs": outputs,
+        "pipeline": stats,
+        "benchmark": bench,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    row = write_report(info, run_dir)
+    print_report(info, row)
+    for out in outputs:
+        print(f"output: {out}")
+    return info
+
+
+def run_benchmark(
+    cfg, pipeline: Pipeline, size, preprocess, overlay, hud_label, frames: int
+) -> dict:
+    """Model-only fps and the sequential loop over the same source, same backend, same sink type."""
+    infer = pipeline.infers[0]
+    mod = model_only(infer, size, 1, float(cfg.get("benchmark_seconds", 1.0)))
+    log.info("model only: %.1f fps (%.2f ms per frame, batch 1)", mod["fps"], mod["latency_ms"])
+    source = pipeline.source.reopen()
+    source.max_frames = frames
+    with tempfile.TemporaryDirectory(prefix="rtseg-seq-") as tmp:
+        kind = cfg.sink if cfg.sink in ("file", "folder") else "none"
+        sink = {
+            "file": lambda: VideoFileSink(Path(tmp) / "seq.mp4", source.fps),
+            "folder": lambda: FolderSink(Path(tmp) / "frames"),
+            "none": NullSink,
+        }[kind]()
+        seq = sequential(source, preprocess, infer, overlay, sink, hud_label)
+    log.info("sequential loop: %d frames, %.1f fps", seq["frames"], seq["fps"])
+    return {"model_only": mod, "sequential": seq}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="realtime")
+@user_errors_as_one_line
+def main(cfg: DictConfig) -> None:
+    realtime(cfg)
+
+
+if __name__ == "__main__":
+    main()

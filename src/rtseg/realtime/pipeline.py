@@ -1,0 +1,374 @@
+"""The realtime pipeline: capture -> preprocess -> inference -> overlay -> sinks, one thread per stage.
+
+Stages are joined by bounded queues, so memory never grows with the stream. OpenCV releases the
+GIL while decoding, resizing, blending and encoding, and torch/ONNX Runtime/OpenVINO while
+inferring, so the threads really overlap even on two cores.
+
+- ``drop="none"`` (files): every queue blocks when full, every frame is processed exactly once and
+  the sink stage writes them in capture order (a reorder buffer undoes out-of-order workers).
+- ``drop="latest"`` (live sources): every queue evicts its oldest frame when full (counted as
+  dropped), so the output never lags the camera by more than a few frames.
+- Dynamic batching: an inference worker takes every frame waiting (up to ``max_batch``) in one call,
+  so when inference falls behind it runs several frames at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from rtseg.realtime.overlay import Overlay
+from rtseg.realtime.sinks import Sink
+from rtseg.realtime.sources import Source
+
+log = logging.getLogger("rtseg.realtime")
+
+STAGES = ("capture", "preprocess", "inference", "overlay", "sink", "end_to_end")
+
+
+class FrameQueue:
+    """A bounded FIFO between stages; ``drop=True`` makes ``put`` evict the oldest item instead of waiting.
+
+    It is closed when all its ``producers`` called ``close()``; ``get_batch`` then returns ``[]`` once
+    empty. ``abort()`` empties it and wakes everyone (used when a stage fails).
+    """
+
+    def __init__(self, maxsize: int, drop: bool = False, producers: int = 1):
+        self.maxsize, self.drop = max(int(maxsize), 1), drop
+        self.items: deque = deque()
+        self.cond = threading.Condition()
+        self.producers = producers
+        self.dropped = 0
+        self.aborted = False
+
+    def put(self, item) -> list:
+        """Queue ``item``; returns the items evicted to make room (drop mode) so the caller can count them."""
+        evicted = []
+        with self.cond:
+            if self.drop:
+                while len(self.items) >= self.maxsize:
+                    evicted.append(self.items.popleft())
+                self.dropped += len(evicted)
+            else:
+                while len(self.items) >= self.maxsize and not self.aborted:
+                    self.cond.wait()
+            if not self.aborted:
+                self.items.append(item)
+            self.cond.notify_all()
+        return evicted
+
+    def get_batch(self, max_items: int = 1) -> list:
+        """Wait for at least one item, then take every waiting item up to ``max_items``."""
+        with self.cond:
+            while not self.items and self.producers > 0 and not self.aborted:
+                self.cond.wait()
+            n = min(max_items, len(self.items))
+            batch = [self.items.popleft() for _ in range(n)]
+            self.cond.notify_all()
+            return batch
+
+    def close(self) -> None:
+        with self.cond:
+            self.producers -= 1
+            self.cond.notify_all()
+
+    def abort(self) -> None:
+        with self.cond:
+            self.aborted = True
+            self.items.clear()
+            self.cond.notify_all()
+
+
+@dataclass
+class Item:
+    seq: int  # order of capture in this run (gaps where a live source's frames were dropped)
+    index: int  # frame number in the source
+    frame: np.ndarray  # BGR, source resolution
+    t_capture: float
+    x: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    out: np.ndarray | None = None
+    batch: int = 1
+    ms: dict = field(default_factory=dict)
+
+
+class Preprocess:
+    """BGR frame -> normalised float32 RGB CHW at the model's input size (resized once)."""
+
+    def __init__(self, size: tuple[int, int], mean, std, interpolation: str = "area"):
+        self.h, self.w = int(size[0]), int(size[1])
+        self.mean = (np.asarray(mean, np.float32) * 255).reshape(3, 1, 1)
+        self.inv_std = (1.0 / (np.asarray(std, np.float32) * 255)).reshape(3, 1, 1)
+        self.interpolation = {
+            "area": cv2.INTER_AREA,
+            "linear": cv2.INTER_LINEAR,
+            "nearest": cv2.INTER_NEAREST,
+        }[interpolation]
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        if (h, w) != (self.h, self.w):
+            interp = self.interpolation if h > self.h or w > self.w else cv2.INTER_LINEAR
+            frame = cv2.resize(frame, (self.w, self.h), interpolation=interp)
+        # one C pass: HWC uint8 BGR -> CHW float32 RGB
+        x = cv2.dnn.blobFromImage(frame, 1.0, swapRB=True)[0]
+        x -= self.mean
+        x *= self.inv_std
+        return x
+
+
+class Infer:
+    """Batches of preprocessed frames -> uint8 class maps, over backends built for fixed batch sizes.
+
+    ``backends`` maps a batch size to a backend; a dynamic-shape backend (eager torch) is listed
+    under 0 and takes any batch. Otherwise a batch runs on the smallest backend that fits, padded.
+    """
+
+    def __init__(self, backends: dict[int, object]):
+        self.backends = dict(sorted(backends.items()))
+        self.main = self.backends.get(0) or self.backends[max(self.backends)]
+        self.max_batch = max(self.backends) if 0 not in self.backends else None
+
+    def __call__(self, xs: list[np.ndarray]) -> np.ndarray:
+        n = len(xs)
+        x = torch.from_numpy(np.stack(xs))
+        backend = self.backends.get(0)
+        if backend is None:
+            size = next(b for b in self.backends if b >= n)
+            backend = self.backends[size]
+            if size > n:
+                x = torch.cat([x, x[-1:].expand(size - n, *x.shape[1:])])
+        labels = backend.labels(x)[:n]
+        return labels.to(torch.uint8).numpy()
+
+
+@dataclass
+class PipelineConfig:
+    drop: str = "none"  # none | latest
+    max_batch: int = 4
+    workers: int = 1
+    queue_size: int = 8
+    stats_window: int = 10_000  # per-stage latency samples kept (bounded memory on endless streams)
+
+
+class Pipeline:
+    """Runs a source through the stages until it ends or ``stop()`` is called; ``run()`` returns the stats."""
+
+    def __init__(
+        self,
+        source: Source,
+        preprocess: Preprocess,
+        make_infer: Callable[[], Infer],
+        overlay: Overlay,
+        sinks: list[Sink],
+        config: PipelineConfig,
+        hud_label: str = "",
+    ):
+        if config.drop not in ("none", "latest"):
+            raise ValueError(f"drop must be none or latest, got {config.drop!r}")
+        self.source, self.preprocess, self.overlay, self.sinks, self.cfg = (
+            source,
+            preprocess,
+            overlay,
+            sinks,
+            config,
+        )
+        self.infers = [make_infer() for _ in range(max(1, config.workers))]
+        self.hud_label = hud_label
+        live = config.drop == "latest"
+        n = max(1, config.workers)
+        # live: tiny dropping queues (never lag); files: blocking queues of queue_size
+        self.q_pre = FrameQueue(1 if live else config.queue_size, drop=live)
+        self.q_inf = FrameQueue(
+            config.max_batch if live else max(config.queue_size, config.max_batch), drop=live
+        )
+        self.q_post = FrameQueue(2 if live else config.queue_size, drop=live, producers=n)
+        self.q_sink = FrameQueue(2 if live else config.queue_size, drop=live)
+        self.times = {s: deque(maxlen=config.stats_window) for s in STAGES}
+        self.batches = deque(maxlen=config.stats_window)
+        self.captured = self.written = self.late = 0
+        self.errors: list[BaseException] = []
+        self._done_times: deque = deque(maxlen=30)
+        self._lock = threading.Lock()
+        self.t_start = self.t_end = None
+
+    # ------------------------------------------------------------------ control
+
+    def stop(self) -> None:
+        """Stop reading; frames already in flight are finished and written (safe from a signal handler)."""
+        self.source.stop()
+
+    def _fail(self, e: BaseException) -> None:
+        self.errors.append(e)
+        self.source.stop()
+        for q in (self.q_pre, self.q_inf, self.q_post, self.q_sink):
+            q.abort()
+
+    def _thread(
+        self, name: str, fn: Callable[[], None], closes: list[FrameQueue]
+    ) -> threading.Thread:
+        def body():
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by run()
+                log.debug("stage %s failed", name, exc_info=True)
+                self._fail(e)
+            finally:
+                for q in closes:
+                    q.close()
+
+        return threading.Thread(target=body, name=f"rtseg-{name}", daemon=True)
+
+    # ------------------------------------------------------------------ stages
+
+    def _capture(self) -> None:
+        it = iter(self.source)
+        seq = 0
+        while True:
+            t0 = time.perf_counter()
+            frame = next(it, None)
+            if frame is None:
+                return
+            item = Item(seq, frame.index, frame.image, frame.t_capture)
+            item.ms["capture"] = (time.perf_counter() - t0) * 1e3
+            seq += 1
+            self.captured += 1
+            self.q_pre.put(item)
+
+    def _preprocess(self) -> None:
+        while batch := self.q_pre.get_batch(1):
+            item = batch[0]
+            t0 = time.perf_counter()
+            item.x = self.preprocess(item.frame)
+            item.ms["preprocess"] = (time.perf_counter() - t0) * 1e3
+            self.q_inf.put(item)
+
+    def _inference(self, infer: Infer) -> None:
+        while batch := self.q_inf.get_batch(self.cfg.max_batch):
+            t0 = time.perf_counter()
+            labels = infer([it.x for it in batch])
+            ms = (time.perf_counter() - t0) * 1e3
+            self.batches.append(len(batch))
+            for it, lab in zip(batch, labels, strict=True):
+                it.labels, it.x, it.batch = lab, None, len(batch)
+                it.ms["inference"] = ms
+                self.q_post.put(it)
+
+    def _overlay(self) -> None:
+        while batch := self.q_post.get_batch(1):
+            item = batch[0]
+            t0 = time.perf_counter()
+            hud = None
+            if self.overlay.hud:
+                now = time.perf_counter()
+                fps = (
+                    (len(self._done_times) - 1) / (self._done_times[-1] - self._done_times[0])
+                    if len(self._done_times) > 1
+                    else 0.0
+                )
+                hud = [f"{fps:5.1f} fps  {(now - item.t_capture) * 1e3:4.0f} ms", self.hud_label]
+            item.out = self.overlay.draw(
+                item.frame, item.labels, [h for h in hud if h] if hud else None
+            )
+            item.ms["overlay"] = (time.perf_counter() - t0) * 1e3
+            self.q_sink.put(item)
+
+    def _sink(self) -> None:
+        ordered = self.cfg.drop == "none"
+        pending: dict[int, Item] = {}
+        next_seq = 0
+        last_seq = -1
+        while batch := self.q_sink.get_batch(1):
+            item = batch[0]
+            if ordered:
+                pending[item.seq] = item
+                while next_seq in pending:
+                    self._write(pending.pop(next_seq))
+                    next_seq += 1
+            elif item.seq < last_seq:  # overtaken by a newer frame from another worker: stale
+                self.late += 1
+            else:
+                last_seq = item.seq
+                self._write(item)
+        for seq in sorted(pending):  # only after an abort: write what is complete
+            self._write(pending[seq])
+
+    def _write(self, item: Item) -> None:
+        t0 = time.perf_counter()
+        for sink in self.sinks:
+            sink.write(item.index, item.out, item.labels)
+        now = time.perf_counter()
+        item.ms["sink"] = (now - t0) * 1e3
+        item.ms["end_to_end"] = (now - item.t_capture) * 1e3
+        for k, v in item.ms.items():
+            self.times[k].append(v)
+        self._done_times.append(now)
+        self.written += 1
+        self.t_end = now
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> dict:
+        threads = [
+            self._thread("capture", self._capture, [self.q_pre]),
+            self._thread("preprocess", self._preprocess, [self.q_inf]),
+            *[
+                self._thread(f"inference{i}", lambda inf=inf: self._inference(inf), [self.q_post])
+                for i, inf in enumerate(self.infers)
+            ],
+            self._thread("overlay", self._overlay, [self.q_sink]),
+            self._thread("sink", self._sink, []),
+        ]
+        self.t_start = time.perf_counter()
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():  # short joins: signal handlers run in this (main) thread
+                    t.join(0.1)
+        finally:
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception:  # noqa: BLE001 - closing the others matters more
+                    log.exception("closing %s failed", type(sink).__name__)
+            self.source.close()
+        if self.errors:
+            raise self.errors[0]
+        return self.stats()
+
+    def stats(self) -> dict:
+        wall = (self.t_end or time.perf_counter()) - (self.t_start or time.perf_counter())
+        dropped = (
+            self.q_pre.dropped
+            + self.q_inf.dropped
+            + self.q_post.dropped
+            + self.q_sink.dropped
+            + self.late
+        )
+        return {
+            "frames_captured": self.captured,
+            "frames_written": self.written,
+            "frames_dropped": dropped,
+            "frames_corrupt": self.source.skipped,
+            "reconnects": self.source.reconnects,
+            "wall_s": wall,
+            "fps": self.written / wall if wall > 0 else 0.0,
+            "mean_batch": float(np.mean(self.batches)) if self.batches else 0.0,
+            "latency_ms": {s: summarize(self.times[s]) for s in STAGES},
+        }
+
+
+def summarize(values) -> dict:
+    if not values:
+        return {"median": None, "p90": None}
+    arr = np.asarray(values)
+    return {"median": float(np.median(arr)), "p90": float(np.percentile(arr, 90))}

@@ -1,0 +1,104 @@
+"""Which trained model to run: ``best`` (highest recorded val mIoU), a .ckpt, a run folder, or an exported file.
+
+Reads past runs only through ``rtseg.tracking.runs`` and says why it chose what it chose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtseg.errors import CheckpointError
+from rtseg.tracking.runs import RECORD_NAME, RunRecord, best_run, find_runs
+
+EXPORTED_SUFFIXES = (".onnx", ".xml")
+
+
+@dataclass
+class Choice:
+    path: Path
+    reason: str
+    exported: bool = (
+        False  # an .onnx/.xml file from rtseg-export rather than a Lightning checkpoint
+    )
+
+
+def checkpoint_spec(cfg_checkpoint) -> dict:
+    """``checkpoint=PATH`` (a string) or ``checkpoint.{path,dataset,experiment,tag,model}`` (a mapping)."""
+    if cfg_checkpoint is None:
+        return {"path": "best"}
+    if isinstance(cfg_checkpoint, str | Path):
+        return {"path": str(cfg_checkpoint)}
+    spec = {k: v for k, v in dict(cfg_checkpoint).items() if v is not None}
+    spec.setdefault("path", "best")
+    return spec
+
+
+def choose_checkpoint(cfg_checkpoint, log_dir: str | Path) -> Choice:
+    spec = checkpoint_spec(cfg_checkpoint)
+    path = str(spec["path"])
+    if path == "best":
+        return choose_best(
+            log_dir, **{k: spec.get(k) for k in ("dataset", "experiment", "tag", "model")}
+        )
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return from_run_dir(p)
+    if not p.exists():
+        raise CheckpointError(
+            f"checkpoint not found: {p} (expected best, a .ckpt, a run folder or an exported .onnx/.xml)"
+        )
+    if p.suffix.lower() in EXPORTED_SUFFIXES:
+        return Choice(p, "exported model given on the command line", exported=True)
+    return Choice(p, "checkpoint given on the command line")
+
+
+def choose_best(
+    log_dir: str | Path,
+    dataset: str | None = None,
+    experiment: str | None = None,
+    tag: str | None = None,
+    model: str | None = None,
+) -> Choice:
+    records = find_runs(log_dir)
+    best = best_run(records, dataset=dataset, experiment=experiment, tag=tag, model=model)
+    filters = ", ".join(
+        f"{k}={v}"
+        for k, v in dict(dataset=dataset, experiment=experiment, tag=tag, model=model).items()
+        if v
+    )
+    if best is None:
+        where = f"{Path(log_dir)}" + (f" matching {filters}" if filters else "")
+        raise CheckpointError(
+            f"no trained run with a checkpoint under {where} ({len(records)} run records found): "
+            "train one first, e.g. `rtseg-train trainer.max_epochs=5` (or `make train`), "
+            "or pass checkpoint=PATH.ckpt"
+        )
+    usable = [
+        r
+        for r in records
+        if r.val_miou_best is not None and r.best_ckpt and Path(r.best_ckpt).is_file()
+    ]
+    reason = (
+        f"best val mIoU {100 * best.val_miou_best:.2f} among {len(usable)} usable runs under {log_dir}"
+        + (f" ({filters})" if filters else "")
+        + f": run {best.run_dir} ({best.model} on {best.dataset})"
+    )
+    return Choice(Path(best.best_ckpt), reason)
+
+
+def from_run_dir(run_dir: Path) -> Choice:
+    record_path = run_dir / RECORD_NAME
+    if not record_path.is_file():
+        raise CheckpointError(f"{run_dir} is not a run folder (no {RECORD_NAME})")
+    rec = RunRecord.load(record_path)
+    for label, ckpt in (("best", rec.best_ckpt), ("last", rec.last_ckpt)):
+        if ckpt and Path(ckpt).is_file():
+            miou = (
+                f", val mIoU {100 * rec.val_miou_best:.2f}" if rec.val_miou_best is not None else ""
+            )
+            return Choice(
+                Path(ckpt),
+                f"{label} checkpoint of run {run_dir} ({rec.model} on {rec.dataset}{miou})",
+            )
+    raise CheckpointError(f"run {run_dir} has no checkpoint on disk (best_ckpt={rec.best_ckpt})")

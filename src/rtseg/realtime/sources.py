@@ -1,0 +1,330 @@
+"""Frame sources: a video file, a camera, a stream URL, an image folder/glob, or a synthetic moving scene.
+
+Every source yields BGR uint8 frames (OpenCV's order, what the sinks write) with their index in the
+source. Faults are handled here so the pipeline never sees them: a source that cannot be opened
+raises a one-line ``SourceError``; a corrupt frame is skipped and counted; a live stream that drops
+is reopened with back-off; a file that ends simply ends.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rtseg.errors import SourceError
+
+log = logging.getLogger("rtseg.realtime")
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class Frame:
+    index: int  # position in the source (skipped corrupt frames keep their number)
+    image: np.ndarray  # H x W x 3 uint8, BGR
+    t_capture: float  # time.perf_counter() when it was read
+
+
+class Source:
+    """Base class: iterate for frames; ``stop()`` (any thread) ends the iteration at the next frame."""
+
+    name: str = "source"
+    # a live source does not wait for us: the pipeline drops frames instead of lagging
+    live: bool = False
+    fps: float | None = None
+    frame_count: int | None = None  # None when unknown (live streams)
+
+    def __init__(self, max_frames: int | None = None):
+        self.max_frames = max_frames
+        self.skipped = 0  # corrupt/unreadable frames
+        self.reconnects = 0
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def frames(self) -> Iterator[np.ndarray | None]:
+        """Raw frames in order; ``None`` stands for a corrupt frame (counted, then skipped)."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Frame]:
+        emitted = 0
+        for index, image in enumerate(self.frames()):
+            if self.stopped or (self.max_frames is not None and emitted >= self.max_frames):
+                break
+            if image is None or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+                self.skipped += 1
+                log.warning(
+                    "%s: frame %d is corrupt or unreadable: skipped (%d so far)",
+                    self.name,
+                    index,
+                    self.skipped,
+                )
+                continue
+            emitted += 1
+            yield Frame(index, image, time.perf_counter())
+
+    @property
+    def expected_frames(self) -> int | None:
+        n = self.frame_count
+        if self.max_frames is not None:
+            n = self.max_frames if n is None else min(n, self.max_frames)
+        return n
+
+    def reopen(self) -> Source:
+        """A fresh source over the same input (the benchmark replays it for the sequential loop)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class VideoSource(Source):
+    """A video file, a camera index, or an RTSP/HTTP URL, read with OpenCV (FFmpeg)."""
+
+    def __init__(
+        self,
+        spec: str | int,
+        live: bool | None = None,
+        max_frames: int | None = None,
+        reconnect_attempts: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        max_corrupt_run: int = 25,
+    ):
+        super().__init__(max_frames)
+        self.spec = spec
+        self.name = f"camera {spec}" if isinstance(spec, int) else str(spec)
+        self.live = (isinstance(spec, int) or "://" in str(spec)) if live is None else live
+        self.reconnect_attempts, self.backoff_s, self.max_backoff_s = (
+            reconnect_attempts,
+            backoff_s,
+            max_backoff_s,
+        )
+        self.max_corrupt_run = max_corrupt_run
+        self.cap = self._open()
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or None
+        count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 and not self.live else None
+        self.size = (
+            int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        )
+
+    def _open(self) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(self.spec)
+        if not cap.isOpened():
+            cap.release()
+            if (
+                isinstance(self.spec, str)
+                and "://" not in self.spec
+                and not Path(self.spec).exists()
+            ):
+                raise SourceError(f"cannot open source {self.spec}: no such file")
+            raise SourceError(
+                f"cannot open source {self.name}: OpenCV/FFmpeg could not open it as a video, camera or stream"
+            )
+        return cap
+
+    def frames(self) -> Iterator[np.ndarray | None]:
+        corrupt_run = 0
+        while not self.stopped:
+            ok, image = self.cap.read()
+            if ok:
+                corrupt_run = 0
+                yield image
+                continue
+            if self.live:
+                if not self._reconnect():
+                    raise SourceError(
+                        f"lost source {self.name}: still down after {self.reconnect_attempts} reconnect attempts"
+                    )
+                continue
+            # a file: a failed read before the known end is a corrupt frame, otherwise the end
+            pos = int(self.cap.get(cv2.CAP_PROP_POS_FRAMES))
+            if (
+                self.frame_count is not None
+                and pos < self.frame_count - 1
+                and corrupt_run < self.max_corrupt_run
+            ):
+                corrupt_run += 1
+                # step past it; two failures in a row at the same spot end the file
+                if not self.cap.grab():
+                    corrupt_run = self.max_corrupt_run
+                yield None
+                continue
+            return
+
+    def _reconnect(self) -> bool:
+        self.cap.release()
+        delay = self.backoff_s
+        for attempt in range(1, self.reconnect_attempts + 1):
+            log.warning(
+                "%s dropped: reconnecting in %.1f s (attempt %d/%d)",
+                self.name,
+                delay,
+                attempt,
+                self.reconnect_attempts,
+            )
+            if self._stop.wait(delay):
+                return True  # stopping anyway: the iteration ends at the next check
+            try:
+                self.cap = self._open()
+            except SourceError:
+                delay = min(delay * 2, self.max_backoff_s)
+                continue
+            self.reconnects += 1
+            log.info("%s reconnected", self.name)
+            return True
+        return False
+
+    def reopen(self) -> VideoSource:
+        return VideoSource(
+            self.spec,
+            self.live,
+            self.max_frames,
+            self.reconnect_attempts,
+            self.backoff_s,
+            self.max_backoff_s,
+        )
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageFolderSource(Source):
+    """The images of a folder (sorted by name) or of a glob pattern, as a finite stream."""
+
+    def __init__(self, spec: str, max_frames: int | None = None, fps: float = 10.0):
+        super().__init__(max_frames)
+        self.spec, self.name, self.fps = spec, str(spec), fps
+        path = Path(spec).expanduser()
+        files = (
+            sorted(path.iterdir())
+            if path.is_dir()
+            else sorted(Path(p) for p in glob.glob(str(path)))
+        )
+        self.files = [f for f in files if f.suffix.lower() in IMAGE_EXTS and f.is_file()]
+        if not self.files:
+            raise SourceError(
+                f"cannot open source {spec}: no images ({', '.join(sorted(IMAGE_EXTS))}) found"
+            )
+        self.frame_count = len(self.files)
+
+    def frames(self) -> Iterator[np.ndarray | None]:
+        for f in self.files:
+            yield cv2.imread(str(f), cv2.IMREAD_COLOR)
+
+    def reopen(self) -> ImageFolderSource:
+        return ImageFolderSource(self.spec, self.max_frames, self.fps)
+
+
+class SyntheticSource(Source):
+    """A camera panning and zooming over one procedural street scene: a moving video with no files.
+
+    The scene is rendered once at ``overscan`` times the frame size; each frame is a moving crop of it
+    resized to ``size``. With ``live=true`` frames come at ``fps`` in real time, like a camera.
+    """
+
+    def __init__(
+        self,
+        frames: int = 120,
+        size: tuple[int, int] = (360, 480),
+        fps: float = 30.0,
+        seed: int = 0,
+        overscan: float = 1.5,
+        live: bool = False,
+        max_frames: int | None = None,
+        scene: np.ndarray | None = None,
+    ):
+        super().__init__(max_frames)
+        from rtseg.data.synthetic import render_scene
+
+        self.n, self.size, self.fps, self.seed, self.overscan, self.live = (
+            int(frames),
+            tuple(size),
+            float(fps),
+            seed,
+            overscan,
+            live,
+        )
+        self.name = f"synthetic ({self.n} frames, {self.size[0]}x{self.size[1]}, {self.fps:g} fps)"
+        self.frame_count = self.n
+        big_h, big_w = int(self.size[0] * overscan), int(self.size[1] * overscan)
+        if scene is None:
+            rgb, _ = render_scene(np.random.default_rng(seed), big_h, big_w)
+            scene = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        self.scene = scene
+
+    def frames(self) -> Iterator[np.ndarray]:
+        h, w = self.size
+        big_h, big_w = self.scene.shape[:2]
+        t0 = time.perf_counter()
+        for i in range(self.n):
+            phase = 2 * np.pi * i / max(self.n, 1)
+            # fraction of the big scene in view: zooms out and back in over the clip
+            zoom = 1 / self.overscan + (1 - 1 / self.overscan) * 0.5 * (1 - np.cos(phase))
+            ch, cw = max(int(big_h * zoom), 2), max(int(big_w * zoom), 2)
+            y = int((big_h - ch) * 0.5 * (1 + np.sin(phase)))
+            x = int((big_w - cw) * 0.5 * (1 + np.sin(2 * phase)))
+            if self.live:  # pace like a camera: frame i is available at t0 + i / fps
+                wait = t0 + i / self.fps - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            yield cv2.resize(
+                self.scene[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_LINEAR
+            )
+
+    def reopen(self) -> SyntheticSource:
+        return SyntheticSource(
+            self.n,
+            self.size,
+            self.fps,
+            self.seed,
+            self.overscan,
+            self.live,
+            self.max_frames,
+            scene=self.scene,
+        )
+
+
+def open_source(
+    spec: str | int,
+    max_frames: int | None = None,
+    live: bool | None = None,
+    synthetic: dict | None = None,
+    reconnect: dict | None = None,
+    folder_fps: float = 10.0,
+) -> Source:
+    """The right source for ``spec``: ``synthetic``, a camera index, a URL, a folder, a glob or a video file."""
+    text = str(spec).strip()
+    if text == "synthetic":
+        opts = dict(synthetic or {})
+        if live is not None:
+            opts["live"] = live
+        return SyntheticSource(max_frames=max_frames, **opts)
+    reconnect = dict(reconnect or {})
+    if isinstance(spec, int) or text.isdigit():
+        return VideoSource(int(text), live, max_frames, **reconnect)
+    if "://" in text:
+        return VideoSource(text, live, max_frames, **reconnect)
+    path = Path(text).expanduser()
+    if path.is_dir() or (not path.exists() and any(c in text for c in "*?[")):
+        return ImageFolderSource(text, max_frames, folder_fps)
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTS:
+        return ImageFolderSource(text, max_frames, folder_fps)
+    if not path.exists():
+        raise SourceError(f"cannot open source {text}: no such file, folder, camera index or URL")
+    return VideoSource(str(path), live, max_frames, **reconnect)
