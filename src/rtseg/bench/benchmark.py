@@ -1,0 +1,268 @@
+"""The benchmark itself: one network x batch sizes x thread counts x backends -> one row each.
+
+Every row carries two figures (model-only: tensor in, logits out; end-to-end: uint8 frame in,
+class map at frame size out), the achieved GFLOP/s against this machine's GEMM peak of the
+same precision, and the argmax agreement with eager fp32 on the same inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rtseg.bench.backends import (
+    Backend,
+    BackendUnavailable,
+    agreement,
+    logits_to_labels,
+    reference_labels,
+    resolve_backend,
+)
+from rtseg.bench.e2e import FramePipeline, random_frames
+from rtseg.bench.measure import PeakRSS, time_fn
+from rtseg.bench.peak import peak_for
+from rtseg.models.cost import count_gflops, count_params
+
+log = logging.getLogger("rtseg.bench")
+
+COLUMNS = [
+    "model", "input_size", "backend", "resolved", "precision", "device", "batch", "threads",
+    "latency_ms_median", "latency_ms_p90", "fps", "throughput",
+    "e2e_latency_ms_median", "e2e_latency_ms_p90", "e2e_fps", "frame_size",
+    "peak_mem_mb", "params", "gflops", "achieved_gflops", "peak_gflops", "pct_of_peak",
+    "agreement", "agrees", "miou", "miou_eval", "miou_drop", "runs", "note",
+]  # fmt: skip
+
+
+@dataclass
+class Knobs:
+    """Measurement settings (conf/benchmark.yaml ``measure``, ``agreement``, ``auto``)."""
+
+    warmup: int = 5
+    min_runs: int = 20
+    min_seconds: float = 2.0
+    agreement_tol: float = 0.995
+    e2e: bool = True
+    memory: bool = True
+    auto_candidates: Sequence[str] | None = None
+    auto_min_seconds: float = 1.0
+    auto_cache_dir: Path | None = None
+
+
+@dataclass
+class Inputs:
+    """Images for agreement / calibration / optional mIoU, already normalised at the input size."""
+
+    agreement: list[torch.Tensor]
+    calibration: list[torch.Tensor] | None = None
+    eval_pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    mean: Sequence[float] = (0.485, 0.456, 0.406)
+    std: Sequence[float] = (0.229, 0.224, 0.225)
+    source: str = "random"
+
+
+def benchmark_network(
+    model: str,
+    net: nn.Module,
+    input_size: Sequence[int],
+    backends: Sequence[str],
+    inputs: Inputs,
+    batch_sizes: Sequence[int] = (1,),
+    threads: Sequence[int | None] = (None,),
+    frame_size: Sequence[int] | None = None,
+    knobs: Knobs | None = None,
+    peaks: dict | None = None,
+    miou: float | None = None,
+    num_classes: int | None = None,
+    workdir: Path | None = None,
+    progress=None,
+) -> list[dict]:
+    """Rows for every (threads, batch, backend); an unavailable backend gives a row with the reason."""
+    knobs = knobs or Knobs()
+    input_size = tuple(int(v) for v in input_size)
+    frame_size = tuple(int(v) for v in (frame_size or input_size))
+    net = net.eval()
+    params = count_params(net)
+    try:
+        gflops = count_gflops(net, input_size)
+    except Exception as e:  # noqa: BLE001 - the network cannot run at this size: say so in one line
+        raise BackendUnavailable(
+            f"{model} cannot run at {input_size[0]}x{input_size[1]}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        ) from e
+    reference = reference_labels(net)
+    rows = []
+    for n_threads in threads:
+        if n_threads:
+            torch.set_num_threads(int(n_threads))
+        for batch in batch_sizes:
+            for name in backends:
+                base = {
+                    "model": model, "input_size": f"{input_size[0]}x{input_size[1]}", "backend": name,
+                    "batch": int(batch), "threads": int(n_threads or torch.get_num_threads()),
+                    "params": params, "gflops": gflops, "miou": miou, "frame_size": f"{frame_size[0]}x{frame_size[1]}",
+                }  # fmt: skip
+                if progress:
+                    progress(f"{model} {name} b{batch} t{base['threads']}")
+                try:
+                    row = _measure_backend(
+                        name,
+                        net,
+                        input_size,
+                        int(batch),
+                        n_threads,
+                        inputs,
+                        reference,
+                        frame_size,
+                        knobs,
+                        workdir,
+                        num_classes,
+                    )
+                except BackendUnavailable as e:
+                    log.info("skipping %s: %s", name, e)
+                    row = {"note": f"skipped: {e}"}
+                row = {**base, **row}
+                if row.get("latency_ms_median"):
+                    peak = peak_for(peaks or {}, row["precision"], row.get("device", "cpu"))
+                    row["achieved_gflops"] = gflops * batch / (row["latency_ms_median"] / 1e3)
+                    row["peak_gflops"] = peak
+                    row["pct_of_peak"] = 100 * row["achieved_gflops"] / peak if peak else None
+                rows.append({c: row.get(c) for c in COLUMNS})
+    return rows
+
+
+def _measure_backend(
+    name,
+    net,
+    input_size,
+    batch,
+    threads,
+    inputs: Inputs,
+    reference,
+    frame_size,
+    knobs: Knobs,
+    workdir,
+    num_classes,
+) -> dict:
+    mem = PeakRSS()
+    with mem if knobs.memory else _nothing():
+        backend = resolve_backend(
+            name, net, input_size, batch, threads,
+            candidates=knobs.auto_candidates, calibration=inputs.calibration, workdir=workdir,
+            images=inputs.agreement, agreement_tol=knobs.agreement_tol, cache_dir=knobs.auto_cache_dir,
+            min_seconds=knobs.auto_min_seconds,
+        )  # fmt: skip
+        x = torch.randn(batch, 3, *input_size, generator=torch.Generator().manual_seed(0))
+        if backend.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(2):
+            backend(x)
+    agree = agreement(backend, reference, inputs.agreement)
+    stats = time_fn(
+        lambda: backend(x), knobs.warmup, knobs.min_runs, knobs.min_seconds, sync=backend.sync
+    )
+    row = {
+        "resolved": backend.name if name == "auto" else None,
+        "precision": backend.precision,
+        "device": backend.device,
+        "latency_ms_median": stats["median_ms"],
+        "latency_ms_p90": stats["p90_ms"],
+        "fps": 1e3 / stats["median_ms"],
+        "throughput": batch * 1e3 / stats["median_ms"],
+        "runs": stats["runs"],
+        "agreement": agree,
+        "agrees": agree >= knobs.agreement_tol,
+        "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20
+        if backend.device == "cuda"
+        else (mem.peak_mb if knobs.memory else None),
+        "note": backend.note or None,
+    }
+    if knobs.e2e:
+        pipe = FramePipeline(backend, inputs.mean, inputs.std)
+        frames = random_frames(batch, frame_size)
+        e2e = time_fn(
+            lambda: pipe(frames), knobs.warmup, knobs.min_runs, knobs.min_seconds, sync=backend.sync
+        )
+        row.update(
+            e2e_latency_ms_median=e2e["median_ms"],
+            e2e_latency_ms_p90=e2e["p90_ms"],
+            e2e_fps=1e3 / e2e["median_ms"],
+        )
+    if inputs.eval_pairs and num_classes:
+        ours = eval_miou(backend.labels, inputs.eval_pairs, num_classes, batch)
+        ref = eval_miou(reference, inputs.eval_pairs, num_classes, None)
+        row.update(miou_eval=ours, miou_drop=ref - ours)
+    return row
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@torch.inference_mode()
+def eval_miou(
+    labels_fn, pairs, num_classes: int, batch: int | None, ignore_index: int = 255
+) -> float:
+    """mIoU of a labelling function on (image, mask) pairs, both at the input size."""
+    from rtseg.metrics import SegMetrics
+
+    metric = SegMetrics(num_classes, ignore_index=ignore_index)
+    for x, mask in pairs:
+        xb = x if batch is None else _pad(x, batch)
+        pred = labels_fn(xb)[: len(x)]
+        metric.update(pred, mask)
+    value = float(metric.compute()["miou"])
+    return value if not math.isnan(value) else 0.0
+
+
+def _pad(x: torch.Tensor, batch: int) -> torch.Tensor:
+    from rtseg.bench.backends import _fit_batch
+
+    return _fit_batch(x, batch)
+
+
+def peer_network(num_classes: int) -> nn.Module:
+    """torchvision's LRASPP-MobileNetV3-Large, untrained (weights do not change latency): the peer a user would run."""
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    return lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=num_classes
+    ).eval()
+
+
+PEER_MODEL = "peer:torchvision-lraspp-mbv3-large"
+PEER_BACKENDS = ("eager", "onnxruntime-default")
+
+
+def speedups(rows: list[dict]) -> list[str]:
+    """For each of our models: its fastest agreeing row against each peer row at the same input/batch/threads."""
+    lines = []
+    peers = [r for r in rows if r["model"] == PEER_MODEL and r.get("fps")]
+    for model in dict.fromkeys(r["model"] for r in rows if r["model"] != PEER_MODEL):
+        ours = [r for r in rows if r["model"] == model and r.get("fps") and r.get("agrees")]
+        for best in sorted(ours, key=lambda r: -r["fps"])[:1]:
+            for p in peers:
+                if (p["input_size"], p["batch"], p["threads"]) != (
+                    best["input_size"],
+                    best["batch"],
+                    best["threads"],
+                ):
+                    continue
+                lines.append(
+                    f"{model} {best['backend']}{'->' + best['resolved'] if best.get('resolved') else ''} ({best['fps']:.1f} fps) "
+                    f"is {best['fps'] / p['fps']:.2f}x torchvision LRASPP-MobileNetV3-L {p['backend']} ({p['fps']:.1f} fps) at {p['input_size']}"
+                )
+    return lines
+
+
+def labels_of(backend: Backend, x: torch.Tensor) -> torch.Tensor:
+    return logits_to_labels(backend(x))

@@ -1,0 +1,302 @@
+"""rtseg-bench: latency/fps of a model (config or checkpoint) across backends, batch sizes and threads.
+
+rtseg-bench model=lraspp input_size=[360,480] backends=[eager,onnxruntime,openvino,auto]
+rtseg-bench checkpoint=logs/train/runs/.../best.ckpt data=camvid eval_miou=true
+rtseg-bench -m model=baseline,lraspp,fastscnn input_size=[360,480]   # + summary.csv at the end
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from rtseg.bench.backends import load_exported
+from rtseg.bench.benchmark import (
+    PEER_BACKENDS,
+    PEER_MODEL,
+    Inputs,
+    Knobs,
+    benchmark_network,
+    peer_network,
+    speedups,
+)
+from rtseg.bench.peak import measure_peaks
+from rtseg.bench.report import (
+    header_text,
+    machine_header,
+    markdown_table,
+    plot_results,
+    sort_rows,
+    write_results,
+)
+from rtseg.errors import DataError, RtsegError
+from rtseg.utils import CONF_DIR, user_errors_as_one_line
+
+log = logging.getLogger("rtseg.bench")
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    """Hydra's run folder, or ``paths.output_dir`` under the compose API (as rtseg.train does,
+    without importing Lightning: the benchmark starts in seconds)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return (
+        Path(HydraConfig.get().runtime.output_dir)
+        if HydraConfig.initialized()
+        else Path(cfg.paths.output_dir)
+    )
+
+
+def hydra_context() -> dict:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return {"overrides": [], "sweep_dir": None, "choices": {}}
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    return {
+        "overrides": list(hc.overrides.task),
+        "sweep_dir": str(Path(hc.sweep.dir).resolve()) if multirun else None,
+        "choices": dict(hc.runtime.choices),
+    }
+
+
+def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
+    """The network to benchmark, its display name and metadata (mean/std, val mIoU, classes)."""
+    ckpt = cfg.get("checkpoint")
+    if ckpt:
+        path = Path(str(ckpt)).expanduser()
+        if path.suffix in (".onnx", ".xml"):
+            raise RtsegError(
+                f"{path}: exported files are run by their own runtime; benchmark the checkpoint it came from (see the .json sidecar) or use rtseg.bench.backends.load_exported"
+            )
+        from rtseg.checkpoint import load_network
+
+        net, meta = load_network(path)
+        name = (
+            cfg.get("name")
+            or f"{meta.get('model') or _model_name(meta)}:{path.parent.parent.name if path.parent.name == 'checkpoints' else path.stem}"
+        )
+        return name, net, meta
+    torch.manual_seed(
+        int(cfg.seed)
+    )  # the same random weights in every run: auto's cache key stays stable
+    net = instantiate(cfg.model)
+    mean, std = getattr(net, "input_normalization", None) or (
+        list(cfg.data.mean),
+        list(cfg.data.std),
+    )
+    choices = hydra_context()["choices"]
+    name = cfg.get("name") or choices.get("model") or str(cfg.model._target_).rsplit(".", 1)[-1]
+    if cfg.model.get("encoder_name"):
+        name += f"-{cfg.model.encoder_name}"
+    meta = {
+        "mean": list(mean),
+        "std": list(std),
+        "val_miou": None,
+        "num_classes": int(cfg.model.num_classes),
+        "dataset": cfg.data.name,
+    }
+    return name, net.eval(), meta
+
+
+def _model_name(meta: dict) -> str:
+    from rtseg.checkpoint import describe_model, stored_model_config
+
+    return (
+        describe_model(stored_model_config(meta)).split(" ")[0]
+        if meta.get("model_yaml")
+        else "checkpoint"
+    )
+
+
+def sample_inputs(cfg: DictConfig, meta: dict, input_size) -> Inputs:
+    """Agreement / calibration / mIoU images from the configured data, resized to the input size.
+
+    Falls back to random input (noted in the log) when the data cannot be read or does not match
+    the checkpoint's dataset.
+    """
+    inputs = Inputs(agreement=[], mean=meta["mean"], std=meta["std"])
+    dm = None
+    if meta.get("dataset") in (None, cfg.data.name):
+        try:
+            dm = instantiate(cfg.data, _convert_="all")
+            dm.set_normalization(meta["mean"], meta["std"])
+        except (RtsegError, OSError, ValueError) as e:
+            log.warning(
+                "data %s unavailable (%s): agreement and calibration use random input",
+                cfg.data.name,
+                e,
+            )
+            dm = None
+    else:
+        log.warning(
+            "checkpoint was trained on %s but data=%s: agreement and calibration use random input",
+            meta.get("dataset"),
+            cfg.data.name,
+        )
+
+    def take(split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if dm is None or n <= 0:
+            return []
+        try:
+            ds = dm.dataset(split)
+            out = []
+            for i in range(min(n, len(ds))):
+                img, mask = ds[i]
+                img = F.interpolate(
+                    img[None].float(), size=tuple(input_size), mode="bilinear", align_corners=False
+                )
+                mask = F.interpolate(
+                    mask[None, None].float(), size=tuple(input_size), mode="nearest"
+                )[0].long()
+                out.append((img, mask))
+            return out
+        except (RtsegError, OSError, ValueError) as e:
+            log.warning("cannot read %s/%s (%s): using random input", cfg.data.name, split, e)
+            return []
+
+    g = torch.Generator().manual_seed(0)
+    agree = take(cfg.agreement.split, int(cfg.agreement.images))
+    inputs.agreement = [x for x, _ in agree] or [
+        torch.randn(1, 3, *input_size, generator=g) for _ in range(int(cfg.agreement.images))
+    ]
+    inputs.source = cfg.data.name if agree else "random"
+    calib = take(cfg.calibration.split, int(cfg.calibration.images))
+    inputs.calibration = [x for x, _ in calib] or None
+    if cfg.get("eval_miou"):
+        inputs.eval_pairs = take(cfg.agreement.split, int(cfg.eval_images))
+        if not inputs.eval_pairs:
+            raise DataError(
+                f"eval_miou=true needs readable {cfg.data.name}/{cfg.agreement.split} data"
+            )
+    return inputs
+
+
+def run_benchmark(cfg: DictConfig) -> list[dict]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    out = output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out / "config.yaml", resolve=False)
+    threads = [int(t) if t else None for t in cfg.threads]
+    input_size = [int(v) for v in cfg.input_size]
+    if len(input_size) != 2:
+        raise RtsegError(f"input_size must be [H, W], got {list(cfg.input_size)}")
+
+    peaks = {}
+    if cfg.peak.enabled:
+        with console.status("measuring this machine's GEMM peak"):
+            peaks = measure_peaks(
+                tuple(cfg.peak.precisions), int(cfg.peak.n), threads[0], float(cfg.peak.min_seconds)
+            )
+    header = machine_header(threads, peaks)
+
+    name, net, meta = load_subject(cfg)
+    inputs = sample_inputs(cfg, meta, input_size)
+    knobs = Knobs(
+        warmup=int(cfg.measure.warmup), min_runs=int(cfg.measure.min_runs), min_seconds=float(cfg.measure.min_seconds),
+        agreement_tol=float(cfg.agreement.tol), e2e=bool(cfg.e2e), memory=bool(cfg.measure.memory),
+        auto_candidates=list(cfg.auto.candidates) if cfg.auto.candidates else None,
+        auto_min_seconds=float(cfg.auto.min_seconds), auto_cache_dir=Path(cfg.auto.cache_dir),
+    )  # fmt: skip
+    workdir = Path(cfg.workdir) if cfg.get("workdir") else out / "export"
+    common = dict(
+        batch_sizes=list(cfg.batch_sizes),
+        threads=threads,
+        frame_size=cfg.get("frame_size"),
+        knobs=knobs,
+        peaks=peaks,
+        workdir=workdir,
+    )
+    with console.status("benchmarking") as status:
+        progress = lambda msg: status.update(f"benchmarking {msg}")  # noqa: E731
+        rows = benchmark_network(
+            name,
+            net,
+            input_size,
+            list(cfg.backends),
+            inputs,
+            miou=meta.get("val_miou"),
+            num_classes=meta.get("num_classes"),
+            progress=progress,
+            **common,
+        )
+        if cfg.get("peers"):
+            peer = peer_network(int(meta.get("num_classes") or 21))
+            rows += benchmark_network(
+                PEER_MODEL,
+                peer,
+                input_size,
+                list(PEER_BACKENDS),
+                inputs,
+                progress=progress,
+                **common,
+            )
+
+    rows = sort_rows(rows)
+    lines = speedups(rows) if cfg.get("peers") else []
+    extra = {"inputs": inputs.source, "speedups": lines, "overrides": hydra_context()["overrides"]}
+    paths = write_results(rows, out, header, extra)
+    if cfg.get("plots"):
+        import pandas as pd
+
+        try:
+            plot_results(pd.read_csv(paths["csv"]), out)
+        except Exception as e:  # noqa: BLE001 - a plot must never lose the table
+            log.warning("plots failed: %s", e)
+    print(header_text(header))
+    print(f"agreement inputs: {inputs.source}; tolerance {knobs.agreement_tol:.3f} ((!) = below)\n")
+    print(markdown_table(rows))
+    for ln in lines:
+        print(f"- {ln}")
+    print(f"\nresults: {paths['csv']}")
+    _log_wandb(cfg, rows, out)
+    return rows
+
+
+def _log_wandb(cfg: DictConfig, rows: list[dict], out: Path) -> None:
+    """With logger=wandb: the table and plots as one offline W&B run per job."""
+    loggers = [
+        instantiate(c)
+        for c in (cfg.get("logger") or {}).values()
+        if c is not None and "_target_" in c
+    ]
+    if not loggers:
+        return
+    from lightning.pytorch.loggers import WandbLogger
+
+    from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger
+
+    wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    try:
+        for lg in wandb_loggers:
+            import pandas as pd
+
+            prepare_wandb_logger(lg, hydra_context()["sweep_dir"], cfg)
+            lg.log_hyperparams(flat_config(cfg))
+            lg.log_table("bench/results", dataframe=pd.DataFrame(rows).astype(str))
+            for png in sorted(out.glob("*.png")):
+                lg.log_image(f"bench/{png.stem}", [str(png)])
+    finally:
+        finish_wandb(wandb_loggers)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="benchmark")
+@user_errors_as_one_line
+def main(cfg: DictConfig) -> None:
+    run_benchmark(cfg)
+
+
+__all__ = ["main", "run_benchmark", "load_exported"]
+
+if __name__ == "__main__":
+    main()

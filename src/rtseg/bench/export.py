@@ -1,0 +1,212 @@
+"""rtseg-export: a checkpoint -> a deployable model file + a JSON sidecar with what a consumer needs.
+
+    rtseg-export ckpt_path=logs/train/runs/.../checkpoints/best.ckpt format=onnx
+    rtseg-export ckpt_path=... format=openvino            # model.xml + model.bin
+    rtseg-export ckpt_path=... format=onnx int8=true      # static QDQ int8, calibrated on training images
+    rtseg-export ckpt_path=... format=coreml              # .mlpackage (conversion only; needs coremltools)
+
+The sidecar (``<file>.json``) holds class names, palette, input size, mean/std, num_classes, the
+checkpoint's val mIoU and the source checkpoint; ``rtseg.bench.backends.load_exported`` reads both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from rtseg.bench.backends import ONNX_OPSET, export_onnx, quantize_onnx_int8
+from rtseg.errors import RtsegError
+from rtseg.utils import CONF_DIR, user_errors_as_one_line
+
+log = logging.getLogger("rtseg.export")
+
+FORMATS = ("onnx", "openvino", "coreml")
+SIDECAR_KEYS = ("dataset", "num_classes", "class_names", "palette", "ignore_index", "mean", "std")
+
+
+class ExportError(RtsegError):
+    """The model cannot be written in the asked format here."""
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """``model.onnx`` -> ``model.json``; an .mlpackage folder -> ``model.json`` beside it."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name.split(".")[0] + ".json")
+
+
+def read_sidecar(model_path: Path) -> dict:
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        raise ExportError(
+            f"{model_path}: no sidecar {path.name} next to it (write it with rtseg-export)"
+        )
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ExportError(f"{path}: not valid JSON ({e})") from None
+
+
+def write_sidecar(
+    model_path: Path, meta: dict, input_size, fmt: str, precision: str, batch_size: int = 1
+) -> Path:
+    data = {k: meta.get(k) for k in SIDECAR_KEYS}
+    data.update(
+        input_size=[int(v) for v in input_size],
+        batch_size=int(batch_size),
+        layout="NCHW float32, RGB, (x/255 - mean) / std",
+        output="logits (B, num_classes, H, W); class = argmax over channels (sign of channel 0 when num_classes == 1)",
+        val_miou=meta.get("val_miou"),
+        source_checkpoint=meta.get("checkpoint"),
+        model=meta.get("model_yaml"),
+        format=fmt,
+        precision=precision,
+        file=Path(model_path).name,
+    )
+    path = sidecar_path(model_path)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def export_checkpoint(
+    ckpt_path: str | Path,
+    fmt: str,
+    out_dir: Path,
+    input_size=None,
+    int8: bool = False,
+    calibration: list[torch.Tensor] | None = None,
+    batch_size: int = 1,
+    name: str | None = None,
+) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<name>.<ext>`` and its sidecar; returns both paths."""
+    from rtseg.checkpoint import load_network
+
+    if fmt not in FORMATS:
+        raise ExportError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
+    net, meta = load_network(ckpt_path)
+    size = [int(v) for v in (input_size or meta.get("input_size") or ())]
+    if len(size) != 2:
+        raise ExportError(
+            f"input_size must be [H, W] (the checkpoint records {meta.get('input_size')})"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = name or Path(ckpt_path).stem.replace(".", "_").replace("=", "_")
+    precision = "int8" if int8 else "fp32"
+    if fmt == "coreml":
+        if int8:
+            raise ExportError(
+                "int8=true is for onnx/openvino; Core ML quantisation is not wired here"
+            )
+        path = _coreml(net, out_dir / f"{stem}.mlpackage", size, batch_size)
+    else:
+        onnx_path = export_onnx(net, out_dir / f"{stem}.onnx", size, batch_size)
+        if int8:
+            if calibration is None:
+                from rtseg.bench.backends import random_calibration
+
+                log.warning(
+                    "no calibration images: int8 calibrated on random input (accuracy may drop)"
+                )
+                calibration = random_calibration(size, batch_size=batch_size)
+            int8_path = quantize_onnx_int8(onnx_path, out_dir / f"{stem}.int8.onnx", calibration)
+            onnx_path.unlink()
+            onnx_path = int8_path
+        path = onnx_path
+        if fmt == "openvino":
+            path = _openvino(onnx_path, out_dir / (onnx_path.name[: -len(".onnx")] + ".xml"))
+            onnx_path.unlink()
+    sidecar = write_sidecar(path, meta, size, fmt, precision, batch_size)
+    return path, sidecar
+
+
+def _openvino(onnx_path: Path, xml_path: Path) -> Path:
+    try:
+        import openvino as ov
+    except ImportError:
+        raise ExportError("format=openvino needs the openvino package") from None
+    # compress_to_fp16=False: keep fp32 weights; the runtime picks its precision at load time
+    ov.save_model(ov.convert_model(str(onnx_path)), str(xml_path), compress_to_fp16=False)
+    return xml_path
+
+
+def _coreml(net, path: Path, size, batch_size: int) -> Path:
+    try:
+        import coremltools as ct
+    except ImportError:
+        raise ExportError(
+            "format=coreml needs coremltools, which is not installed (pip install coremltools; conversion runs on Linux, prediction needs macOS)"
+        ) from None
+    from rtseg.bench.backends import _as_module
+
+    x = torch.zeros(batch_size, 3, *size)
+    with torch.no_grad():
+        traced = torch.jit.trace(_as_module(net).eval(), x)
+    try:
+        model = ct.convert(
+            traced,
+            inputs=[ct.TensorType(name="input", shape=tuple(x.shape))],
+            outputs=[ct.TensorType(name="logits")],
+            convert_to="mlprogram",
+        )
+    except Exception as e:  # noqa: BLE001 - an unsupported op: one line naming it
+        raise ExportError(
+            f"coremltools cannot convert this network: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        ) from None
+    model.save(str(path))
+    return path
+
+
+def calibration_images(cfg: DictConfig, meta: dict, size, n: int) -> list[torch.Tensor] | None:
+    """Training images of the checkpoint's dataset for int8 calibration (None when data is unreadable)."""
+    from omegaconf import OmegaConf
+
+    from rtseg.bench.cli import sample_inputs
+
+    sub = OmegaConf.create(
+        {
+            "data": cfg.data,
+            "agreement": {"split": "val", "images": 0},
+            "calibration": {"split": "train", "images": n},
+            "eval_miou": False,
+        }
+    )
+    return sample_inputs(sub, meta, size).calibration
+
+
+def run_export(cfg: DictConfig) -> tuple[Path, Path]:
+    from rtseg.bench.cli import output_dir
+    from rtseg.checkpoint import load_network
+
+    out = Path(cfg.out_dir) if cfg.get("out_dir") else output_dir(cfg)
+    calibration = None
+    if cfg.get("int8"):
+        _, meta = load_network(cfg.ckpt_path)
+        size = cfg.get("input_size") or meta["input_size"]
+        calibration = calibration_images(cfg, meta, size, int(cfg.calibration_images))
+    path, sidecar = export_checkpoint(
+        cfg.ckpt_path,
+        cfg.format,
+        out,
+        cfg.get("input_size"),
+        bool(cfg.get("int8")),
+        calibration,
+        int(cfg.batch_size),
+        cfg.get("name"),
+    )
+    print(f"wrote {path} (opset {ONNX_OPSET} source) and {sidecar}")
+    return path, sidecar
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
+@user_errors_as_one_line
+def main(cfg: DictConfig) -> None:
+    run_export(cfg)
+
+
+if __name__ == "__main__":
+    main()

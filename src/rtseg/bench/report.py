@@ -1,0 +1,227 @@
+"""Benchmark output: the machine header, a sorted markdown table, CSV/JSON, PNG plots, the multirun summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+from pathlib import Path
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from rtseg.bench.benchmark import COLUMNS
+
+log = logging.getLogger("rtseg.bench")
+
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+# (column, heading, format) of the printed table; the CSV has every column
+DISPLAY = [
+    ("model", "model", "{}"),
+    ("input_size", "input", "{}"),
+    ("backend", "backend", "{}"),
+    ("precision", "prec", "{}"),
+    ("batch", "batch", "{}"),
+    ("threads", "thr", "{}"),
+    ("latency_ms_median", "median ms", "{:.2f}"),
+    ("latency_ms_p90", "p90 ms", "{:.2f}"),
+    ("fps", "fps", "{:.1f}"),
+    ("throughput", "img/s", "{:.1f}"),
+    ("e2e_latency_ms_median", "e2e ms", "{:.2f}"),
+    ("e2e_fps", "e2e fps", "{:.1f}"),
+    ("peak_mem_mb", "mem MB", "{:.0f}"),
+    ("params", "params M", "{:.2f}"),
+    ("gflops", "GFLOPs", "{:.2f}"),
+    ("achieved_gflops", "GFLOP/s", "{:.1f}"),
+    ("pct_of_peak", "% peak", "{:.1f}"),
+    ("agreement", "agree %", "{:.2f}"),
+    ("miou", "mIoU", "{:.2f}"),
+    ("note", "note", "{}"),
+]
+
+
+def machine_header(threads=None, peaks: dict | None = None) -> dict:
+    """CPU, ISA flags that decide which backends are fast, library versions, measured peaks."""
+    import torch
+
+    from rtseg.utils import cpu_flags, cpu_name
+
+    flags = cpu_flags()
+    versions = {"torch": torch.__version__}
+    for mod in ("onnxruntime", "openvino"):
+        try:
+            versions[mod] = __import__(mod).__version__.split("-")[0]
+        except ImportError:
+            versions[mod] = None
+    header = {
+        "cpu": cpu_name(),
+        "cores": __import__("os").cpu_count(),
+        "threads": list(threads) if threads else None,
+        "isa": {f: f in flags for f in ISA_FLAGS},
+        "python": platform.python_version(),
+        "versions": versions,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "peak_gflops": peaks or {},
+    }
+    return header
+
+
+def header_text(h: dict) -> str:
+    isa = " ".join(f"{k}{'+' if v else '-'}" for k, v in h["isa"].items())
+    vers = " ".join(f"{k} {v}" for k, v in h["versions"].items() if v)
+    peaks = ", ".join(f"{k} {v:.0f}" for k, v in h.get("peak_gflops", {}).items())
+    lines = [
+        f"CPU: {h['cpu']} ({h['cores']} logical cores), threads {h['threads']}",
+        f"ISA: {isa}",
+        f"versions: {vers}" + (f", GPU {h['cuda']}" if h.get("cuda") else ""),
+    ]
+    if peaks:
+        lines.append(f"GEMM peak GFLOP/s (int8: GOP/s): {peaks}")
+    return "\n".join(lines)
+
+
+def sort_rows(rows: list[dict]) -> list[dict]:
+    """Grouped by model, input, batch and threads; fastest first; skipped rows last."""
+    return sorted(
+        rows,
+        key=lambda r: (
+            r["model"], r["input_size"], r["batch"], r["threads"],
+            not r.get("latency_ms_median"), r.get("latency_ms_median") or 0.0,
+        ),
+    )  # fmt: skip
+
+
+def _cell(row: dict, col: str, fmt: str) -> str:
+    v = row.get(col)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if col == "params":
+        v = v / 1e6
+    if col in ("agreement", "miou") and isinstance(v, float):
+        v = 100 * v
+        text = fmt.format(v)
+        return text + ("" if row.get("agrees", True) or col != "agreement" else " (!)")
+    if col == "backend" and row.get("resolved"):
+        return f"auto->{row['resolved']}"
+    return fmt.format(v).replace("|", "/")
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = [
+        "| " + " | ".join(h for _, h, _ in DISPLAY) + " |",
+        "|" + "|".join("---" for _ in DISPLAY) + "|",
+    ]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r, c, f) for c, _, f in DISPLAY) + " |")
+    return "\n".join(lines)
+
+
+def write_results(
+    rows: list[dict], out_dir: Path, header: dict, extra: dict | None = None
+) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    paths = {
+        "csv": out_dir / "results.csv",
+        "json": out_dir / "results.json",
+        "md": out_dir / "results.md",
+    }
+    df.to_csv(paths["csv"], index=False)
+    paths["json"].write_text(
+        json.dumps({"machine": header, **(extra or {}), "rows": rows}, indent=2, default=str)
+    )
+    paths["md"].write_text(header_text(header) + "\n\n" + markdown_table(rows) + "\n")
+    return paths
+
+
+def plot_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """fps per backend per model (bars), and mIoU vs fps when mIoU is known."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    done = df[df["fps"].notna()].copy()
+    if done.empty:
+        return []
+    done["label"] = done.apply(
+        lambda r: f"auto->{r['resolved']}" if isinstance(r.get("resolved"), str) else r["backend"],
+        axis=1,
+    )
+    done["group"] = done["model"] + " " + done["input_size"].astype(str)
+    pivot = done.pivot_table(index="group", columns="label", values="fps", aggfunc="max")
+    fig, ax = plt.subplots(
+        figsize=(max(6, 1.2 * len(pivot) + 0.4 * pivot.size / max(len(pivot), 1)), 4.5)
+    )
+    pivot.plot.bar(ax=ax, width=0.85)
+    ax.set_ylabel("fps (model only, batch as run)")
+    ax.set_xlabel("")
+    ax.set_title("fps per backend")
+    ax.legend(fontsize=7, ncol=2)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    paths = [out_dir / "fps.png"]
+    fig.savefig(paths[0], dpi=120)
+    plt.close(fig)
+    known = done[done["miou"].notna()]
+    if not known.empty:
+        best = known.loc[known.groupby("model")["fps"].idxmax()]
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        ax.scatter(best["fps"], 100 * best["miou"].astype(float))
+        for _, r in best.iterrows():
+            ax.annotate(
+                f"{r['model']} ({r['label']})", (r["fps"], 100 * float(r["miou"])), fontsize=7
+            )
+        ax.set_xlabel("fps (fastest agreeing backend)")
+        ax.set_ylabel("val mIoU %")
+        ax.set_title("accuracy vs speed")
+        fig.tight_layout()
+        paths.append(out_dir / "miou_vs_fps.png")
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    return paths
+
+
+def summarize(sweep_dir: Path) -> Path | None:
+    """Concatenate every job's results.csv under a multirun folder into summary.csv + summary.md."""
+    sweep_dir = Path(sweep_dir)
+    frames = [pd.read_csv(p) for p in sorted(sweep_dir.glob("**/results.csv"))]
+    if not frames:
+        return None
+    df = pd.concat(frames, ignore_index=True)
+    df.to_csv(sweep_dir / "summary.csv", index=False)
+    rows = sort_rows(
+        [{k: (None if _isnan(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
+    )
+    header_file = next(iter(sorted(sweep_dir.glob("**/results.json"))), None)
+    header = json.loads(header_file.read_text())["machine"] if header_file else None
+    text = (header_text(header) + "\n\n" if header else "") + markdown_table(rows) + "\n"
+    from rtseg.bench.benchmark import speedups
+
+    lines = speedups(rows)
+    if lines:
+        text += "\n" + "\n".join(f"- {ln}" for ln in lines) + "\n"
+    (sweep_dir / "summary.md").write_text(text)
+    try:
+        plot_results(df, sweep_dir)
+    except Exception as e:  # noqa: BLE001 - a plot must never lose the table
+        log.warning("summary plots failed: %s", e)
+    print(f"\nsummary of {len(frames)} jobs ({sweep_dir / 'summary.csv'}):\n")
+    print(text)
+    return sweep_dir / "summary.csv"
+
+
+def _isnan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+class SummaryCallback(Callback):
+    """Hydra callback: at the end of ``rtseg-bench -m ...`` write the sweep's summary.csv and summary.md."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        summarize(Path(config.hydra.sweep.dir))

@@ -1,0 +1,187 @@
+"""Backends, agreement, auto, skipping: on a tiny network so every test runs in seconds."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from rtseg.bench import backends as B
+from rtseg.bench.benchmark import COLUMNS, Inputs, Knobs, benchmark_network
+from rtseg.bench.e2e import FramePipeline, random_frames
+from rtseg.bench.peak import gemm_gflops
+
+SIZE = (32, 32)
+FAST = Knobs(warmup=1, min_runs=3, min_seconds=0.05, auto_min_seconds=0.05)
+
+
+def _inputs(n=2):
+    g = torch.Generator().manual_seed(0)
+    return Inputs(agreement=[torch.randn(1, 3, *SIZE, generator=g) for _ in range(n)])
+
+
+class WrongBackend(B.Backend):
+    """Deliberately wrong: the logits with their class order reversed, returned instantly."""
+
+    def __init__(self, net, input_size, batch_size=1, threads=None, **_):
+        super().__init__(input_size, batch_size, threads)
+        self.net = net
+
+    @torch.inference_mode()
+    def __call__(self, x):
+        return self.net(x).flip(1)
+
+
+@pytest.fixture
+def wrong_registered(monkeypatch):
+    monkeypatch.setitem(B.BACKENDS, "wrong", lambda net, size, **kw: WrongBackend(net, size, **kw))
+
+
+def test_quick_benchmark_fills_every_column(tiny_net, tmp_path):
+    rows = benchmark_network(
+        "baseline",
+        tiny_net,
+        SIZE,
+        ["eager", "onnxruntime"],
+        _inputs(),
+        knobs=FAST,
+        peaks={"fp32": 100.0},
+        workdir=tmp_path,
+        miou=0.5,
+    )
+    assert [r["backend"] for r in rows] == ["eager", "onnxruntime"]
+    optional = {"resolved", "miou_eval", "miou_drop", "note"}
+    for r in rows:
+        assert list(r) == COLUMNS
+        missing = [c for c in COLUMNS if c not in optional and r[c] is None]
+        assert not missing, f"{r['backend']} has no {missing}"
+        assert r["latency_ms_p90"] >= r["latency_ms_median"] > 0
+        assert r["fps"] == pytest.approx(1e3 / r["latency_ms_median"])
+        assert r["achieved_gflops"] == pytest.approx(r["gflops"] / (r["latency_ms_median"] / 1e3))
+        assert r["pct_of_peak"] == pytest.approx(r["achieved_gflops"])  # peak 100 GFLOP/s
+        assert r["agreement"] == pytest.approx(1.0, abs=1e-3) and r["agrees"]
+    assert (tmp_path / "ThreeConvNet_32x32_b1.onnx").is_file()
+
+
+def test_agreement_flags_a_wrong_backend(tiny_net, tmp_path, wrong_registered):
+    rows = benchmark_network(
+        "baseline", tiny_net, SIZE, ["eager", "wrong"], _inputs(), knobs=FAST, workdir=tmp_path
+    )
+    by = {r["backend"]: r for r in rows}
+    assert by["eager"]["agrees"] and by["eager"]["agreement"] == 1.0
+    assert not by["wrong"]["agrees"] and by["wrong"]["agreement"] < 0.9
+
+
+def test_auto_never_picks_a_disagreeing_backend(tiny_net, tmp_path, wrong_registered):
+    images = _inputs().agreement
+    # "wrong" is the fastest candidate (no work at all), but it disagrees
+    backend = B.resolve_backend(
+        "auto",
+        tiny_net,
+        SIZE,
+        candidates=["wrong", "eager"],
+        images=images,
+        cache_dir=tmp_path,
+        min_seconds=0.05,
+        min_runs=3,
+    )
+    assert backend.name == "eager"
+    trials = {t["backend"]: t for t in backend.auto_trials}
+    assert trials["wrong"]["agrees"] is False and trials["eager"]["agrees"] is True
+    # the choice is cached per machine + model + size + batch + threads and reused
+    cache = (tmp_path / "auto.json").read_text()
+    assert "ThreeConvNet" in cache and "32x32" in cache
+    again = B.resolve_backend(
+        "auto", tiny_net, SIZE, candidates=["wrong"], images=images, cache_dir=tmp_path
+    )
+    assert again.name == "eager" and "cached" in again.note
+    # nothing agrees: a clear error, never a wrong pick
+    with pytest.raises(B.BackendUnavailable, match="no candidate agrees"):
+        B.resolve_backend(
+            "auto",
+            tiny_net,
+            SIZE,
+            candidates=["wrong"],
+            images=images,
+            cache_key="other",
+            cache_dir=tmp_path,
+            min_seconds=0.01,
+            min_runs=1,
+        )
+
+
+def test_unsupported_backends_are_skipped_with_a_reason(tiny_net, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rows = benchmark_network(
+        "baseline",
+        tiny_net,
+        SIZE,
+        ["cuda", "openvino", "no-such-backend", "eager"],
+        _inputs(1),
+        knobs=FAST,
+        workdir=tmp_path,
+    )
+    notes = {r["backend"]: r["note"] or "" for r in rows}
+    assert notes["cuda"] == "skipped: no CUDA device"
+    assert notes["openvino"] == "skipped: openvino not installed"
+    assert notes["no-such-backend"].startswith("skipped: unknown backend")
+    skipped = [r for r in rows if r["backend"] != "eager"]
+    assert all(r["latency_ms_median"] is None and r["fps"] is None for r in skipped)
+    assert next(r for r in rows if r["backend"] == "eager")["fps"] > 0
+
+
+@pytest.mark.parametrize(
+    "name", ["channels_last", "bf16", "onnxruntime-int8", "openvino", "openvino-int8"]
+)
+def test_cpu_backends_build_and_give_logits(tiny_net, tmp_path, name):
+    try:
+        backend = B.create_backend(
+            name, tiny_net, SIZE, threads=1, calibration=_inputs(4).agreement, workdir=tmp_path
+        )
+    except B.BackendUnavailable as e:
+        pytest.skip(str(e))
+    x = torch.randn(1, 3, *SIZE)
+    out = backend(x)
+    assert out.shape == (1, 5, *SIZE) and out.dtype == torch.float32
+    assert backend.precision in ("fp32", "bf16", "int8")
+    ref = B.reference_labels(tiny_net)
+    # int8 / bf16 on an untrained net: close to eager, not necessarily within tolerance
+    assert B.agreement(backend, ref, [x]) > 0.8
+
+
+def test_batch_size_is_respected(tiny_net, tmp_path):
+    backend = B.create_backend(
+        "onnxruntime", tiny_net, SIZE, batch_size=2, threads=1, workdir=tmp_path
+    )
+    assert backend(torch.randn(2, 3, *SIZE)).shape == (2, 5, *SIZE)
+    # a single image is repeated to the exported batch for the agreement check
+    assert B.agreement(
+        backend, B.reference_labels(tiny_net), [torch.randn(1, 3, *SIZE)]
+    ) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_frame_pipeline_returns_class_maps_at_frame_size(tiny_net):
+    backend = B.create_backend("eager", tiny_net, SIZE)
+    pipe = FramePipeline(backend, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    frames = random_frames(1, (45, 60))
+    maps = pipe(frames)
+    assert maps.shape == (1, 45, 60) and maps.dtype == np.uint8 and maps.max() < 5
+    # pre-processing is (x / 255 - mean) / std
+    x = pipe.preprocess(np.full((1, *SIZE, 3), 255, np.uint8))
+    assert torch.allclose(x, torch.full_like(x, 2.0))
+
+
+def test_peak_gemm_is_measured():
+    assert gemm_gflops("fp32", n=256, min_seconds=0.01) > 0.1
+
+
+@pytest.mark.slow
+def test_compile_backend_on_a_one_conv_net(tmp_path):
+    net = torch.nn.Conv2d(3, 4, 3, padding=1).eval()
+    backend = B.create_backend("compile", net, (16, 16), threads=1)
+    assert B.agreement(
+        backend, B.reference_labels(net), [torch.randn(1, 3, 16, 16)]
+    ) == pytest.approx(1.0)

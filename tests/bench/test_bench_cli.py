@@ -1,0 +1,168 @@
+"""rtseg-bench as users and reviewers run it: Hydra config, results files, multirun summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from rtseg.bench.cli import run_benchmark
+from rtseg.bench.report import summarize
+from rtseg.errors import RtsegError
+
+from .conftest import compose_cfg
+
+REQUIRED = [
+    "model", "input_size", "backend", "precision", "batch", "threads", "latency_ms_median", "latency_ms_p90",
+    "fps", "throughput", "e2e_latency_ms_median", "e2e_fps", "peak_mem_mb", "params", "gflops",
+    "achieved_gflops", "pct_of_peak", "agreement", "agrees", "miou", "note",
+]  # fmt: skip
+QUICK = [
+    "measure.warmup=1",
+    "measure.min_runs=3",
+    "measure.min_seconds=0.05",
+    "peak.n=256",
+    "peak.min_seconds=0.05",
+    "calibration.images=2",
+    "agreement.images=2",
+    "threads=[1]",
+]
+
+
+def _bench(out: Path, *overrides: str):
+    cfg = compose_cfg(
+        "benchmark", [f"paths.output_dir={out}", f"paths.log_dir={out}/logs", *QUICK, *overrides]
+    )
+    try:
+        return run_benchmark(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_config_benchmark_writes_table_csv_json_and_plot(tmp_path, capsys):
+    rows = _bench(
+        tmp_path,
+        "model=baseline",
+        "model.width=8",
+        "input_size=[32,32]",
+        "backends=[eager,onnxruntime,auto]",
+        "auto.candidates=[eager,onnxruntime]",
+    )
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert set(REQUIRED) <= set(df.columns)
+    assert list(df["backend"]).count("auto") == 1 and len(df) == 3
+    auto = df[df["backend"] == "auto"].iloc[0]
+    assert auto["resolved"] in ("eager", "onnxruntime") and auto["agrees"]
+    assert (df["fps"] > 0).all() and (df["pct_of_peak"] > 0).all()
+    assert (tmp_path / "results.json").is_file() and (tmp_path / "fps.png").is_file()
+    assert (
+        tmp_path / "logs" / "bench" / "auto.json"
+    ).is_file()  # the per-machine choice for rtseg-realtime
+    out = capsys.readouterr().out
+    assert "| model | input | backend |" in out and "ISA: " in out and "GEMM peak" in out
+    assert len(rows) == 3
+
+
+def test_checkpoint_benchmark_reports_its_val_miou_and_peers(tmp_path, tiny_checkpoint, capsys):
+    _bench(
+        tmp_path,
+        f"checkpoint={tiny_checkpoint}",
+        "input_size=[32,32]",
+        "backends=[eager]",
+        "peers=true",
+        "eval_miou=true",
+        "eval_images=2",
+        "e2e=false",
+    )
+    df = pd.read_csv(tmp_path / "results.csv")
+    ours = df[~df["model"].str.startswith("peer:")]
+    assert ours["miou"].notna().all() and 0 <= ours["miou"].iloc[0] <= 1
+    assert ours["miou_drop"].iloc[0] == pytest.approx(0.0)  # eager against itself
+    peers = df[df["model"].str.startswith("peer:")]
+    assert sorted(peers["backend"]) == ["eager", "onnxruntime-default"]
+    assert "x torchvision LRASPP-MobileNetV3-L eager" in capsys.readouterr().out
+    assert (tmp_path / "miou_vs_fps.png").is_file()
+
+
+def test_multirun_summary_concatenates_jobs(tmp_path):
+    for i, backend in enumerate(["eager", "onnxruntime"]):
+        _bench(
+            tmp_path / str(i),
+            "model=baseline",
+            "name=baseline",
+            "model.width=8",
+            "input_size=[32,32]",
+            f"backends=[{backend}]",
+            "plots=false",
+            "e2e=false",
+        )
+    summary = summarize(tmp_path)
+    df = pd.read_csv(summary)
+    assert sorted(df["backend"]) == ["eager", "onnxruntime"]
+    assert "| baseline |" in (tmp_path / "summary.md").read_text()
+    # and `-m` runs it: the callback is wired in conf/benchmark.yaml
+    cfg = compose_cfg("benchmark", [], hydra=True)
+    GlobalHydra.instance().clear()
+    assert cfg.hydra.callbacks.bench_summary._target_ == "rtseg.bench.report.SummaryCallback"
+
+
+def test_bad_input_size_is_a_user_error(tmp_path):
+    with pytest.raises(RtsegError, match=r"^input_size must be \[H, W\], got \[32\]$"):
+        _bench(tmp_path, "input_size=[32]")
+
+
+def test_model_that_cannot_run_at_the_size_is_a_user_error(tmp_path):
+    # a network built for 4-channel input cannot take the benchmark's RGB batch
+    with pytest.raises(RtsegError, match="cannot run at 16x16: RuntimeError"):
+        _bench(
+            tmp_path,
+            "model=baseline",
+            "+model.in_channels=4",
+            "input_size=[16,16]",
+            "backends=[eager]",
+        )
+
+
+def test_acceptance_command(tmp_path):
+    """The reviewers' command (with shorter timing knobs), run as a process."""
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RTSEG_LOG_DIR": str(tmp_path / "logs")}
+    exe = Path(sys.executable).with_name("rtseg-bench")
+    cmd = [
+        str(exe),
+        "model=baseline",
+        "input_size=[64,64]",
+        "backends=[eager,onnxruntime]",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *QUICK,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    df = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert set(REQUIRED) <= set(df.columns)
+    assert sorted(df["backend"]) == ["eager", "onnxruntime"] and df["gflops"].gt(0).all()
+    assert "| baseline | 64x64 |" in proc.stdout
+
+
+@pytest.mark.slow
+def test_multirun_writes_summary(tmp_path):
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RTSEG_LOG_DIR": str(tmp_path / "logs")}
+    exe = Path(sys.executable).with_name("rtseg-bench")
+    cmd = [
+        str(exe),
+        "-m",
+        "model=baseline",
+        "input_size=[32,32]",
+        "backends=[eager],[onnxruntime]",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *QUICK,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    df = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert sorted(df["backend"]) == ["eager", "onnxruntime"]
+    assert (tmp_path / "sweep" / "summary.md").is_file()
