@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from rtseg.errors import RtsegError
 
@@ -38,10 +39,14 @@ register_resolvers()
 
 def find_user_error(exc: BaseException) -> RtsegError | None:
     """The RtsegError behind an exception, if any (Hydra and DataLoader workers wrap them)."""
+    return _in_chain(exc, RtsegError)
+
+
+def _in_chain(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, RtsegError):
+        if isinstance(exc, kind):
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
@@ -54,6 +59,10 @@ def user_error_line(exc: BaseException) -> str | None:
     "Caught DataError in DataLoader worker process 0." header and the worker's traceback as its
     message: the line worth printing is the one after ``rtseg.errors.<Name>: ``.
     """
+    missing = _in_chain(exc, MissingMandatoryValue)
+    if missing is not None:  # e.g. data=folder without data.root
+        key = getattr(missing, "full_key", None) or str(missing).splitlines()[0]
+        return f"config value {key} is not set (???): give it, e.g. {key}=..."
     err = find_user_error(exc)
     text = str(err if err is not None else exc)
     found = re.search(r"rtseg\.errors\.\w+: (.+)", text)
