@@ -263,6 +263,22 @@ def test_error_in_a_dataloader_worker_is_one_line(folder_root, layouts, capsys):
     )
 
 
+def test_unset_data_root_is_one_line(layouts, capsys):
+    cfg = layouts.compose("data=folder")
+
+    @user_errors_as_one_line
+    def build():
+        instantiate(cfg.data, _convert_="all")
+
+    with pytest.raises(SystemExit) as exit_info:
+        build()
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: config value data.root is not set (???): give it, e.g. data.root=..."
+    )
+
+
 def _cli_error(tmp_path: Path, *overrides: str) -> tuple[int, list[str]]:
     env = {
         **os.environ,

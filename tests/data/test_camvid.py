@@ -53,8 +53,9 @@ def test_samples_are_360x480_with_void_ignored(splits):
 
 def test_datamodule_on_camvid(layouts):
     cfg = layouts.compose(
-        "data=camvid", f"data.root={CAMVID}", "data.num_workers=0", "data.verify=false"
-    )
+        "data=camvid", f"data.root={CAMVID}", "data.num_workers=0", "data.verify=false", "data.batch_size=2",
+        "data.val_batch_size=2",
+    )  # fmt: skip
     dm = instantiate(cfg.data, _convert_="all")
     dm.setup("fit")
     image, mask = next(iter(dm.train_dataloader()))
