@@ -151,7 +151,7 @@ def train(cfg: DictConfig) -> dict:
         return results
     except BaseException as e:
         if record.status == "running":
-            record.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            record.status = "interrupted" if isinstance(e, KeyboardInterrupt) or trainer.interrupted else "failed"
             record.error = f"{type(e).__name__}: {e}"[:500]
             record.ended = time.time()
             record.save()
