@@ -68,8 +68,21 @@ def leaderboard(records: list[RunRecord], root: str | Path) -> pd.DataFrame:
                 "overrides": " ".join(r.overrides or []),
             }
         )
-    df = pd.DataFrame(rows, columns=[*COLUMNS, "experiment", "test_miou", "latency_ms", "epochs", "run_dir", "overrides"])
-    return df.sort_values(["val_miou", "fps"], ascending=False, na_position="last").reset_index(drop=True)
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            *COLUMNS,
+            "experiment",
+            "test_miou",
+            "latency_ms",
+            "epochs",
+            "run_dir",
+            "overrides",
+        ],
+    )
+    return df.sort_values(["val_miou", "fps"], ascending=False, na_position="last").reset_index(
+        drop=True
+    )
 
 
 def pareto_front(df: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +96,9 @@ def pareto_front(df: pd.DataFrame) -> pd.DataFrame:
     return pts.loc[front]
 
 
-def plot_pareto(df: pd.DataFrame, path: str | Path, title: str = "val mIoU vs speed") -> Path | None:
+def plot_pareto(
+    df: pd.DataFrame, path: str | Path, title: str = "val mIoU vs speed"
+) -> Path | None:
     """Scatter of every scored run, the Pareto front as a line, each point labelled."""
     import matplotlib
 
@@ -96,13 +111,21 @@ def plot_pareto(df: pd.DataFrame, path: str | Path, title: str = "val mIoU vs sp
     front = pareto_front(df)
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     ax.scatter(pts["fps"], 100 * pts["val_miou"], s=30, color="tab:blue", alpha=0.7, label="runs")
-    ax.plot(front["fps"], 100 * front["val_miou"], "-o", color="tab:red", ms=6, label="Pareto front")
+    ax.plot(
+        front["fps"], 100 * front["val_miou"], "-o", color="tab:red", ms=6, label="Pareto front"
+    )
     for _, row in pts.iterrows():
         label = f"{Path(row['run']).name}: {row['model'] or '?'}"
         if row["encoder"]:
             label += f"/{row['encoder']}"
         label += f" {row['input_size']}" if row["input_size"] else ""
-        ax.annotate(label, (row["fps"], 100 * row["val_miou"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.annotate(
+            label,
+            (row["fps"], 100 * row["val_miou"]),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     ax.set_xlabel(f"fps ({', '.join(sorted(set(pts['backend'].dropna()))) or 'measured'}, batch 1)")
     ax.set_ylabel("best val mIoU (%)")
@@ -148,8 +171,15 @@ def print_table(df: pd.DataFrame, title: str) -> None:
 
     table = Table(title=title)
     for col in COLUMNS:
-        label = {"val_miou": "val mIoU", "params_m": "params (M)", "gflops": "GFLOPs", "input_size": "input"}.get(col, col)
-        table.add_column(label, justify="right" if col in ("val_miou", "fps", "gflops", "params_m") else "left")
+        label = {
+            "val_miou": "val mIoU",
+            "params_m": "params (M)",
+            "gflops": "GFLOPs",
+            "input_size": "input",
+        }.get(col, col)
+        table.add_column(
+            label, justify="right" if col in ("val_miou", "fps", "gflops", "params_m") else "left"
+        )
     styles = {"crashed": "red", "failed": "red", "running": "yellow", "interrupted": "yellow"}
     for row, state in zip(format_rows(df), df["state"], strict=True):
         table.add_row(*row, style=styles.get(state))
@@ -158,21 +188,34 @@ def print_table(df: pd.DataFrame, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rtseg-compare", description=__doc__.splitlines()[0])
-    parser.add_argument("dir", nargs="?", default=os.environ.get("RTSEG_LOG_DIR", "logs"), help="folder searched for run.json records (default: $RTSEG_LOG_DIR or logs)")
-    parser.add_argument("--csv", default=None, help="where to write the table (default: DIR/leaderboard.csv)")
-    parser.add_argument("--png", default=None, help="where to write the Pareto plot (default: DIR/leaderboard.png)")
+    parser.add_argument(
+        "dir",
+        nargs="?",
+        default=os.environ.get("RTSEG_LOG_DIR", "logs"),
+        help="folder searched for run.json records (default: $RTSEG_LOG_DIR or logs)",
+    )
+    parser.add_argument(
+        "--csv", default=None, help="where to write the table (default: DIR/leaderboard.csv)"
+    )
+    parser.add_argument(
+        "--png", default=None, help="where to write the Pareto plot (default: DIR/leaderboard.png)"
+    )
     parser.add_argument("--dataset", default=None, help="only runs on this dataset")
     parser.add_argument("--experiment", default=None, help="only runs of this experiment preset")
     args = parser.parse_args(argv)
 
     root = Path(args.dir)
     if not root.is_dir():
-        print(f"error: {root}: no such log folder (pass the folder holding your runs, or set RTSEG_LOG_DIR)", file=sys.stderr)
+        print(
+            f"error: {root}: no such log folder (pass the folder holding your runs, or set RTSEG_LOG_DIR)",
+            file=sys.stderr,
+        )
         return 2
     records = [
         r
         for r in find_runs(root)
-        if (args.dataset is None or r.dataset == args.dataset) and (args.experiment is None or r.experiment == args.experiment)
+        if (args.dataset is None or r.dataset == args.dataset)
+        and (args.experiment is None or r.experiment == args.experiment)
     ]
     if not records:
         print(f"error: no run records (run.json) under {root}", file=sys.stderr)
@@ -181,9 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     print_table(df, f"{len(df)} runs under {root}")
     csv_path = Path(args.csv or root / "leaderboard.csv")
     df.to_csv(csv_path, index=False)
-    png = plot_pareto(df, args.png or root / "leaderboard.png", title=f"val mIoU vs fps: {root.resolve().name}")
+    png = plot_pareto(
+        df, args.png or root / "leaderboard.png", title=f"val mIoU vs fps: {root.resolve().name}"
+    )
     print(f"table: {csv_path}")
-    print(f"Pareto plot: {png}" if png else "Pareto plot: none (no run has both a val mIoU and an fps yet)")
+    print(
+        f"Pareto plot: {png}"
+        if png
+        else "Pareto plot: none (no run has both a val mIoU and an fps yet)"
+    )
     return 0
 
 

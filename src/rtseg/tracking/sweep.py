@@ -22,7 +22,9 @@ from rtseg.tracking.runs import find_runs
 log = logging.getLogger("rtseg.sweep")
 
 
-def summarize_sweep(sweep_dir: str | Path, results_name: str = "results.csv") -> pd.DataFrame | None:
+def summarize_sweep(
+    sweep_dir: str | Path, results_name: str = "results.csv"
+) -> pd.DataFrame | None:
     """Write ``summary.csv``/``summary.md`` (and ``pareto.png`` for training sweeps) into ``sweep_dir``."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
@@ -31,11 +33,15 @@ def summarize_sweep(sweep_dir: str | Path, results_name: str = "results.csv") ->
     if records:
         df = leaderboard(records, sweep_dir)
         df["overrides"] = varying_overrides(df["overrides"])
-        md = f"# Sweep {sweep_dir.name}: {len(df)} training jobs\n\n" + markdown_table(df, [*COLUMNS, "overrides"])
+        md = f"# Sweep {sweep_dir.name}: {len(df)} training jobs\n\n" + markdown_table(
+            df, [*COLUMNS, "overrides"]
+        )
         plot_pareto(df, sweep_dir / "pareto.png", title=f"val mIoU vs fps: {sweep_dir.name}")
     else:
         frames = []
-        for csv in sorted(sweep_dir.glob(f"*/{results_name}"), key=lambda p: _job_key(p.parent.name)):
+        for csv in sorted(
+            sweep_dir.glob(f"*/{results_name}"), key=lambda p: _job_key(p.parent.name)
+        ):
             try:
                 frames.append(pd.read_csv(csv).assign(job=csv.parent.name))
             except (OSError, ValueError, pd.errors.EmptyDataError):
@@ -54,7 +60,9 @@ def varying_overrides(overrides: pd.Series) -> pd.Series:
     """Each job's overrides minus those shared by every job: what the sweep actually varied."""
     split = [str(o).split() for o in overrides]
     common = set.intersection(*map(set, split)) if len(split) > 1 else set()
-    return pd.Series([" ".join(o for o in job if o not in common) for job in split], index=overrides.index)
+    return pd.Series(
+        [" ".join(o for o in job if o not in common) for job in split], index=overrides.index
+    )
 
 
 def _markdown(df: pd.DataFrame) -> str:

@@ -51,7 +51,9 @@ def prepare_wandb_logger(logger, sweep_dir: str | None, cfg: DictConfig) -> None
             run_dir = Path(str(cfg.paths.output_dir))
         except Exception:  # noqa: BLE001 - no Hydra context and no paths.output_dir: keep W&B's name
             return
-        logger._wandb_init["name"] = f"{Path(sweep_dir).name}/{run_dir.name}" if sweep_dir else run_dir.name
+        logger._wandb_init["name"] = (
+            f"{Path(sweep_dir).name}/{run_dir.name}" if sweep_dir else run_dir.name
+        )
 
 
 def finish_wandb(loggers) -> None:
@@ -131,13 +133,20 @@ def read_offline_run(path: str | Path) -> OfflineRun:
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             r = rec.run
-            run.run_id, run.name, run.group, run.job_type = r.run_id, r.display_name, r.run_group, r.job_type
+            run.run_id, run.name, run.group, run.job_type = (
+                r.run_id,
+                r.display_name,
+                r.run_group,
+                r.job_type,
+            )
             run.tags = list(r.tags)
             run.config.update({it.key: value(it) for it in r.config.update})
         elif kind == "config":
             run.config.update({it.key: value(it) for it in rec.config.update})
         elif kind == "summary":
-            run.summary.update({it.key or "/".join(it.nested_key): value(it) for it in rec.summary.update})
+            run.summary.update(
+                {it.key or "/".join(it.nested_key): value(it) for it in rec.summary.update}
+            )
     # config values arrive as {"value": v} (W&B's config format)
     run.config = {k: v.get("value", v) if isinstance(v, dict) else v for k, v in run.config.items()}
     return run
