@@ -100,29 +100,34 @@ class PairedFiles(SegmentationDataset):
         self.label_map = label_map
         if verify:
             for img, msk in self.pairs:
-                self._checked_mask(img, msk, image_size(img))
+                self._checked_mask(img, msk, image_size(img), remap=False)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _checked_mask(self, img_path: Path, mask_path: Path, img_hw: tuple[int, int]) -> np.ndarray:
+    def _checked_mask(self, img_path: Path, mask_path: Path, img_hw: tuple[int, int], remap: bool = True) -> np.ndarray:
         mask = read_mask(mask_path)
         if mask.shape[:2] != tuple(img_hw):
             raise DataError(
                 f"size mismatch: image {img_path} is {img_hw[0]}x{img_hw[1]} but mask {mask_path} "
                 f"is {mask.shape[0]}x{mask.shape[1]}"
             )
+        if mask.dtype.kind == "i" and mask.min() < 0:
+            raise DataError(f"mask {mask_path} has negative labels: expected class indices >= 0")
+        # the labels present, from a histogram (much cheaper than np.unique on full-size masks)
+        present = np.flatnonzero(np.bincount(mask.ravel(), minlength=1))
         if self.label_map is not None:
-            if mask.max() >= len(self.label_map):
-                raise DataError(f"mask {mask_path} has label {int(mask.max())} outside the label map")
-            mask = self.label_map[mask]
-        labels = np.unique(mask)
-        bad = [int(v) for v in labels if v >= self.num_classes and v != self.ignore_index]
+            if present[-1] >= len(self.label_map):
+                raise DataError(f"mask {mask_path} has label {int(present[-1])} outside the label map")
+            present = self.label_map[present]
+        bad = sorted({int(v) for v in present if v >= self.num_classes and v != self.ignore_index})
         if bad:
             raise DataError(
                 f"mask {mask_path} has label(s) {bad} outside [0, {self.num_classes}) "
                 f"and not the ignore label {self.ignore_index}"
             )
+        if self.label_map is not None and remap:
+            mask = self.label_map[mask]
         return mask.astype(np.uint8)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
