@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from rtseg.errors import DataError
 
@@ -99,7 +100,8 @@ class PairedFiles(SegmentationDataset):
         self.ignore_index = ignore_index
         self.label_map = label_map
         if verify:
-            for img, msk in self.pairs:
+            progress = tqdm(self.pairs, desc="checking masks", unit="mask", disable=len(self.pairs) < 500, leave=False)
+            for img, msk in progress:
                 self._checked_mask(img, msk, image_size(img), remap=False)
 
     def __len__(self) -> int:
