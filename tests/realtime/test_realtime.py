@@ -13,7 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FRAME_H, FRAME_W, decode_index, save_checkpoint, video_info
 
 from rtseg.errors import CheckpointError, SourceError
 from rtseg.realtime.cli import realtime
@@ -23,6 +22,8 @@ from rtseg.realtime.select import choose_checkpoint
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import ImageFolderSource, SyntheticSource, VideoSource, open_source
 from rtseg.tracking.runs import RunRecord
+
+from .helpers import FRAME_H, FRAME_W, decode_index, save_checkpoint, video_info
 
 CLI = [sys.executable, "-c", "from rtseg.realtime.cli import main; main()"]
 
@@ -297,3 +298,17 @@ def test_overlay_output_at_source_resolution():
     out = ov.draw(frame, labels, ["10 fps"])
     assert out.shape == frame.shape
     assert tuple(out[-1, 0]) == (0, 255, 0)  # BGR green where the class map says "car"
+
+
+def test_stream_gone_for_good_finishes_frames_then_reports(indexed_video, tmp_path):
+    copy = tmp_path / "stream.mp4"
+    copy.write_bytes(indexed_video.read_bytes())
+    source = VideoSource(str(copy), live=True, reconnect_attempts=2, backoff_s=0.01)
+    copy.unlink()  # the "camera" disappears: every reconnect attempt fails
+    sink = RecordingSink()
+    pipeline = stub_pipeline(source, sink, "none")
+    stats = pipeline.run()
+    assert sink.indices == list(range(30)) and stats["frames_written"] == 30
+    assert isinstance(pipeline.source_error, SourceError) and "lost source" in str(
+        pipeline.source_error
+    )

@@ -20,9 +20,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from rtseg.realtime.benchmark import model_only, print_report, sequential, warm_up, write_report
+from rtseg.realtime.model import RealtimeModel
 from rtseg.realtime.overlay import Overlay
-from rtseg.realtime.pipeline import Infer, Pipeline, PipelineConfig, Preprocess
-from rtseg.realtime.select import choose_checkpoint
+from rtseg.realtime.pipeline import Pipeline, PipelineConfig, Preprocess
 from rtseg.realtime.sinks import FolderSink, NullSink, VideoFileSink, make_sinks
 from rtseg.realtime.sources import Source, open_source
 from rtseg.utils import CONF_DIR, set_threads, to_container, user_errors_as_one_line
@@ -47,82 +47,6 @@ def build_source(cfg: DictConfig, max_frames: int | None = None) -> Source:
         reconnect=to_container(cfg.reconnect),
         folder_fps=cfg.get("folder_fps", 10),
     )
-
-
-def load_model(cfg: DictConfig, run_dir: Path):
-    """(make_infer, meta, description) for the chosen checkpoint or exported file."""
-    from rtseg.bench.backends import TorchBackend, create_backend, load_exported, resolve_backend
-
-    choice = choose_checkpoint(cfg.checkpoint, cfg.paths.log_dir)
-    log.info("model: %s (%s)", choice.path, choice.reason)
-    max_batch = max(1, int(cfg.max_batch))
-    threads = cfg.get("threads")
-    if choice.exported:
-        name = None if cfg.backend == "auto" else cfg.backend
-        backend, meta = load_exported(choice.path, backend=name, threads=threads)
-        meta = {
-            **meta,
-            "checkpoint": str(choice.path),
-            "model": meta.get("model") or choice.path.stem,
-        }
-        if cfg.get("size") and tuple(cfg.size) != tuple(backend.input_size):
-            log.warning(
-                "size=%s ignored: %s was exported for %s",
-                list(cfg.size),
-                choice.path.name,
-                list(backend.input_size),
-            )
-        size = tuple(backend.input_size)
-        first = {backend.batch_size: backend}
-
-        def make_infer(_n=[0]):  # noqa: B006 - the first worker reuses the loaded backend
-            _n[0] += 1
-            return Infer(
-                first
-                if _n[0] == 1
-                else {
-                    backend.batch_size: load_exported(choice.path, backend=name, threads=threads)[0]
-                }
-            )
-
-        return make_infer, meta, size, backend, choice
-
-    from rtseg.checkpoint import describe_model, load_network, stored_model_config
-
-    net, meta = load_network(choice.path)
-    meta = {**meta, "model": describe_model(stored_model_config(meta))}
-    size = tuple(int(v) for v in (cfg.get("size") or meta["input_size"]))
-    workdir = run_dir / "backend"
-    backend = resolve_backend(
-        cfg.backend, net, size, batch_size=1, threads=threads, workdir=workdir
-    )
-    if backend.note:
-        log.info("backend: %s (%s) %s", backend.name, backend.precision, backend.note)
-    # eager torch takes any batch; exported/compiled backends have a fixed batch: build one per size used
-    dynamic = type(backend) is TorchBackend
-
-    def backends_for_worker(first: bool) -> dict:
-        if dynamic:
-            return {0: backend}
-        one = (
-            backend
-            if first
-            else create_backend(backend.name, net, size, 1, threads, workdir=workdir)
-        )
-        sets = {1: one}
-        if max_batch > 1:
-            sets[max_batch] = create_backend(
-                backend.name, net, size, max_batch, threads, workdir=workdir
-            )
-        return sets
-
-    made = []
-
-    def make_infer():
-        made.append(1)
-        return Infer(backends_for_worker(len(made) == 1))
-
-    return make_infer, meta, size, backend, choice
 
 
 @contextmanager
@@ -161,7 +85,16 @@ def realtime(cfg: DictConfig) -> dict:
         drop,
     )
 
-    make_infer, meta, size, backend, choice = load_model(cfg, run_dir)
+    model = RealtimeModel(
+        cfg.checkpoint,
+        cfg.paths.log_dir,
+        cfg.backend,
+        cfg.get("size"),
+        cfg.max_batch,
+        cfg.get("threads"),
+        run_dir / "backend",
+    )
+    meta, size, backend, choice = model.meta, model.size, model.backend, model.choice
     mean, std = meta.get("mean") or DEFAULT_MEAN, meta.get("std") or DEFAULT_STD
     preprocess = Preprocess(size, mean, std, cfg.interpolation)
     overlay_cfg = to_container(cfg.overlay)
@@ -183,11 +116,12 @@ def realtime(cfg: DictConfig) -> dict:
         cfg.get("mask_export"),
         on_quit=lambda: pipeline and pipeline.stop(),
     )
-    pipeline = Pipeline(source, preprocess, make_infer, overlay, sinks, pcfg, hud_label)
-    warm_up(pipeline.infers[0], size, pcfg.max_batch)
+    pipeline = Pipeline(source, preprocess, model.make_infer, overlay, sinks, pcfg, hud_label)
+    for infer in pipeline.infers:
+        warm_up(infer, size, pcfg.max_batch)
     with stop_on_signals(pipeline.stop):
         stats = pipeline.run()
-    interrupted = source.stopped
+    interrupted = source.stopped or pipeline.source_error is not None
     outputs = [str(s.path) for s in sinks if s.path is not None]
     log.info(
         "pipeline: %d frames in %.1f s = %.1f fps end to end; latency median %.1f ms p90 %.1f ms; dropped %d, corrupt %d%s",
@@ -204,7 +138,7 @@ def realtime(cfg: DictConfig) -> dict:
     bench = None
     if cfg.benchmark and not interrupted and stats["frames_written"]:
         bench = run_benchmark(
-            cfg, pipeline, size, preprocess, overlay, hud_label, stats["frames_written"]
+            cfg, model, pipeline.source, preprocess, overlay, hud_label, stats["frames_written"]
         )
     info = {
         "model": meta.get("model"),
@@ -224,6 +158,7 @@ def realtime(cfg: DictConfig) -> dict:
         "drop": drop,
         "threads": cfg.get("threads"),
         "interrupted": interrupted,
+        "source_error": str(pipeline.source_error) if pipeline.source_error else None,
         "outputs": outputs,
         "pipeline": stats,
         "benchmark": bench,
@@ -233,17 +168,30 @@ def realtime(cfg: DictConfig) -> dict:
     print_report(info, row)
     for out in outputs:
         print(f"output: {out}")
+    if pipeline.source_error is not None:
+        raise pipeline.source_error
     return info
 
 
 def run_benchmark(
-    cfg, pipeline: Pipeline, size, preprocess, overlay, hud_label, frames: int
+    cfg, model: RealtimeModel, source: Source, preprocess, overlay, hud_label, frames: int
 ) -> dict:
-    """Model-only fps and the sequential loop over the same source, same backend, same sink type."""
-    infer = pipeline.infers[0]
-    mod = model_only(infer, size, 1, float(cfg.get("benchmark_seconds", 1.0)))
-    log.info("model only: %.1f fps (%.2f ms per frame, batch 1)", mod["fps"], mod["latency_ms"])
-    source = pipeline.source.reopen()
+    """Model-only fps and the sequential loop over the same source, same backend, same sink type.
+
+    Both use the backend with ``sequential_threads`` (default: the library's, all cores), so the
+    baseline runs at its best even when the pipeline gives each worker fewer threads.
+    """
+    threads = cfg.get("sequential_threads")
+    infer = model.standalone_infer(threads)
+    warm_up(infer, model.size, 1)
+    mod = model_only(infer, model.size, 1, float(cfg.get("benchmark_seconds", 1.0)))
+    log.info(
+        "model only: %.1f fps (%.2f ms per frame, batch 1, threads=%s)",
+        mod["fps"],
+        mod["latency_ms"],
+        threads,
+    )
+    source = source.reopen()
     source.max_frames = frames
     with tempfile.TemporaryDirectory(prefix="rtseg-seq-") as tmp:
         kind = cfg.sink if cfg.sink in ("file", "folder") else "none"
@@ -254,7 +202,7 @@ def run_benchmark(
         }[kind]()
         seq = sequential(source, preprocess, infer, overlay, sink, hud_label)
     log.info("sequential loop: %d frames, %.1f fps", seq["frames"], seq["fps"])
-    return {"model_only": mod, "sequential": seq}
+    return {"model_only": mod, "sequential": seq, "threads": threads}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="realtime")

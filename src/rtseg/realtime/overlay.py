@@ -48,7 +48,7 @@ class Overlay:
 
     def colourise(self, labels: np.ndarray) -> np.ndarray:
         """BGR colour image of a uint8 class map (one table lookup per pixel)."""
-        return cv2.LUT(cv2.merge([labels, labels, labels]), self.lut)
+        return cv2.LUT(cv2.cvtColor(labels, cv2.COLOR_GRAY2BGR), self.lut)
 
     def draw(
         self, frame: np.ndarray, labels: np.ndarray, hud_lines: list[str] | None = None

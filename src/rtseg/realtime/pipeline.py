@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from rtseg.errors import SourceError
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
@@ -134,8 +135,6 @@ class Infer:
 
     def __init__(self, backends: dict[int, object]):
         self.backends = dict(sorted(backends.items()))
-        self.main = self.backends.get(0) or self.backends[max(self.backends)]
-        self.max_batch = max(self.backends) if 0 not in self.backends else None
 
     def __call__(self, xs: list[np.ndarray]) -> np.ndarray:
         n = len(xs)
@@ -196,6 +195,7 @@ class Pipeline:
         self.batches = deque(maxlen=config.stats_window)
         self.captured = self.written = self.late = 0
         self.errors: list[BaseException] = []
+        self.source_error: SourceError | None = None
         self._done_times: deque = deque(maxlen=30)
         self._lock = threading.Lock()
         self.t_start = self.t_end = None
@@ -234,7 +234,13 @@ class Pipeline:
         seq = 0
         while True:
             t0 = time.perf_counter()
-            frame = next(it, None)
+            try:
+                frame = next(it, None)
+            except (
+                SourceError
+            ) as e:  # a live stream gone for good: finish what is in flight, then report
+                self.source_error = e
+                return
             if frame is None:
                 return
             item = Item(seq, frame.index, frame.image, frame.t_capture)
