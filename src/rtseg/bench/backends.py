@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -325,14 +326,25 @@ class _Exported:
     def _onnx(self, net, workdir, int8: bool, calibration) -> Path:
         wd = self._workdir(workdir)
         stem = f"{type(net).__name__}_{self.input_size[0]}x{self.input_size[1]}_b{self.batch_size}"
-        fp32 = export_onnx(net, wd / f"{stem}.onnx", self.input_size, self.batch_size)
+        fp32 = wd / f"{stem}.onnx"
+        done = _WRITTEN.setdefault(net, set())
+        if fp32 not in done:
+            export_onnx(net, fp32, self.input_size, self.batch_size)
+            done.add(fp32)
         if not int8:
             return fp32
         if calibration is None:
             calibration = random_calibration(self.input_size, batch_size=self.batch_size)
             self.note = "int8 calibrated on random input"
-        calibration = [_fit_batch(b, self.batch_size) for b in calibration]
-        return quantize_onnx_int8(fp32, wd / f"{stem}.int8.onnx", calibration)
+        q = wd / f"{stem}.int8.onnx"
+        if q not in done:  # ORT and OpenVINO int8 share one quantised file per network and size
+            quantize_onnx_int8(fp32, q, [_fit_batch(b, self.batch_size) for b in calibration])
+            done.add(q)
+        return q
+
+
+# files this process exported per network (weakly keyed: a freed network forgets its files)
+_WRITTEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _fit_batch(b: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -634,7 +646,7 @@ def resolve_backend(
     agreement_tol: float = 0.995,
     cache_dir: Path | None = None,
     min_seconds: float = 1.0,
-    min_runs: int = 10,
+    min_runs: int = 5,
 ) -> Backend:
     """A named backend, or for ``auto`` the fastest candidate that agrees with eager fp32.
 

@@ -94,9 +94,11 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
         list(cfg.data.std),
     )
     choices = hydra_context()["choices"]
-    name = cfg.get("name") or choices.get("model") or str(cfg.model._target_).rsplit(".", 1)[-1]
-    if cfg.model.get("encoder_name"):
-        name += f"-{cfg.model.encoder_name}"
+    name = cfg.get("name")
+    if not name:
+        name = choices.get("model") or str(cfg.model._target_).rsplit(".", 1)[-1]
+        if cfg.model.get("encoder_name"):
+            name += f"-{cfg.model.encoder_name}"
     meta = {
         "mean": list(mean),
         "std": list(std),

@@ -1,0 +1,123 @@
+"""rtseg-export: checkpoint -> ONNX / OpenVINO file + sidecar, loadable by the benchmark and realtime."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+
+from rtseg.bench.backends import agreement, load_exported, reference_labels
+from rtseg.bench.export import ExportError, export_checkpoint, run_export
+from rtseg.checkpoint import load_network
+
+from .conftest import compose_cfg
+
+
+def _images(size, n=2):
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(1, 3, *size, generator=g) for _ in range(n)]
+
+
+def test_onnx_round_trip_with_sidecar(tiny_checkpoint, tmp_path):
+    cfg = compose_cfg(
+        "export",
+        [f"ckpt_path={tiny_checkpoint}", "format=onnx", f"out_dir={tmp_path}", "name=tiny"],
+    )
+    GlobalHydra.instance().clear()
+    path, sidecar = run_export(cfg)
+    assert path == tmp_path / "tiny.onnx" and sidecar == tmp_path / "tiny.json"
+    meta = json.loads(sidecar.read_text())
+    net, ckpt_meta = load_network(tiny_checkpoint)
+    assert meta["class_names"] == ckpt_meta["class_names"] and meta["num_classes"] == 7
+    assert (
+        meta["palette"] == ckpt_meta["palette"]
+        and meta["mean"] == ckpt_meta["mean"]
+        and meta["std"] == ckpt_meta["std"]
+    )
+    assert meta["input_size"] == [32, 32] and meta["val_miou"] == pytest.approx(
+        ckpt_meta["val_miou"]
+    )
+    assert meta["source_checkpoint"] == str(tiny_checkpoint.resolve())
+
+    backend, loaded = load_exported(path, threads=1)
+    assert loaded == meta and backend.input_size == (32, 32) and backend.precision == "fp32"
+    assert agreement(backend, reference_labels(net), _images((32, 32))) == pytest.approx(
+        1.0, abs=1e-3
+    )
+
+
+def test_openvino_and_int8_exports_load(tiny_checkpoint, tmp_path):
+    pytest.importorskip("openvino")
+    net, _ = load_network(tiny_checkpoint)
+    xml, sidecar = export_checkpoint(tiny_checkpoint, "openvino", tmp_path, name="tiny")
+    assert (
+        xml.suffix == ".xml" and xml.with_suffix(".bin").is_file() and sidecar.name == "tiny.json"
+    )
+    backend, meta = load_exported(xml, threads=1)
+    assert meta["format"] == "openvino"
+    assert agreement(backend, reference_labels(net), _images((32, 32))) == pytest.approx(
+        1.0, abs=1e-3
+    )
+
+    q, q_sidecar = export_checkpoint(
+        tiny_checkpoint,
+        "onnx",
+        tmp_path / "q",
+        int8=True,
+        calibration=_images((32, 32), 4),
+        name="tiny",
+    )
+    assert q.name == "tiny.int8.onnx" and json.loads(q_sidecar.read_text())["precision"] == "int8"
+    backend, _ = load_exported(q, threads=1)
+    assert backend.precision == "int8" and backend(torch.randn(1, 3, 32, 32)).shape == (
+        1,
+        7,
+        32,
+        32,
+    )
+
+
+def test_coreml_without_coremltools_is_one_clear_line(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "coremltools", None)
+    with pytest.raises(ExportError, match=r"^format=coreml needs coremltools"):
+        export_checkpoint(tiny_checkpoint, "coreml", tmp_path)
+
+
+def test_unknown_format_and_missing_sidecar(tiny_checkpoint, tmp_path):
+    with pytest.raises(
+        ExportError, match="format='tflite': expected one of onnx, openvino, coreml"
+    ):
+        export_checkpoint(tiny_checkpoint, "tflite", tmp_path)
+    (tmp_path / "lone.onnx").write_bytes(b"")
+    with pytest.raises(ExportError, match="no sidecar lone.json"):
+        load_exported(tmp_path / "lone.onnx")
+
+
+def test_int8_export_calibrates_on_training_images(tiny_checkpoint, tmp_path):
+    cfg = compose_cfg(
+        "export",
+        [
+            f"ckpt_path={tiny_checkpoint}",
+            "int8=true",
+            "calibration_images=2",
+            "data.input_size=[32,32]",
+            f"out_dir={tmp_path}",
+            "name=tiny",
+        ],
+    )
+    GlobalHydra.instance().clear()
+    path, sidecar = run_export(cfg)
+    assert path.name == "tiny.int8.onnx" and json.loads(sidecar.read_text())["precision"] == "int8"
+
+
+def test_coreml_conversion_when_coremltools_is_installed(tiny_checkpoint, tmp_path):
+    pytest.importorskip("coremltools")
+    path, sidecar = export_checkpoint(tiny_checkpoint, "coreml", tmp_path, name="tiny")
+    assert (
+        path.name == "tiny.mlpackage"
+        and path.is_dir()
+        and json.loads(sidecar.read_text())["format"] == "coreml"
+    )
