@@ -26,7 +26,7 @@ Every conv is followed by batch norm; ReLU follows all but the linear 1x1 projec
 a bottleneck and of each fusion branch, before the sum). Not included: the two auxiliary training
 heads the paper attaches with weight 0.4 (the network contract is one logits tensor).
 
-Any input size works: pooling is adaptive, the fusion upsamples the 1/32 features to the exact
+Any input size works: pooling is adaptive (and ONNX-exportable at any size), the fusion upsamples the 1/32 features to the exact
 size of the 1/8 ones, and the logits are resized to the input's height and width.
 """
 
@@ -37,9 +37,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1, dilation: int = 1, relu: bool = True) -> nn.Sequential:
+def conv_bn_relu(
+    cin: int,
+    cout: int,
+    kernel: int = 3,
+    stride: int = 1,
+    groups: int = 1,
+    dilation: int = 1,
+    relu: bool = True,
+) -> nn.Sequential:
     padding = dilation * (kernel // 2)
-    layers = [nn.Conv2d(cin, cout, kernel, stride, padding, dilation=dilation, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    layers = [
+        nn.Conv2d(cin, cout, kernel, stride, padding, dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -72,7 +83,31 @@ class Bottleneck(nn.Module):
 
 def bottleneck_stage(cin: int, cout: int, n: int, stride: int, expansion: int) -> nn.Sequential:
     """n bottlenecks; the first one changes channels and stride."""
-    return nn.Sequential(*[Bottleneck(cin if i == 0 else cout, cout, stride if i == 0 else 1, expansion) for i in range(n)])
+    return nn.Sequential(
+        *[
+            Bottleneck(cin if i == 0 else cout, cout, stride if i == 0 else 1, expansion)
+            for i in range(n)
+        ]
+    )
+
+
+def adaptive_avg_pool(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """Exactly ``F.adaptive_avg_pool2d(x, bins)``, written as two small matrix products.
+
+    ONNX cannot export adaptive pooling whose bins do not divide the map (360x480 input gives a
+    12x15 map at 1/32, which 2, 3 and 6 bins do not divide); a pooling matrix exports anywhere.
+    """
+    h, w = x.shape[-2:]
+    return pooling_matrix(h, bins, x) @ x @ pooling_matrix(w, bins, x).T
+
+
+def pooling_matrix(n: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """(bins, n) matrix whose row i averages cells floor(i*n/bins) to ceil((i+1)*n/bins)."""
+    m = torch.zeros(bins, n, dtype=like.dtype, device=like.device)
+    for i in range(bins):
+        start, end = (i * n) // bins, -(-(i + 1) * n // bins)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
 
 
 class PyramidPooling(nn.Module):
@@ -88,7 +123,9 @@ class PyramidPooling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         pooled = [
-            F.interpolate(reduce(F.adaptive_avg_pool2d(x, b)), size=size, mode="bilinear", align_corners=False)
+            F.interpolate(
+                reduce(adaptive_avg_pool(x, b)), size=size, mode="bilinear", align_corners=False
+            )
             for b, reduce in zip(self.bins, self.reduce, strict=True)
         ]
         return self.fuse(torch.cat([x, *pooled], dim=1))
@@ -112,7 +149,9 @@ class FeatureFusion(nn.Module):
 
 
 class FastSCNN(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int = 3, expansion: int = 6, dropout: float = 0.1):
+    def __init__(
+        self, num_classes: int, in_channels: int = 3, expansion: int = 6, dropout: float = 0.1
+    ):
         super().__init__()
         self.num_classes = num_classes
         self.learning_to_downsample = nn.Sequential(

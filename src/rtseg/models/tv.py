@@ -31,13 +31,21 @@ class TorchvisionSeg(nn.Module):
         out = self.model(x)["out"]
         # torchvision already upsamples to the input size; keep the contract explicit anyway
         if out.shape[-2:] != x.shape[-2:]:
-            out = nn.functional.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            out = nn.functional.interpolate(
+                out, size=x.shape[-2:], mode="bilinear", align_corners=False
+            )
         return torch.tanh(out) if self.num_classes == 1 else out
 
 
-def create(arch: str, num_classes: int, weights: str | None = None, weights_backbone: str | None = None) -> TorchvisionSeg:
+def create(
+    arch: str, num_classes: int, weights: str | None = None, weights_backbone: str | None = None
+) -> TorchvisionSeg:
     """Build torchvision ``arch`` with ``num_classes`` outputs; no auxiliary head, no download by default."""
     if arch not in ARCHS:
-        raise ValueError(f"unknown torchvision segmentation arch {arch!r}: expected one of {sorted(ARCHS)}")
-    model = ARCHS[arch](weights=weights, weights_backbone=weights_backbone, num_classes=num_classes, aux_loss=False)
+        raise ValueError(
+            f"unknown torchvision segmentation arch {arch!r}: expected one of {sorted(ARCHS)}"
+        )
+    model = ARCHS[arch](
+        weights=weights, weights_backbone=weights_backbone, num_classes=num_classes, aux_loss=False
+    )
     return TorchvisionSeg(model, num_classes)
