@@ -90,7 +90,9 @@ class RunRecordWriter(L.Callback):
         if best is not None and rec.val_miou_best is None:
             rec.val_miou_best = float(best)
         scores = getattr(pl_module, "last_scores", {}).get("val")
-        if scores and ckpt is not None and ckpt.best_model_score is not None and abs(scores["miou"] - float(ckpt.best_model_score)) < 1e-6:
+        # the module's running best, not ModelCheckpoint's score: that callback runs after this one,
+        # so at the best epoch its score still holds the previous best
+        if scores and best is not None and abs(scores["miou"] - float(best)) < 1e-6:
             rec.val_iou = {k: v for k, v in scores["iou"].items() if not np.isnan(v)}
         rec.epochs = min(trainer.current_epoch + 1, trainer.max_epochs or 10**9)
         rec.wall_time_s = time.time() - self._t0 + rec.extra.get("resumed_wall_time_s", 0.0)

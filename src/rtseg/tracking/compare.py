@@ -100,16 +100,15 @@ def plot_pareto(
     df: pd.DataFrame, path: str | Path, title: str = "val mIoU vs speed"
 ) -> Path | None:
     """Scatter of every scored run, the Pareto front as a line, each point labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a bare Figure (no pyplot): no GUI backend needed, and a notebook's inline backend is left alone
+    from matplotlib.figure import Figure
 
     pts = df.dropna(subset=["val_miou", "fps"])
     if pts.empty:
         return None
     front = pareto_front(df)
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    fig = Figure(figsize=(8, 5.5), dpi=120)
+    ax = fig.subplots()
     ax.scatter(pts["fps"], 100 * pts["val_miou"], s=30, color="tab:blue", alpha=0.7, label="runs")
     ax.plot(
         front["fps"], 100 * front["val_miou"], "-o", color="tab:red", ms=6, label="Pareto front"
@@ -136,7 +135,6 @@ def plot_pareto(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

@@ -89,6 +89,20 @@ class RunRecord:
             return "crashed"
         return self.status
 
+    def load_config(self):
+        """The run's composed config (``config.yaml``, unresolved), or None when it is gone."""
+        from omegaconf import OmegaConf
+
+        path = Path(self.run_dir) / "config.yaml"
+        return OmegaConf.load(path) if path.is_file() else None
+
+    def metrics(self):
+        """``metrics.csv`` as a pandas DataFrame (one row per logged step), or None when absent."""
+        import pandas as pd
+
+        path = Path(self.run_dir) / "metrics.csv"
+        return pd.read_csv(path) if path.is_file() else None
+
 
 def find_runs(root: str | Path, task: str | None = "train") -> list[RunRecord]:
     """Every run record under ``root`` (unreadable records are skipped), oldest first."""
