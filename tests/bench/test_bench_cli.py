@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from rtseg.bench.cli import run_benchmark
@@ -166,3 +167,69 @@ def test_multirun_writes_summary(tmp_path):
     df = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     assert sorted(df["backend"]) == ["eager", "onnxruntime"]
     assert (tmp_path / "sweep" / "summary.md").is_file()
+
+
+PRESETS = sorted(
+    p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "bench").glob("*.yaml")
+)
+MODELS = sorted(
+    p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "model").glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_compose(preset):
+    cfg = compose_cfg("benchmark", [f"bench={preset}"])
+    GlobalHydra.instance().clear()
+    assert cfg.name and cfg.model._target_
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_config_is_benchmarkable(model, tmp_path):
+    """Eager rows for every conf/model config at a small size (ONNX export: the slow test below)."""
+    from hydra.utils import instantiate
+
+    from rtseg.bench.benchmark import Inputs, Knobs, benchmark_network
+
+    cfg = compose_cfg("benchmark", [f"model={model}"])
+    GlobalHydra.instance().clear()
+    net = instantiate(cfg.model)
+    knobs = Knobs(warmup=0, min_runs=1, min_seconds=0.0, e2e=False, memory=False)
+    inputs = Inputs(agreement=[torch.randn(1, 3, 128, 128)])
+    (row,) = benchmark_network(
+        model, net, (128, 128), ["eager"], inputs, knobs=knobs, workdir=tmp_path
+    )
+    assert row["fps"] > 0 and row["gflops"] > 0 and row["agreement"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_config_exports_to_onnx(model, tmp_path):
+    from hydra.utils import instantiate
+
+    from rtseg.bench.backends import agreement, create_backend, reference_labels
+
+    cfg = compose_cfg("benchmark", [f"model={model}"])
+    GlobalHydra.instance().clear()
+    net = instantiate(cfg.model).eval()
+    backend = create_backend("onnxruntime", net, (128, 128), threads=1, workdir=tmp_path)
+    assert agreement(backend, reference_labels(net), [torch.randn(1, 3, 128, 128)]) > 0.99
+
+
+def test_wandb_logger_writes_an_offline_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    _bench(
+        tmp_path,
+        "model=baseline",
+        "model.width=8",
+        "input_size=[32,32]",
+        "backends=[eager]",
+        "logger=wandb",
+        "e2e=false",
+    )
+    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    import wandb
+
+    assert wandb.run is None  # finished, so the next multirun job starts its own run

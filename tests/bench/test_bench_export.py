@@ -121,3 +121,36 @@ def test_coreml_conversion_when_coremltools_is_installed(tiny_checkpoint, tmp_pa
         and path.is_dir()
         and json.loads(sidecar.read_text())["format"] == "coreml"
     )
+
+
+def test_benchmark_runs_an_exported_file_against_its_source(tiny_checkpoint, tmp_path):
+    from rtseg.bench.cli import run_benchmark
+
+    path, _ = export_checkpoint(tiny_checkpoint, "onnx", tmp_path / "x", name="tiny")
+    quick = [
+        "measure.warmup=1",
+        "measure.min_runs=2",
+        "measure.min_seconds=0.01",
+        "peak.enabled=false",
+        "e2e=false",
+        "threads=[1]",
+    ]
+    cfg = compose_cfg(
+        "benchmark",
+        [
+            f"paths.output_dir={tmp_path}",
+            f"checkpoint={path}",
+            "input_size=[16,16]",
+            "backends=[eager,onnxruntime,openvino]",
+            *quick,
+        ],
+    )
+    GlobalHydra.instance().clear()
+    rows = {r["backend"]: r for r in run_benchmark(cfg)}
+    assert rows["onnxruntime"]["input_size"] == "32x32"  # the file's size wins
+    assert (
+        rows["onnxruntime"]["agreement"] == pytest.approx(1.0, abs=1e-3)
+        and rows["eager"]["gflops"] > 0
+    )
+    assert rows["openvino"]["fps"] > 0 or rows["openvino"]["note"].startswith("skipped")
+    assert rows["onnxruntime"]["model"] == "tiny.onnx"

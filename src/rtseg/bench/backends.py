@@ -755,22 +755,16 @@ def load_exported(
     meta = read_sidecar(path)
     size = tuple(meta.get("input_size") or (0, 0))
     batch = int(meta.get("batch_size", 1))
-    if path.suffix == ".xml" or backend in ("openvino", "openvino-bf16"):
-        hint = "bf16" if backend == "openvino-bf16" else "f32"
-        b = OpenVinoBackend(
-            None, size, batch, threads, name=backend or "openvino", hint=hint, model_path=path
+    int8 = ".int8." in path.name
+    if path.suffix == ".xml" or (backend or "").startswith("openvino"):
+        hint = {"openvino-bf16": "bf16", "openvino-default": None, "openvino-int8": None}.get(
+            backend, "f32"
         )
+        name = backend or ("openvino-int8" if int8 else "openvino")
+        b = OpenVinoBackend(None, size, batch, threads, name=name, hint=hint, model_path=path)
     elif path.suffix == ".onnx":
-        int8 = ".int8." in path.name
-        b = OrtBackend(
-            None,
-            size,
-            batch,
-            threads,
-            name="onnxruntime-int8" if int8 else "onnxruntime",
-            int8=int8,
-            onnx_path=path,
-        )
+        name = "onnxruntime-int8" if int8 else "onnxruntime"
+        b = OrtBackend(None, size, batch, threads, name=name, int8=int8, onnx_path=path)
     else:
         raise BackendUnavailable(f"{path}: expected an exported .onnx or .xml file")
     return b, meta

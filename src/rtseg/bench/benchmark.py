@@ -20,6 +20,7 @@ from rtseg.bench.backends import (
     Backend,
     BackendUnavailable,
     agreement,
+    load_exported,
     logits_to_labels,
     reference_labels,
     resolve_backend,
@@ -82,20 +83,27 @@ def benchmark_network(
     num_classes: int | None = None,
     workdir: Path | None = None,
     progress=None,
+    exported: Path | None = None,
 ) -> list[dict]:
-    """Rows for every (threads, batch, backend); an unavailable backend gives a row with the reason."""
+    """Rows for every (threads, batch, backend); an unavailable backend gives a row with the reason.
+
+    ``exported``: an rtseg-export file run by the onnxruntime*/openvino* rows; ``net`` (its source
+    network, or None when unavailable) is then the eager reference and the other rows.
+    """
     knobs = knobs or Knobs()
     input_size = tuple(int(v) for v in input_size)
     frame_size = tuple(int(v) for v in (frame_size or input_size))
-    net = net.eval()
-    params = count_params(net)
-    try:
-        gflops = count_gflops(net, input_size)
-    except Exception as e:  # noqa: BLE001 - the network cannot run at this size: say so in one line
-        raise BackendUnavailable(
-            f"{model} cannot run at {input_size[0]}x{input_size[1]}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-        ) from e
-    reference = reference_labels(net)
+    params = gflops = reference = None
+    if net is not None:
+        net = net.eval()
+        params = count_params(net)
+        try:
+            gflops = count_gflops(net, input_size)
+        except Exception as e:  # noqa: BLE001 - the network cannot run at this size: say so in one line
+            raise BackendUnavailable(
+                f"{model} cannot run at {input_size[0]}x{input_size[1]}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            ) from e
+        reference = reference_labels(net)
     rows = []
     for n_threads in threads:
         if n_threads:
@@ -122,12 +130,13 @@ def benchmark_network(
                         knobs,
                         workdir,
                         num_classes,
+                        exported,
                     )
                 except BackendUnavailable as e:
                     log.info("skipping %s: %s", name, e)
                     row = {"note": f"skipped: {e}"}
                 row = {**base, **row}
-                if row.get("latency_ms_median"):
+                if row.get("latency_ms_median") and gflops:
                     peak = peak_for(peaks or {}, row["precision"], row.get("device", "cpu"))
                     row["achieved_gflops"] = gflops * batch / (row["latency_ms_median"] / 1e3)
                     row["peak_gflops"] = peak
@@ -148,21 +157,33 @@ def _measure_backend(
     knobs: Knobs,
     workdir,
     num_classes,
+    exported=None,
 ) -> dict:
     mem = PeakRSS()
     with mem if knobs.memory else _nothing():
-        backend = resolve_backend(
-            name, net, input_size, batch, threads,
-            candidates=knobs.auto_candidates, calibration=inputs.calibration, workdir=workdir,
-            images=inputs.agreement, agreement_tol=knobs.agreement_tol, cache_dir=knobs.auto_cache_dir,
-            min_seconds=knobs.auto_min_seconds,
-        )  # fmt: skip
+        if exported is not None and name.startswith(("onnxruntime", "openvino")):
+            backend = load_exported(exported, name, threads)[0]
+            if backend.batch_size != batch:
+                raise BackendUnavailable(
+                    f"{Path(exported).name} was exported for batch {backend.batch_size}"
+                )
+        elif net is None:
+            raise BackendUnavailable(
+                f"{name} needs the network; the exported file's source checkpoint is not available"
+            )
+        else:
+            backend = resolve_backend(
+                name, net, input_size, batch, threads,
+                candidates=knobs.auto_candidates, calibration=inputs.calibration, workdir=workdir,
+                images=inputs.agreement, agreement_tol=knobs.agreement_tol, cache_dir=knobs.auto_cache_dir,
+                min_seconds=knobs.auto_min_seconds,
+            )  # fmt: skip
         x = torch.randn(batch, 3, *input_size, generator=torch.Generator().manual_seed(0))
         if backend.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for _ in range(2):
             backend(x)
-    agree = agreement(backend, reference, inputs.agreement)
+    agree = agreement(backend, reference, inputs.agreement) if reference else None
     stats = time_fn(
         lambda: backend(x), knobs.warmup, knobs.min_runs, knobs.min_seconds, sync=backend.sync
     )
@@ -176,7 +197,7 @@ def _measure_backend(
         "throughput": batch * 1e3 / stats["median_ms"],
         "runs": stats["runs"],
         "agreement": agree,
-        "agrees": agree >= knobs.agreement_tol,
+        "agrees": agree >= knobs.agreement_tol if agree is not None else None,
         "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20
         if backend.device == "cuda"
         else (mem.peak_mb if knobs.memory else None),
@@ -195,8 +216,9 @@ def _measure_backend(
         )
     if inputs.eval_pairs and num_classes:
         ours = eval_miou(backend.labels, inputs.eval_pairs, num_classes, batch)
-        ref = eval_miou(reference, inputs.eval_pairs, num_classes, None)
-        row.update(miou_eval=ours, miou_drop=ref - ours)
+        row.update(miou_eval=ours)
+        if reference:
+            row.update(miou_drop=eval_miou(reference, inputs.eval_pairs, num_classes, None) - ours)
     return row
 
 

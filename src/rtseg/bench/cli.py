@@ -74,9 +74,7 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
     if ckpt:
         path = Path(str(ckpt)).expanduser()
         if path.suffix in (".onnx", ".xml"):
-            raise RtsegError(
-                f"{path}: exported files are run by their own runtime; benchmark the checkpoint it came from (see the .json sidecar) or use rtseg.bench.backends.load_exported"
-            )
+            return _exported_subject(cfg, path)
         from rtseg.checkpoint import load_network
 
         net, meta = load_network(path)
@@ -107,6 +105,27 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
         "dataset": cfg.data.name,
     }
     return name, net.eval(), meta
+
+
+def _exported_subject(cfg: DictConfig, path: Path) -> tuple[str, torch.nn.Module | None, dict]:
+    """An rtseg-export file: its sidecar, and its source checkpoint's network as the eager reference."""
+    from rtseg.bench.export import read_sidecar
+    from rtseg.checkpoint import load_network
+
+    if not path.is_file():
+        raise RtsegError(f"exported model not found: {path}")
+    meta = read_sidecar(path)
+    net = None
+    source = meta.get("source_checkpoint")
+    if source and Path(source).is_file():
+        net, _ = load_network(source)
+    else:
+        log.warning(
+            "%s: source checkpoint %s not found: no eager reference, agreement or GFLOPs",
+            path.name,
+            source,
+        )
+    return cfg.get("name") or path.name, net, {**meta, "exported": path}
 
 
 def _model_name(meta: dict) -> str:
@@ -203,6 +222,14 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
     header = machine_header(threads, peaks)
 
     name, net, meta = load_subject(cfg)
+    if meta.get("exported") and list(meta["input_size"]) != input_size:
+        log.warning(
+            "input_size=%s ignored: %s was exported for %s",
+            input_size,
+            meta["exported"].name,
+            meta["input_size"],
+        )
+        input_size = [int(v) for v in meta["input_size"]]
     inputs = sample_inputs(cfg, meta, input_size)
     knobs = Knobs(
         warmup=int(cfg.measure.warmup), min_runs=int(cfg.measure.min_runs), min_seconds=float(cfg.measure.min_seconds),
@@ -230,6 +257,7 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
             miou=meta.get("val_miou"),
             num_classes=meta.get("num_classes"),
             progress=progress,
+            exported=meta.get("exported"),
             **common,
         )
         if cfg.get("peers"):
