@@ -185,3 +185,11 @@ def test_compile_backend_on_a_one_conv_net(tmp_path):
     assert B.agreement(
         backend, B.reference_labels(net), [torch.randn(1, 3, 16, 16)]
     ) == pytest.approx(1.0)
+
+
+def test_backends_never_modify_the_callers_network(tiny_net):
+    before = {k: (v.clone(), v.stride()) for k, v in tiny_net.state_dict().items()}
+    for name in ("channels_last", "bf16"):
+        B.create_backend(name, tiny_net, SIZE)(torch.randn(1, 3, *SIZE))
+    for k, v in tiny_net.state_dict().items():
+        assert torch.equal(v, before[k][0]) and v.stride() == before[k][1], k

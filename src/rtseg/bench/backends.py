@@ -10,6 +10,7 @@ whose argmax agrees with eager fp32, picks the fastest and caches the choice per
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -110,6 +111,8 @@ class TorchBackend(Backend):
         self.dtype = dtype
         self.precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:  # .to() converts parameters in place: never change the caller's network
+            net = copy.deepcopy(net)
         self.net = _as_module(net).eval().to(memory_format=self.memory_format)
 
     @torch.inference_mode()
@@ -205,7 +208,7 @@ class CudaBackend(Backend):
         self.name = name
         self.dtype = dtype
         self.precision = "fp16" if dtype == torch.float16 else "fp32"
-        self.net = _as_module(net).eval().cuda()
+        self.net = _as_module(copy.deepcopy(net)).eval().cuda()  # .cuda() moves in place
         if compile:
             self.net = torch.compile(self.net, dynamic=False)
         self.sync = torch.cuda.synchronize
@@ -383,7 +386,9 @@ class OrtBackend(Backend, _Exported):
         self.precision = "int8" if int8 else "fp32"
         self.path = Path(onnx_path) if onnx_path else self._onnx(net, workdir, int8, calibration)
         opts = None
-        if not default_session:
+        if default_session:
+            self.note = "default session (ONNX Runtime's own thread count)"
+        else:
             # the ORT defaults apart from a fixed thread count (ORT uses every core otherwise)
             opts = ort.SessionOptions()
             if threads:
