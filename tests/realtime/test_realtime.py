@@ -47,7 +47,9 @@ def test_synthetic_source_end_to_end_writes_playable_mp4(realtime_cfg, tiny_ckpt
     assert not np.array_equal(frames[0], frames[-1])  # the scene moves
     report = json.loads((tmp_path / "run" / "realtime.json").read_text())
     row = report["summary"]
-    assert row["frames"] == 12 and row["dropped"] == 0
+    assert (
+        row["frames"] == 12 and row["dropped"] == 0 and row["source_size"] == f"{FRAME_H}x{FRAME_W}"
+    )
     for key in (
         "pipeline_fps",
         "sequential_fps",

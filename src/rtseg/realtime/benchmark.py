@@ -129,37 +129,30 @@ def print_report(info: dict, row: dict) -> None:
         return "-" if v is None else format(v, spec)
 
     console = Console()
-    table = Table(
-        title=f"rtseg-realtime: {row['model']} / {row['backend']} ({row['precision']}) @ {row['input_size']} on {row['source']}"
-    )
-    for col in (
-        "model-only fps",
-        "sequential fps",
-        "pipeline fps",
-        "x sequential",
-        "x model-only",
-        "p90 latency ms",
-        "dropped",
-        "corrupt",
-    ):
-        table.add_column(col, justify="right")
-    table.add_row(
-        fmt(row["model_only_fps"]),
-        fmt(row["sequential_fps"]),
-        fmt(row["pipeline_fps"]),
-        fmt(row["ratio_vs_sequential"], ".2f"),
-        fmt(row["ratio_vs_model_only"], ".2f"),
-        fmt(row["latency_p90_ms"]),
-        str(row["dropped"]),
-        str(row["corrupt"]),
-    )
+    table = Table(title="rtseg-realtime")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rows = [
+        ("model", row["model"]),
+        ("backend", f"{row['backend']} ({row['precision']})"),
+        ("input size", row["input_size"]),
+        ("source", f"{row['source']} ({row['source_size']})"),
+        ("frames / batch / workers", f"{row['frames']} / {row['max_batch']} / {row['workers']}"),
+        ("model-only fps", fmt(row["model_only_fps"])),
+        ("sequential fps", fmt(row["sequential_fps"])),
+        ("pipeline fps", fmt(row["pipeline_fps"])),
+        ("pipeline / sequential", fmt(row["ratio_vs_sequential"], ".2f")),
+        ("pipeline / model-only", fmt(row["ratio_vs_model_only"], ".2f")),
+        ("latency median / p90 ms", f"{fmt(row['latency_p50_ms'])} / {fmt(row['latency_p90_ms'])}"),
+        ("dropped / corrupt", f"{row['dropped']} / {row['corrupt']}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, str(v))
     console.print(table)
-    stages = Table(
-        title=f"per-stage latency (ms), {row['frames']} frames, mean batch {info['pipeline']['mean_batch']:.2f}"
-    )
+    stages = Table(title=f"per-stage latency, mean batch {info['pipeline']['mean_batch']:.2f}")
     stages.add_column("stage")
-    stages.add_column("median", justify="right")
-    stages.add_column("p90", justify="right")
+    stages.add_column("median ms", justify="right")
+    stages.add_column("p90 ms", justify="right")
     for s in STAGES:
         lat = info["pipeline"]["latency_ms"][s]
         stages.add_row(s, fmt(lat["median"], ".2f"), fmt(lat["p90"], ".2f"))

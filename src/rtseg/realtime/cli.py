@@ -150,9 +150,7 @@ def realtime(cfg: DictConfig) -> dict:
         "backend_note": backend.note,
         "input_size": list(size),
         "source": str(cfg.source),
-        "source_size": list(pipeline.sinks[0].size[::-1])
-        if getattr(pipeline.sinks[0], "size", None)
-        else None,
+        "source_size": pipeline.frame_size,
         "max_batch": pcfg.max_batch,
         "workers": pcfg.workers,
         "drop": drop,

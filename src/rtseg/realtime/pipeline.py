@@ -196,6 +196,7 @@ class Pipeline:
         self.captured = self.written = self.late = 0
         self.errors: list[BaseException] = []
         self.source_error: SourceError | None = None
+        self.frame_size: list[int] | None = None  # [H, W] of the first frame
         self._done_times: deque = deque(maxlen=30)
         self._lock = threading.Lock()
         self.t_start = self.t_end = None
@@ -244,6 +245,8 @@ class Pipeline:
             if frame is None:
                 return
             item = Item(seq, frame.index, frame.image, frame.t_capture)
+            if self.frame_size is None:
+                self.frame_size = list(frame.image.shape[:2])
             item.ms["capture"] = (time.perf_counter() - t0) * 1e3
             seq += 1
             self.captured += 1

@@ -71,7 +71,7 @@ def choose_best(
         where = f"{Path(log_dir)}" + (f" matching {filters}" if filters else "")
         raise CheckpointError(
             f"no trained run with a checkpoint under {where} ({len(records)} run records found): "
-            "train one first, e.g. `rtseg-train trainer.max_epochs=5` (or `make train`), "
+            "train one first, e.g. `rtseg-train` (built-in synthetic data) or `rtseg-train experiment=camvid_unet_lite0`, "
             "or pass checkpoint=PATH.ckpt"
         )
     usable = [
