@@ -126,7 +126,8 @@ def train(cfg: DictConfig) -> dict:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         if trainer.interrupted:
             record.status = "interrupted"
-            record.save()
+            if trainer.global_rank == 0:
+                record.save()
             return {}
         results = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -135,6 +136,8 @@ def train(cfg: DictConfig) -> dict:
             results.update(out[0] if out else {})
             record.test_miou = results.get("test/miou")
             record.test_split = "test"
+        if trainer.global_rank != 0:  # DDP: rank 0 alone writes the run record and prints the summary
+            return results
         record = module.run_record
         record.status = "finished"
         record.ended = time.time()
@@ -150,7 +153,7 @@ def train(cfg: DictConfig) -> dict:
         print_summary(record)
         return results
     except BaseException as e:
-        if record.status == "running":
+        if record.status == "running" and trainer.global_rank == 0:
             record.status = "interrupted" if isinstance(e, KeyboardInterrupt) or trainer.interrupted else "failed"
             record.error = f"{type(e).__name__}: {e}"[:500]
             record.ended = time.time()
