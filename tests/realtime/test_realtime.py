@@ -314,3 +314,16 @@ def test_stream_gone_for_good_finishes_frames_then_reports(indexed_video, tmp_pa
     assert isinstance(pipeline.source_error, SourceError) and "lost source" in str(
         pipeline.source_error
     )
+
+
+def test_window_without_display_falls_back_to_file(tmp_path, monkeypatch):
+    from rtseg.realtime.sinks import MaskSink, VideoFileSink, make_sinks
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    sinks = make_sinks("window", None, tmp_path, 25, mask_export="npz")
+    assert isinstance(sinks[0], VideoFileSink) and sinks[0].path == tmp_path / "realtime.mp4"
+    assert isinstance(sinks[1], MaskSink)
+    sinks[1].write(7, np.zeros((20, 30, 3), np.uint8), np.ones((10, 15), np.uint8))
+    mask = np.load(tmp_path / "masks" / "000007.npz")["mask"]
+    assert mask.shape == (20, 30) and mask.max() == 1
