@@ -58,7 +58,10 @@ format: $(STAMP) ## ruff format + autofix
 	$(BIN)/ruff check --fix src tests
 
 benchmark: $(STAMP) ## the full fps table: real-time models + two larger smp models at 360x480, all backends, peers
-	$(BIN)/rtseg-bench -m bench=baseline,lraspp,fastscnn,unet_lite0,unet_r18,deeplabv3plus_r50 peers=true
+	$(BIN)/rtseg-bench -m bench=baseline,lraspp,fastscnn,unet_lite0,unet_r18,deeplabv3plus_r50 \
+		input_size=[360,480] frame_size=[540,960] threads=[2] batch_sizes=[1] peers=true \
+		backends=[eager,channels_last,bf16,onnxruntime,onnxruntime-int8,openvino,openvino-bf16,openvino-int8,auto] \
+		$(if $(wildcard $(CAMVID_DIR)/train),data=camvid data.root=$(CAMVID_DIR)) $(ARGS)
 
 benchmark-quick: $(STAMP) ## a one-minute benchmark of the baseline at a small size
 	$(BIN)/rtseg-bench model=baseline input_size=[64,64] backends=[eager,onnxruntime]
