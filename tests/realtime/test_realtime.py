@@ -327,3 +327,26 @@ def test_window_without_display_falls_back_to_file(tmp_path, monkeypatch):
     sinks[1].write(7, np.zeros((20, 30, 3), np.uint8), np.ones((10, 15), np.uint8))
     mask = np.load(tmp_path / "masks" / "000007.npz")["mask"]
     assert mask.shape == (20, 30) and mask.max() == 1
+
+
+class FixedBatchBackend:
+    """Refuses any batch but its own, like an exported ONNX/OpenVINO model."""
+
+    def __init__(self, batch):
+        self.batch, self.calls = batch, []
+
+    def labels(self, x):
+        import torch
+
+        assert x.shape[0] == self.batch
+        self.calls.append(self.batch)
+        return torch.arange(x.shape[0]).view(-1, 1, 1).expand(-1, *x.shape[2:])
+
+
+def test_infer_pads_and_chunks_for_fixed_batch_backends():
+    one, four = FixedBatchBackend(1), FixedBatchBackend(4)
+    infer = Infer({1: one, 4: four})
+    xs = [np.zeros((3, 4, 5), np.float32)] * 3
+    assert infer(xs[:1]).shape == (1, 4, 5) and one.calls == [1]
+    assert [int(m[0, 0]) for m in infer(xs)] == [0, 1, 2] and four.calls == [4]  # padded 3 -> 4
+    assert len(Infer({1: one})(xs * 2)) == 6  # chunked into batch-1 calls

@@ -137,16 +137,21 @@ class Infer:
         self.backends = dict(sorted(backends.items()))
 
     def __call__(self, xs: list[np.ndarray]) -> np.ndarray:
+        if 0 in self.backends:
+            return self._run(self.backends[0], xs)
+        largest = max(self.backends)
+        if len(xs) > largest:  # more frames than any fixed-batch backend takes: run in chunks
+            return np.concatenate([self(xs[i : i + largest]) for i in range(0, len(xs), largest)])
+        size = next(b for b in self.backends if b >= len(xs))
+        return self._run(self.backends[size], xs, size)
+
+    @staticmethod
+    def _run(backend, xs: list[np.ndarray], size: int | None = None) -> np.ndarray:
         n = len(xs)
         x = torch.from_numpy(np.stack(xs))
-        backend = self.backends.get(0)
-        if backend is None:
-            size = next(b for b in self.backends if b >= n)
-            backend = self.backends[size]
-            if size > n:
-                x = torch.cat([x, x[-1:].expand(size - n, *x.shape[1:])])
-        labels = backend.labels(x)[:n]
-        return labels.to(torch.uint8).numpy()
+        if size is not None and size > n:  # pad a partial batch to the backend's fixed batch
+            x = torch.cat([x, x[-1:].expand(size - n, *x.shape[1:])])
+        return backend.labels(x)[:n].to(torch.uint8).numpy()
 
 
 @dataclass
