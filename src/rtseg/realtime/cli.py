@@ -176,8 +176,8 @@ def run_benchmark(
 ) -> dict:
     """Model-only fps and the sequential loop over the same source, same backend, same sink type.
 
-    Both use the backend with ``sequential_threads`` (default: the library's, all cores), so the
-    baseline runs at its best even when the pipeline gives each worker fewer threads.
+    Both use the backend with ``sequential_threads`` (default: the pipeline's ``threads``, i.e. the
+    very same backend object; another value builds a second backend with that thread count).
     """
     threads = cfg.get("sequential_threads")
     infer = model.standalone_infer(threads)
