@@ -19,7 +19,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from rtseg.realtime.benchmark import model_only, print_report, sequential, warm_up, write_report
+from rtseg.realtime.benchmark import (
+    in_thread,
+    model_only,
+    print_report,
+    sequential,
+    warm_up,
+    write_report,
+)
 from rtseg.realtime.model import RealtimeModel
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig, Preprocess
@@ -181,8 +188,8 @@ def run_benchmark(
     """
     threads = cfg.get("sequential_threads")
     infer = model.standalone_infer(threads)
-    warm_up(infer, model.size, 1)
-    mod = model_only(infer, model.size, 1, float(cfg.get("benchmark_seconds", 1.0)))
+    in_thread(warm_up, infer, model.size, 1)
+    mod = in_thread(model_only, infer, model.size, 1, float(cfg.get("benchmark_seconds", 1.0)))
     log.info(
         "model only: %.1f fps (%.2f ms per frame, batch 1, threads=%s)",
         mod["fps"],
@@ -198,7 +205,7 @@ def run_benchmark(
             "folder": lambda: FolderSink(Path(tmp) / "frames"),
             "none": NullSink,
         }[kind]()
-        seq = sequential(source, preprocess, infer, overlay, sink, hud_label)
+        seq = in_thread(sequential, source, preprocess, infer, overlay, sink, hud_label)
     log.info("sequential loop: %d frames, %.1f fps", seq["frames"], seq["fps"])
     return {"model_only": mod, "sequential": seq, "threads": threads}
 
