@@ -126,6 +126,7 @@ def plot_pareto(
             textcoords="offset points",
         )
     ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.1)  # room for the labels of the outermost points
     ax.set_xlabel(f"fps ({', '.join(sorted(set(pts['backend'].dropna()))) or 'measured'}, batch 1)")
     ax.set_ylabel("best val mIoU (%)")
     ax.set_title(title)
