@@ -70,7 +70,7 @@ realtime: $(STAMP) ## run the best checkpoint on SOURCE=(video|camera index|url|
 	$(BIN)/rtseg-realtime source=$(or $(SOURCE),synthetic) $(ARGS)
 
 realtime-demo: $(STAMP) ## realtime on the dash-cam clip (else the synthetic source), benchmark mode, mp4 out
-	$(BIN)/rtseg-realtime source=$(or $(VIDEO),synthetic) sink=file output=$(LOGS)/realtime-demo.mp4 benchmark=true $(ARGS)
+	$(BIN)/rtseg-realtime source=$(or $(VIDEO),synthetic) 'size=[360,480]' sink=file output=$(LOGS)/realtime-demo.mp4 benchmark=true $(ARGS)
 
 leaderboard: $(STAMP) ## table + Pareto PNG of every run under $(LOGS)
 	$(BIN)/rtseg-compare $(LOGS)
