@@ -11,12 +11,14 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from rtseg.checkpoint import check_matches, load_network, read_checkpoint
 from rtseg.errors import CheckpointError
 from rtseg.losses import SegLoss
 from rtseg.models.cost import count_params
 from rtseg.models.fastscnn import FastSCNN, adaptive_avg_pool
+from rtseg.models.pretrained import NORMALIZATION
 from rtseg.utils import CONF_DIR, to_container
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -75,10 +77,9 @@ def test_forward_keeps_input_size(name):
             assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_one_training_step(name):
+def train_one_step(name: str, net: torch.nn.Module) -> None:
     """Batch 2 at a size that is not a multiple of 32 (padding exercised); every weight must learn."""
-    net = build_net(name).train()
+    net.train()
     x = torch.randn(2, 3, 96, 136)
     y = torch.randint(0, SYNTHETIC_CLASSES, (2, 96, 136))
     y[:, :8] = 255  # ignored pixels
@@ -96,6 +97,41 @@ def test_one_training_step(name):
     # (a conv bias right before a batch norm has a zero gradient: not every tensor must move)
     changed = sum(not torch.equal(b, p) for b, p in zip(before, net.parameters(), strict=True))
     assert changed > 0.9 * len(before), f"{name}: only {changed}/{len(before)} tensors were updated"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_training_step(name):
+    train_one_step(name, build_net(name))
+
+
+SMP_MODELS = [
+    n
+    for n in MODELS
+    if OmegaConf.load(CONF_DIR / "model" / f"{n}.yaml")._target_ == "rtseg.models.smp.create"
+]
+
+
+@pytest.mark.parametrize("name", SMP_MODELS)
+def test_smp_arch_takes_the_offline_pretrained_encoder(name):
+    """The CamVid acceptance path: ``model.encoder_weights=efficientnet-lite0`` on every smp arch."""
+    net = build_net(name, "model.encoder_weights=efficientnet-lite0")
+    assert type(net.net.encoder).__name__ == "TimmUniversalEncoder"  # tu-efficientnet_lite0
+    assert net.input_normalization == NORMALIZATION
+    train_one_step(name, net)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_single_output_channel_is_the_binary_tanh_form(name):
+    """``model.num_classes=1`` is the seed article's binary net: its output must be tanh in [-1, 1]."""
+    net = build_net(name, "model.num_classes=1").eval()
+    with torch.no_grad():
+        out = net(
+            100 * torch.randn(1, 3, 64, 96)
+        )  # a piecewise-linear net without tanh exceeds 1 here
+    assert out.shape == (1, 1, 64, 96)
+    assert out.abs().max() <= 1.0, (
+        f"{name}: binary output reaches {out.abs().max():.1f}, expected tanh"
+    )
 
 
 def test_fastscnn_params_match_paper():
