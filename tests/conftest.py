@@ -52,13 +52,19 @@ def camvid_root() -> Path | None:
 def compose_cfg(tmp_path):
     """compose_cfg(config_name, overrides) -> DictConfig with the run folder under tmp_path."""
 
-    def _compose(config_name: str = "train", overrides: list[str] | None = None, run_dir: Path | None = None):
+    def _compose(
+        config_name: str = "train", overrides: list[str] | None = None, run_dir: Path | None = None
+    ):
         GlobalHydra.instance().clear()
         out = run_dir or tmp_path / "run"
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(
                 config_name=config_name,
-                overrides=[f"paths.output_dir={out}", f"paths.log_dir={tmp_path / 'logs'}", *(overrides or [])],
+                overrides=[
+                    f"paths.output_dir={out}",
+                    f"paths.log_dir={tmp_path / 'logs'}",
+                    *(overrides or []),
+                ],
             )
         GlobalHydra.instance().clear()
         return cfg

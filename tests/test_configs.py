@@ -10,7 +10,18 @@ from omegaconf import OmegaConf
 
 from rtseg.utils import CONF_DIR
 
-GROUPS = ["data", "model", "module", "trainer", "logger", "callbacks", "paths", "debug", "experiment", "hparams_search"]
+GROUPS = [
+    "data",
+    "model",
+    "module",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "debug",
+    "experiment",
+    "hparams_search",
+]
 
 
 def options(group: str) -> list[str]:
@@ -19,7 +30,11 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
 def test_every_group_option_composes(compose_cfg, tmp_path, group, option):
-    overrides = [f"{group}={option}", "data.root=" + str(tmp_path)] if group == "data" and option != "synthetic" else [f"{group}={option}"]
+    overrides = (
+        [f"{group}={option}", "data.root=" + str(tmp_path)]
+        if group == "data" and option != "synthetic"
+        else [f"{group}={option}"]
+    )
     cfg = compose_cfg(overrides=overrides)
     # everything but Hydra's own runtime values must resolve
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
@@ -28,7 +43,18 @@ def test_every_group_option_composes(compose_cfg, tmp_path, group, option):
 
 
 def test_config_groups_mirror_the_code():
-    for group in ("data", "model", "module", "trainer", "logger", "callbacks", "experiment", "debug", "hparams_search", "local"):
+    for group in (
+        "data",
+        "model",
+        "module",
+        "trainer",
+        "logger",
+        "callbacks",
+        "experiment",
+        "debug",
+        "hparams_search",
+        "local",
+    ):
         assert (CONF_DIR / group).is_dir(), group
     src = Path(__file__).resolve().parents[1] / "src" / "rtseg"
     for package in ("data", "models", "bench", "realtime", "tracking"):

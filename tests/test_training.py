@@ -29,7 +29,9 @@ def test_baseline_is_exactly_the_seed_network():
         (64, 64, (3, 3), (1, 1)),
         (64, 7, (3, 3), (1, 1)),
     ]
-    assert sum(p.numel() for p in net.parameters()) == (3 * 9 * 64 + 64) + (64 * 9 * 64 + 64) + (64 * 9 * 7 + 7)
+    assert sum(p.numel() for p in net.parameters()) == (3 * 9 * 64 + 64) + (64 * 9 * 64 + 64) + (
+        64 * 9 * 7 + 7
+    )
     x = torch.randn(2, 3, 37, 51)
     assert net(x).shape == (2, 7, 37, 51)  # same padding: any size in, same size out
     binary = ThreeConvNet(num_classes=1)
@@ -38,12 +40,22 @@ def test_baseline_is_exactly_the_seed_network():
 
 
 def test_fit_raises_val_miou_well_above_chance(compose_cfg, tmp_path):
-    cfg = compose_cfg(overrides=[*TINY, *FAST_TRAIN, "model=baseline", "trainer.max_epochs=4", "data.lengths.train=64"])
+    cfg = compose_cfg(
+        overrides=[
+            *TINY,
+            *FAST_TRAIN,
+            "model=baseline",
+            "trainer.max_epochs=4",
+            "data.lengths.train=64",
+        ]
+    )
     results = train(cfg)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     # a uniform-random labelling of 7 classes scores about 1/13 mIoU
     assert results["val/miou_best"] > 0.3
-    assert record["status"] == "finished" and record["val_miou_best"] == pytest.approx(results["val/miou_best"], abs=1e-6)
+    assert record["status"] == "finished" and record["val_miou_best"] == pytest.approx(
+        results["val/miou_best"], abs=1e-6
+    )
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert any(r.get("val/miou") for r in rows)
     best = Path(record["best_ckpt"])
@@ -52,7 +64,15 @@ def test_fit_raises_val_miou_well_above_chance(compose_cfg, tmp_path):
 
 
 def test_overfits_one_batch(compose_cfg):
-    cfg = compose_cfg(overrides=[*TINY, *FAST_TRAIN, "model=baseline", "data.lengths.train=8", "data.augmentations.train=null"])
+    cfg = compose_cfg(
+        overrides=[
+            *TINY,
+            *FAST_TRAIN,
+            "model=baseline",
+            "data.lengths.train=8",
+            "data.augmentations.train=null",
+        ]
+    )
     L.seed_everything(0)
     dm = instantiate(cfg.data, _convert_="all")
     dm.setup("fit")
@@ -93,12 +113,18 @@ def test_train_then_eval_reproduces_test_metric(compose_cfg, tmp_path):
     cfg = compose_cfg(overrides=[*TINY, *FAST_TRAIN, "model=baseline", "trainer.max_epochs=2"])
     results = train(cfg)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
-    ecfg = compose_cfg("eval", [*TINY, "model=baseline", f"ckpt_path={record['best_ckpt']}", "split=test"], run_dir=tmp_path / "eval")
+    ecfg = compose_cfg(
+        "eval",
+        [*TINY, "model=baseline", f"ckpt_path={record['best_ckpt']}", "split=test"],
+        run_dir=tmp_path / "eval",
+    )
     scores = evaluate(ecfg)
     assert scores["miou"] == pytest.approx(results["test/miou"], abs=1e-6)
     assert record["test_miou"] == pytest.approx(scores["miou"], abs=1e-6)
     net, meta = load_network(record["best_ckpt"])
-    assert meta["class_names"][2] == "road" and meta["val_miou"] == pytest.approx(record["val_miou_best"], abs=1e-6)
+    assert meta["class_names"][2] == "road" and meta["val_miou"] == pytest.approx(
+        record["val_miou_best"], abs=1e-6
+    )
 
 
 class InterruptAt(L.Callback):
@@ -123,7 +149,9 @@ class FirstEpoch(L.Callback):
 def test_interrupted_run_resumes_at_the_right_epoch(compose_cfg, tmp_path):
     base = [*TINY, *FAST_TRAIN, "model=baseline", "trainer.max_epochs=3"]
     stop = [f"+callbacks.interrupt._target_={__name__}.InterruptAt", "+callbacks.interrupt.epoch=2"]
-    with pytest.raises((KeyboardInterrupt, SystemExit)):  # Lightning exits 1 after a graceful Ctrl-C
+    with pytest.raises(
+        (KeyboardInterrupt, SystemExit)
+    ):  # Lightning exits 1 after a graceful Ctrl-C
         train(compose_cfg(overrides=base + stop))
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["status"] == "interrupted"
@@ -133,18 +161,36 @@ def test_interrupted_run_resumes_at_the_right_epoch(compose_cfg, tmp_path):
     assert FirstEpoch.first == 2  # continued where it stopped, not from scratch
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["status"] == "finished" and record["epochs"] == 3
-    epochs = {r["epoch"] for r in csv.DictReader((tmp_path / "run" / "metrics.csv").open()) if r.get("val/miou")}
+    epochs = {
+        r["epoch"]
+        for r in csv.DictReader((tmp_path / "run" / "metrics.csv").open())
+        if r.get("val/miou")
+    }
     assert {"0", "1", "2"} <= epochs  # the first session's metrics survive the resume
 
 
 def test_checkpoint_from_other_model_or_class_count_is_refused(compose_cfg, tmp_path):
-    cfg = compose_cfg(overrides=[*TINY, *FAST_TRAIN, "model=baseline", "trainer.max_epochs=1", "test=false"])
+    cfg = compose_cfg(
+        overrides=[*TINY, *FAST_TRAIN, "model=baseline", "trainer.max_epochs=1", "test=false"]
+    )
     train(cfg)
     ckpt = json.loads((tmp_path / "run" / "run.json").read_text())["best_ckpt"]
-    other_classes = compose_cfg("eval", [*TINY, "model=baseline", "data.num_classes=3", "data.class_names=[a,b,c]", f"ckpt_path={ckpt}"], run_dir=tmp_path / "e1")
+    other_classes = compose_cfg(
+        "eval",
+        [
+            *TINY,
+            "model=baseline",
+            "data.num_classes=3",
+            "data.class_names=[a,b,c]",
+            f"ckpt_path={ckpt}",
+        ],
+        run_dir=tmp_path / "e1",
+    )
     with pytest.raises(CheckpointError, match="trained for 7 classes"):
         evaluate(other_classes)
-    other_model = compose_cfg("eval", [*TINY, "model=unet", f"ckpt_path={ckpt}"], run_dir=tmp_path / "e2")
+    other_model = compose_cfg(
+        "eval", [*TINY, "model=unet", f"ckpt_path={ckpt}"], run_dir=tmp_path / "e2"
+    )
     with pytest.raises(CheckpointError, match="ThreeConvNet"):
         evaluate(other_model)
     with pytest.raises(CheckpointError, match="not found"):
@@ -152,7 +198,17 @@ def test_checkpoint_from_other_model_or_class_count_is_refused(compose_cfg, tmp_
 
 
 def test_binary_tanh_form_trains(compose_cfg):
-    cfg = compose_cfg(overrides=[*TINY, *FAST_TRAIN, "model=baseline", "model.num_classes=1", "data.binary_class=0", "trainer.max_epochs=2", "test=false"])
+    cfg = compose_cfg(
+        overrides=[
+            *TINY,
+            *FAST_TRAIN,
+            "model=baseline",
+            "model.num_classes=1",
+            "data.binary_class=0",
+            "trainer.max_epochs=2",
+            "test=false",
+        ]
+    )
     results = train(cfg)
     # sky vs rest is separable by colour and position: well above the 0.5 of guessing one class
     assert results["val/miou_best"] > 0.6 and not math.isnan(results["val/loss"])

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 class ModelCost(L.Callback):
     """Logs params, GFLOPs and eager latency at fit start, so every run carries its speed."""
 
-    def __init__(self, input_size=None, latency_min_runs: int = 5, latency_min_seconds: float = 0.5):
+    def __init__(
+        self, input_size=None, latency_min_runs: int = 5, latency_min_seconds: float = 0.5
+    ):
         self.input_size = list(input_size) if input_size is not None else None
         self.min_runs, self.min_seconds = latency_min_runs, latency_min_seconds
         self.cost: dict = {}
@@ -42,7 +44,13 @@ class ModelCost(L.Callback):
         }
         log.info(
             "model cost at %sx%s: %.2fM params, %.2f GFLOPs, eager fp32 latency %.1f ms (%.1f fps, %d threads)",
-            size[0], size[1], count_params(net) / 1e6, gflops, lat["median_ms"], 1000 / lat["median_ms"], torch.get_num_threads(),
+            size[0],
+            size[1],
+            count_params(net) / 1e6,
+            gflops,
+            lat["median_ms"],
+            1000 / lat["median_ms"],
+            torch.get_num_threads(),
         )
         for logger in trainer.loggers:
             logger.log_metrics(self.cost, step=0)
@@ -108,7 +116,9 @@ class RunRecordWriter(L.Callback):
 
     def on_exception(self, trainer, pl_module, exception):
         if self.record is not None and trainer.global_rank == 0:
-            self.record.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+            self.record.status = (
+                "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+            )
             self.record.error = f"{type(exception).__name__}: {exception}"[:500]
             self.record.ended = time.time()
             self.record.save()
@@ -120,7 +130,9 @@ class LogPredictions(L.Callback):
     def __init__(self, num_images: int = 4):
         self.num_images = num_images
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
         if batch_idx != 0 or trainer.sanity_checking or trainer.global_rank != 0:
             return
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
@@ -145,10 +157,18 @@ class LogPredictions(L.Callback):
                 wandb.Image(
                     rgb,
                     masks={
-                        "prediction": {"mask_data": pred.numpy().astype(np.uint8), "class_labels": labels},
-                        "ground_truth": {"mask_data": gt.numpy().astype(np.uint8), "class_labels": labels},
+                        "prediction": {
+                            "mask_data": pred.numpy().astype(np.uint8),
+                            "class_labels": labels,
+                        },
+                        "ground_truth": {
+                            "mask_data": gt.numpy().astype(np.uint8),
+                            "class_labels": labels,
+                        },
                     },
                 )
             )
         for lg in loggers:
-            lg.experiment.log({"val/predictions": shown, "trainer/global_step": trainer.global_step})
+            lg.experiment.log(
+                {"val/predictions": shown, "trainer/global_step": trainer.global_step}
+            )

@@ -27,7 +27,9 @@ def read_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
     if "meta" not in ckpt.get("hyper_parameters", {}):
-        raise CheckpointError(f"{path} was not written by rtseg-train (no model metadata in hyper_parameters)")
+        raise CheckpointError(
+            f"{path} was not written by rtseg-train (no model metadata in hyper_parameters)"
+        )
     ckpt["_path"] = str(path)
     return ckpt
 
@@ -76,7 +78,9 @@ def load_state(net: nn.Module, ckpt: dict) -> nn.Module:
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         detail = next((ln.strip() for ln in first[1:] if ln.strip()), first[0] if first else "")
-        raise CheckpointError(f"{ckpt.get('_path')} does not fit the configured network: {detail}") from None
+        raise CheckpointError(
+            f"{ckpt.get('_path')} does not fit the configured network: {detail}"
+        ) from None
     return net
 
 

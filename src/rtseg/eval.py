@@ -39,7 +39,9 @@ def evaluate(cfg: DictConfig) -> dict:
     print_table(scores, f"{Path(cfg.ckpt_path).name} on {datamodule.name}/{split}")
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.json").write_text(json.dumps({"checkpoint": str(cfg.ckpt_path), "split": split, **scores}, indent=2))
+    (out / "eval.json").write_text(
+        json.dumps({"checkpoint": str(cfg.ckpt_path), "split": split, **scores}, indent=2)
+    )
     return scores
 
 

@@ -30,7 +30,9 @@ class SegLoss(nn.Module):
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
         self.ohem_keep = ohem_keep
         self.label_smoothing = label_smoothing
-        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        weights = (
+            torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        )
         self.register_buffer("class_weights", weights, persistent=False)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -39,7 +41,9 @@ class SegLoss(nn.Module):
         if output.shape[1] == 1:
             prob = ((output[:, 0] + 1) / 2).clamp(1e-6, 1 - 1e-6)
             tgt = (target == 1).float()
-            ce = F.binary_cross_entropy(prob[valid], tgt[valid]) if valid.any() else output.sum() * 0
+            ce = (
+                F.binary_cross_entropy(prob[valid], tgt[valid]) if valid.any() else output.sum() * 0
+            )
             probs = torch.stack([1 - prob, prob], 1)
         else:
             pixel = F.cross_entropy(

@@ -15,7 +15,9 @@ class SegMetrics(MulticlassConfusionMatrix):
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs):
-        super().__init__(num_classes=num_classes, ignore_index=ignore_index, normalize=None, **kwargs)
+        super().__init__(
+            num_classes=num_classes, ignore_index=ignore_index, normalize=None, **kwargs
+        )
 
     def compute(self) -> dict[str, torch.Tensor]:
         return scores_from_confusion(super().compute())

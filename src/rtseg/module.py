@@ -49,7 +49,9 @@ class SegmentationModule(L.LightningModule):
             self.class_names = ["background", "foreground"]
         self.train_metrics = train_metrics
         # ModuleDict keys may not shadow nn.Module attributes such as "train"
-        self.metrics = nn.ModuleDict({f"{s}_scores": SegMetrics(self.metric_classes, ignore_index) for s in STAGES})
+        self.metrics = nn.ModuleDict(
+            {f"{s}_scores": SegMetrics(self.metric_classes, ignore_index) for s in STAGES}
+        )
         self.val_miou_best = MaxMetric()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,8 +66,18 @@ class SegmentationModule(L.LightningModule):
         output = self(images)
         loss = self.loss_fn(output, masks)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{stage} loss is {loss.item()} at step {self.global_step}: lower module.optimizer.lr")
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(images), sync_dist=stage != "train")
+            raise FloatingPointError(
+                f"{stage} loss is {loss.item()} at step {self.global_step}: lower module.optimizer.lr"
+            )
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(images),
+            sync_dist=stage != "train",
+        )
         if stage != "train" or self.train_metrics:
             self.metrics[f"{stage}_scores"].update(self.predict_labels(output.detach()), masks)
         return loss
@@ -94,7 +106,11 @@ class SegmentationModule(L.LightningModule):
             self.val_miou_best(scores["miou"])
             self.log("val/miou_best", self.val_miou_best.compute(), prog_bar=True)
         self.last_scores = getattr(self, "last_scores", {})
-        self.last_scores[stage] = {"miou": float(scores["miou"]), "acc": float(scores["acc"]), "iou": dict(zip(self.class_names, scores["iou"].tolist(), strict=True))}
+        self.last_scores[stage] = {
+            "miou": float(scores["miou"]),
+            "acc": float(scores["acc"]),
+            "iou": dict(zip(self.class_names, scores["iou"].tolist(), strict=True)),
+        }
 
     def on_train_epoch_end(self):
         self._epoch_end("train")
@@ -115,4 +131,7 @@ class SegmentationModule(L.LightningModule):
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, total_steps=max(1, total))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

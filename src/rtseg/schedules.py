@@ -39,7 +39,9 @@ def poly(
     return LambdaLR(optimizer, factor)
 
 
-def cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_factor: float = 0.0) -> LambdaLR:
+def cosine(
+    optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_factor: float = 0.0
+) -> LambdaLR:
     def factor(step: int) -> float:
         if step < warmup_steps:
             return _warmup(step, warmup_steps)

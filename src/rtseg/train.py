@@ -8,11 +8,10 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.callbacks import LearningRateMonitor
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from rtseg.checkpoint import check_matches, read_checkpoint
@@ -48,7 +47,11 @@ def build(cfg: DictConfig):
     net = instantiate(cfg.model)
     norm = getattr(net, "input_normalization", None)
     if norm is not None:
-        log.info("network %s expects mean=%s std=%s: data normalisation set accordingly", type(net).__name__, *norm)
+        log.info(
+            "network %s expects mean=%s std=%s: data normalisation set accordingly",
+            type(net).__name__,
+            *norm,
+        )
         datamodule.set_normalization(*norm)
     # stored as YAML text: a dict with _target_ would be instantiated by Hydra along with the module
     meta = {**datamodule.meta(), "model_yaml": OmegaConf.to_yaml(cfg.model, resolve=True)}
@@ -112,11 +115,19 @@ def train(cfg: DictConfig) -> dict:
         record.extra["resumed_wall_time_s"] = previous.wall_time_s or 0.0
     module.run_record = record
 
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
+    loggers = [
+        instantiate(c)
+        for c in (cfg.get("logger") or {}).values()
+        if c is not None and "_target_" in c
+    ]
     for lg in loggers:
         prepare_wandb_logger(lg, ctx["sweep_dir"], cfg)
         lg.log_hyperparams(flat_config(cfg))
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
+    callbacks = [
+        instantiate(c)
+        for c in (cfg.get("callbacks") or {}).values()
+        if c is not None and "_target_" in c
+    ]
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -136,7 +147,9 @@ def train(cfg: DictConfig) -> dict:
             results.update(out[0] if out else {})
             record.test_miou = results.get("test/miou")
             record.test_split = "test"
-        if trainer.global_rank != 0:  # DDP: rank 0 alone writes the run record and prints the summary
+        if (
+            trainer.global_rank != 0
+        ):  # DDP: rank 0 alone writes the run record and prints the summary
             return results
         record = module.run_record
         record.status = "finished"
@@ -154,7 +167,11 @@ def train(cfg: DictConfig) -> dict:
         return results
     except BaseException as e:
         if record.status == "running" and trainer.global_rank == 0:
-            record.status = "interrupted" if isinstance(e, KeyboardInterrupt) or trainer.interrupted else "failed"
+            record.status = (
+                "interrupted"
+                if isinstance(e, KeyboardInterrupt) or trainer.interrupted
+                else "failed"
+            )
             record.error = f"{type(e).__name__}: {e}"[:500]
             record.ended = time.time()
             record.save()
@@ -171,12 +188,21 @@ def print_summary(record: RunRecord) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [
-        ("val mIoU (best)", f"{100 * record.val_miou_best:.2f}" if record.val_miou_best is not None else "-"),
+        (
+            "val mIoU (best)",
+            f"{100 * record.val_miou_best:.2f}" if record.val_miou_best is not None else "-",
+        ),
         ("test mIoU", f"{100 * record.test_miou:.2f}" if record.test_miou is not None else "-"),
         ("params", f"{record.params / 1e6:.3f} M" if record.params else "-"),
         ("GFLOPs @ input", f"{record.gflops:.2f}" if record.gflops else "-"),
-        ("eager fp32 latency", f"{record.latency_ms:.1f} ms ({record.fps:.1f} fps)" if record.latency_ms else "-"),
-        ("epochs / wall time", f"{record.epochs} / {record.wall_time_s:.0f} s" if record.wall_time_s else "-"),
+        (
+            "eager fp32 latency",
+            f"{record.latency_ms:.1f} ms ({record.fps:.1f} fps)" if record.latency_ms else "-",
+        ),
+        (
+            "epochs / wall time",
+            f"{record.epochs} / {record.wall_time_s:.0f} s" if record.wall_time_s else "-",
+        ),
         ("best checkpoint", record.best_ckpt or "-"),
     ]
     for k, v in rows:

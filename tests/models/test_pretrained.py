@@ -16,7 +16,9 @@ skimage_data = pytest.importorskip("skimage.data")
 CATS = set(range(281, 286))  # ImageNet tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
-@pytest.mark.parametrize("weights", ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"])
+@pytest.mark.parametrize(
+    "weights", ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]
+)
 def test_offline_weights_classify_chelsea_as_a_cat(weights):
     torch.set_num_threads(1)
     net = imagenet_classifier(weights)
@@ -29,11 +31,15 @@ def test_offline_weights_classify_chelsea_as_a_cat(weights):
 
 
 def test_unet_encoder_gets_the_pretrained_tensors_and_normalisation():
-    net = create("Unet", num_classes=11, encoder_name="resnet18", encoder_weights="efficientnet-lite0")
+    net = create(
+        "Unet", num_classes=11, encoder_name="resnet18", encoder_weights="efficientnet-lite0"
+    )
     reference = imagenet_classifier("efficientnet-lite0").state_dict()
     encoder = net.net.encoder.model.state_dict()
     assert torch.equal(encoder["conv_stem.weight"], reference["conv_stem.weight"])
-    assert torch.equal(encoder["blocks.6.0.conv_pwl.weight"], reference["blocks.6.0.conv_pwl.weight"])
+    assert torch.equal(
+        encoder["blocks.6.0.conv_pwl.weight"], reference["blocks.6.0.conv_pwl.weight"]
+    )
     assert net.input_normalization == NORMALIZATION  # the data pipeline follows it
     assert net(torch.zeros(1, 3, 360, 480)).shape == (1, 11, 360, 480)
 
@@ -49,7 +55,13 @@ def test_hub_weights_are_refused_and_a_missing_package_is_named(monkeypatch):
 def test_training_run_uses_pretrained_normalisation(compose_cfg):
     from rtseg.train import build
 
-    cfg = compose_cfg(overrides=["model=unet", "model.encoder_weights=efficientnet-lite0", "data.input_size=[64,64]"])
+    cfg = compose_cfg(
+        overrides=[
+            "model=unet",
+            "model.encoder_weights=efficientnet-lite0",
+            "data.input_size=[64,64]",
+        ]
+    )
     datamodule, net, module = build(cfg)
     assert datamodule.mean == [0.5, 0.5, 0.5] and datamodule.std == [0.5, 0.5, 0.5]
     assert module.hparams.meta["mean"] == [0.5, 0.5, 0.5]  # stored for eval / realtime

@@ -100,14 +100,22 @@ class PairedFiles(SegmentationDataset):
         self.ignore_index = ignore_index
         self.label_map = label_map
         if verify:
-            progress = tqdm(self.pairs, desc="checking masks", unit="mask", disable=len(self.pairs) < 500, leave=False)
+            progress = tqdm(
+                self.pairs,
+                desc="checking masks",
+                unit="mask",
+                disable=len(self.pairs) < 500,
+                leave=False,
+            )
             for img, msk in progress:
                 self._checked_mask(img, msk, image_size(img), remap=False)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _checked_mask(self, img_path: Path, mask_path: Path, img_hw: tuple[int, int], remap: bool = True) -> np.ndarray:
+    def _checked_mask(
+        self, img_path: Path, mask_path: Path, img_hw: tuple[int, int], remap: bool = True
+    ) -> np.ndarray:
         mask = read_mask(mask_path)
         if mask.shape[:2] != tuple(img_hw):
             raise DataError(
@@ -120,7 +128,9 @@ class PairedFiles(SegmentationDataset):
         present = np.flatnonzero(np.bincount(mask.ravel(), minlength=1))
         if self.label_map is not None:
             if present[-1] >= len(self.label_map):
-                raise DataError(f"mask {mask_path} has label {int(present[-1])} outside the label map")
+                raise DataError(
+                    f"mask {mask_path} has label {int(present[-1])} outside the label map"
+                )
             present = self.label_map[present]
         bad = sorted({int(v) for v in present if v >= self.num_classes and v != self.ignore_index})
         if bad:

@@ -45,7 +45,12 @@ def camvid(
 ) -> PairedFiles:
     root_path = require_dir(Path(root), "CamVid root (set data.root or CAMVID_DIR)")
     if fallback_split and not (root_path / split).is_dir():
-        log.warning("CamVid %s/ is absent in %s: using the %s split instead", split, root_path, fallback_split)
+        log.warning(
+            "CamVid %s/ is absent in %s: using the %s split instead",
+            split,
+            root_path,
+            fallback_split,
+        )
         split = fallback_split
     images = require_dir(root_path / split, f"CamVid {split} image")
     annots = require_dir(root_path / f"{split}annot", f"CamVid {split} annotation")
@@ -56,4 +61,6 @@ def camvid(
         pairs = pair_by_stem(images, annots)
     label_map = np.arange(256, dtype=np.uint8)
     label_map[void_label] = IGNORE_INDEX
-    return PairedFiles(pairs, num_classes, IGNORE_INDEX, label_map, verify=verify, transform=transform)
+    return PairedFiles(
+        pairs, num_classes, IGNORE_INDEX, label_map, verify=verify, transform=transform
+    )

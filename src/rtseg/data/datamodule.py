@@ -54,7 +54,9 @@ class SegDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if len(class_names) != num_classes:
-            raise ValueError(f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}")
+            raise ValueError(
+                f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}"
+            )
         self.name = name
         self.dataset_factories = dict(datasets)
         self.num_classes = num_classes
@@ -79,7 +81,9 @@ class SegDataModule(L.LightningDataModule):
     def dataset(self, split: str) -> Dataset:
         if split not in self._sets:
             if split not in self.dataset_factories:
-                raise ValueError(f"data config has no '{split}' split (has {sorted(self.dataset_factories)})")
+                raise ValueError(
+                    f"data config has no '{split}' split (has {sorted(self.dataset_factories)})"
+                )
             transform = build_transform(self.augmentations.get(split), self.mean, self.std)
             ds = self.dataset_factories[split](transform=transform)
             if self.binary_class is not None:
@@ -88,7 +92,9 @@ class SegDataModule(L.LightningDataModule):
         return self._sets[split]
 
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, SPLITS)
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(
+            stage, SPLITS
+        )
         for split in wanted:
             if split in self.dataset_factories:
                 self.dataset(split)
@@ -122,7 +128,9 @@ class SegDataModule(L.LightningDataModule):
             "class_names": self.class_names
             if self.binary_class is None
             else ["background", self.class_names[self.binary_class]],
-            "palette": self.palette if self.binary_class is None else [[0, 0, 0], self.palette[self.binary_class]],
+            "palette": self.palette
+            if self.binary_class is None
+            else [[0, 0, 0], self.palette[self.binary_class]],
             "ignore_index": self.ignore_index,
             "mean": self.mean,
             "std": self.std,

@@ -27,10 +27,14 @@ def pair_by_stem(images: Path, masks: Path) -> list[tuple[Path, Path]]:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {images}")
     missing = sorted(set(imgs) - set(msks))
     if missing:
-        raise DataError(f"image {imgs[missing[0]]} has no mask named {missing[0]}.* in {masks} ({len(missing)} unpaired)")
+        raise DataError(
+            f"image {imgs[missing[0]]} has no mask named {missing[0]}.* in {masks} ({len(missing)} unpaired)"
+        )
     orphans = sorted(set(msks) - set(imgs))
     if orphans:
-        raise DataError(f"mask {msks[orphans[0]]} has no image named {orphans[0]}.* in {images} ({len(orphans)} unpaired)")
+        raise DataError(
+            f"mask {msks[orphans[0]]} has no image named {orphans[0]}.* in {images} ({len(orphans)} unpaired)"
+        )
     return [(imgs[s], msks[s]) for s in sorted(imgs)]
 
 
@@ -58,7 +62,9 @@ def folder(
         in_val = [zlib.crc32(img.stem.encode()) % 1000 < val_fraction * 1000 for img, _ in pairs]
         pairs = [p for p, v in zip(pairs, in_val, strict=True) if v == (split != "train")]
         if not pairs:
-            raise DataError(f"{base}: no pairs fall in the {split} split (val_fraction={val_fraction})")
+            raise DataError(
+                f"{base}: no pairs fall in the {split} split (val_fraction={val_fraction})"
+            )
     else:
         raise DataError(
             f"no {images_dir}/ folder in {base}: expected {base}/{images_dir} + {masks_dir}, "

@@ -25,7 +25,9 @@ SKY, BUILDING, ROAD, PAVEMENT, TREE, CAR, PERSON = range(7)
 _SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
 
 
-def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(
+    rng: np.random.Generator, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """One scene: (HxWx3 uint8 RGB image, HxW uint8 label mask)."""
     h, w = height, width
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -34,7 +36,11 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
 
     horizon = rng.uniform(0.32, 0.5) * h
     # Sky: vertical gradient, blue or overcast grey.
-    top = rng.uniform([60, 110, 170], [140, 180, 240]) if rng.random() < 0.7 else rng.uniform(150, 210, 3)
+    top = (
+        rng.uniform([60, 110, 170], [140, 180, 240])
+        if rng.random() < 0.7
+        else rng.uniform(150, 210, 3)
+    )
     bottom = top + rng.uniform(20, 50)
     t = (yy / max(horizon, 1.0))[..., None]
     img[:] = top * (1 - t) + bottom * t
@@ -50,7 +56,9 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
             colour = rng.uniform(60, 190) + rng.uniform(-25, 25, 3)
             win = colour * rng.uniform(0.35, 0.6)
             period = rng.uniform(5, 10) * h / 128
-            windows = ((np.mod(xx - x, period) < period * 0.5) & (np.mod(yy - btop, period) < period * 0.55))
+            windows = (np.mod(xx - x, period) < period * 0.5) & (
+                np.mod(yy - btop, period) < period * 0.55
+            )
             facade = np.where(windows[..., None], win, colour)
             img[region] = facade[region]
             mask[region] = BUILDING

@@ -8,7 +8,9 @@ import albumentations as A
 from albumentations.pytorch import ToTensorV2
 
 
-def build_transform(augmentations: Sequence | None, mean: Sequence[float], std: Sequence[float]) -> A.Compose:
+def build_transform(
+    augmentations: Sequence | None, mean: Sequence[float], std: Sequence[float]
+) -> A.Compose:
     """Compose the configured augmentations (already instantiated) with normalisation.
 
     Normalisation is appended here rather than written in every config so that it can follow the

@@ -31,7 +31,9 @@ def count_gflops(net: nn.Module, input_size, batch: int = 1) -> float:
 
 
 @torch.no_grad()
-def eager_latency_ms(net: nn.Module, input_size, min_runs: int = 5, min_seconds: float = 0.5) -> dict:
+def eager_latency_ms(
+    net: nn.Module, input_size, min_runs: int = 5, min_seconds: float = 0.5
+) -> dict:
     """Median/p90 latency of eager fp32 at batch 1: the figure every run carries next to its mIoU."""
     was_training = net.training
     net.eval()

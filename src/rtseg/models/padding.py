@@ -13,7 +13,9 @@ from torch import nn
 
 
 class PadToMultiple(nn.Module):
-    def __init__(self, net: nn.Module, multiple: int = 32, min_size: int = 0, mode: str = "replicate"):
+    def __init__(
+        self, net: nn.Module, multiple: int = 32, min_size: int = 0, mode: str = "replicate"
+    ):
         super().__init__()
         self.net, self.multiple, self.min_size, self.mode = net, multiple, min_size, mode
 

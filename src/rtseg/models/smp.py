@@ -35,7 +35,12 @@ def create(
     if offline:
         wanted = f"tu-{timm_name(encoder_weights)}"
         if encoder_name != wanted:
-            log.info("encoder_weights=%s: using encoder %s (was %s)", encoder_weights, wanted, encoder_name)
+            log.info(
+                "encoder_weights=%s: using encoder %s (was %s)",
+                encoder_weights,
+                wanted,
+                encoder_name,
+            )
         encoder_name = wanted
     elif encoder_weights is not None and not Path(str(encoder_weights)).is_file():
         raise RtsegError(
@@ -43,7 +48,9 @@ def create(
             f"({', '.join(OFFLINE_WEIGHTS)}) or a path to an encoder .pth state dict; hub downloads are disabled"
         )
     try:
-        net = smp.create_model(arch, encoder_name=encoder_name, encoder_weights=None, classes=num_classes, **kwargs)
+        net = smp.create_model(
+            arch, encoder_name=encoder_name, encoder_weights=None, classes=num_classes, **kwargs
+        )
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise RtsegError(f"smp cannot build arch={arch} with encoder {encoder_name}: {e}") from None
     if offline:
@@ -53,7 +60,9 @@ def create(
         try:
             net.encoder.load_state_dict(state)
         except RuntimeError as e:
-            raise RtsegError(f"encoder_weights file {encoder_weights} does not fit encoder {encoder_name}: {str(e).splitlines()[0]}") from None
+            raise RtsegError(
+                f"encoder_weights file {encoder_weights} does not fit encoder {encoder_name}: {str(e).splitlines()[0]}"
+            ) from None
     wrapped = PadToMultiple(net, multiple=pad_multiple, min_size=min_size)
     if offline:
         wrapped.input_normalization = NORMALIZATION
