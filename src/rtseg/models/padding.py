@@ -21,7 +21,8 @@ class PadToMultiple(nn.Module):
 
     def padded_size(self, h: int, w: int) -> tuple[int, int]:
         m = self.multiple
-        return max(-(-h // m) * m, self.min_size), max(-(-w // m) * m, self.min_size)
+        # (h + m - 1) // m, not -(-h // m): ONNX export turns the latter into a truncating division
+        return max((h + m - 1) // m * m, self.min_size), max((w + m - 1) // m * m, self.min_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

@@ -47,12 +47,15 @@ def create(
             f"encoder_weights={encoder_weights!r}: only offline weights are supported here "
             f"({', '.join(OFFLINE_WEIGHTS)}) or a path to an encoder .pth state dict; hub downloads are disabled"
         )
+    if num_classes == 1:
+        kwargs.setdefault("activation", "tanh")  # the binary form SegLoss expects, as in the baseline
     try:
         net = smp.create_model(
             arch, encoder_name=encoder_name, encoder_weights=None, classes=num_classes, **kwargs
         )
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise RtsegError(f"smp cannot build arch={arch} with encoder {encoder_name}: {e}") from None
+    _drop_unused_stages(net)
     if offline:
         load_ordered(net.encoder.model, encoder_weights)
     elif encoder_weights is not None:
@@ -67,3 +70,17 @@ def create(
     if offline:
         wrapped.input_normalization = NORMALIZATION
     return wrapped
+
+
+def _drop_unused_stages(net: nn.Module) -> None:
+    """timm encoders built with a shallow ``encoder_depth`` keep every stage; drop the unused ones.
+
+    They would otherwise run on every forward and count as parameters (PSPNet uses 3 of 7 stages).
+    """
+    enc = getattr(net.encoder, "model", None)
+    info = getattr(enc, "feature_info", None)
+    if enc is None or info is None or not hasattr(enc, "blocks"):
+        return
+    last = info.module_name()[-1]
+    if last.startswith("blocks."):
+        enc.blocks = enc.blocks[: int(last.split(".")[1]) + 1]
