@@ -146,7 +146,10 @@ def train(cfg: DictConfig) -> dict:
             out = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             results.update(out[0] if out else {})
             record.test_miou = results.get("test/miou")
-            record.test_split = "test"
+            test_set = datamodule.dataset("test")
+            record.test_split = (
+                getattr(getattr(test_set, "base", test_set), "split", None) or "test"
+            )
         if (
             trainer.global_rank != 0
         ):  # DDP: rank 0 alone writes the run record and prints the summary
@@ -192,7 +195,12 @@ def print_summary(record: RunRecord) -> None:
             "val mIoU (best)",
             f"{100 * record.val_miou_best:.2f}" if record.val_miou_best is not None else "-",
         ),
-        ("test mIoU", f"{100 * record.test_miou:.2f}" if record.test_miou is not None else "-"),
+        (
+            "test mIoU"
+            if record.test_split in (None, "test")
+            else f"test mIoU (on {record.test_split}: no test split)",
+            f"{100 * record.test_miou:.2f}" if record.test_miou is not None else "-",
+        ),
         ("params", f"{record.params / 1e6:.3f} M" if record.params else "-"),
         ("GFLOPs @ input", f"{record.gflops:.2f}" if record.gflops else "-"),
         (

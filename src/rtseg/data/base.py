@@ -91,8 +91,11 @@ class PairedFiles(SegmentationDataset):
         label_map: np.ndarray | None = None,
         verify: bool = True,
         transform=None,
+        split: str | None = None,
     ):
         super().__init__(transform)
+        # the split actually read (a reader may fall back, e.g. test -> val), for the run record
+        self.split = split
         if not pairs:
             raise DataError("no image/mask pairs found")
         self.pairs = [(Path(i), Path(m)) for i, m in pairs]

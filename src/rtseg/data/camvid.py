@@ -62,5 +62,5 @@ def camvid(
     label_map = np.arange(256, dtype=np.uint8)
     label_map[void_label] = IGNORE_INDEX
     return PairedFiles(
-        pairs, num_classes, IGNORE_INDEX, label_map, verify=verify, transform=transform
+        pairs, num_classes, IGNORE_INDEX, label_map, verify=verify, transform=transform, split=split
     )

@@ -85,4 +85,6 @@ def cityscapes(
         )
     pairs = [(images[k], labels[k]) for k in sorted(images)]
     lut = label_map(ID_TO_TRAIN_ID if id_to_train_id is None else id_to_train_id)
-    return PairedFiles(pairs, num_classes, IGNORE_INDEX, lut, verify=verify, transform=transform)
+    return PairedFiles(
+        pairs, num_classes, IGNORE_INDEX, lut, verify=verify, transform=transform, split=split
+    )

@@ -70,4 +70,6 @@ def folder(
             f"no {images_dir}/ folder in {base}: expected {base}/{images_dir} + {masks_dir}, "
             f"or {base}/<train|val|test>/{images_dir} + {masks_dir}"
         )
-    return PairedFiles(pairs, num_classes, ignore_index, verify=verify, transform=transform)
+    return PairedFiles(
+        pairs, num_classes, ignore_index, verify=verify, transform=transform, split=split
+    )

@@ -58,4 +58,6 @@ def voc(
         if not msk.is_file():
             raise DataError(f"mask {msk} for image {img} listed in {list_file} not found")
         pairs.append((img, msk))
-    return PairedFiles(pairs, num_classes, IGNORE_INDEX, verify=verify, transform=transform)
+    return PairedFiles(
+        pairs, num_classes, IGNORE_INDEX, verify=verify, transform=transform, split=split
+    )
