@@ -98,7 +98,7 @@ def train(cfg: DictConfig) -> dict:
         run_dir=str(run_dir.resolve()),
         dataset=cfg.data.name,
         model=model_name(cfg, ctx),
-        encoder=cfg.model.get("encoder_name"),
+        encoder=getattr(net, "encoder_name", cfg.model.get("encoder_name")),
         encoder_weights=cfg.model.get("encoder_weights"),
         input_size=list(cfg.data.input_size),
         num_classes=int(cfg.model.num_classes),

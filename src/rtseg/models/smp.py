@@ -67,6 +67,7 @@ def create(
                 f"encoder_weights file {encoder_weights} does not fit encoder {encoder_name}: {str(e).splitlines()[0]}"
             ) from None
     wrapped = PadToMultiple(net, multiple=pad_multiple, min_size=min_size)
+    wrapped.encoder_name = encoder_name  # the encoder actually built (offline weights may pick it)
     if offline:
         wrapped.input_normalization = NORMALIZATION
     return wrapped
