@@ -66,7 +66,12 @@ def check_matches(ckpt: dict, model_cfg: dict, num_classes: int) -> None:
 def describe_model(model_cfg: dict) -> str:
     target = str(model_cfg.get("_target_", "?")).rsplit(".", 1)[-1]
     bits = [model_cfg.get("arch") or target]
-    if model_cfg.get("encoder_name"):
+    from rtseg.models.pretrained import OFFLINE_WEIGHTS, timm_name
+
+    weights = model_cfg.get("encoder_weights")
+    if weights in OFFLINE_WEIGHTS:  # offline weights choose the encoder (see models/smp.py)
+        bits.append(f"tu-{timm_name(weights)}")
+    elif model_cfg.get("encoder_name"):
         bits.append(model_cfg["encoder_name"])
     return f"{'/'.join(bits)} ({model_cfg.get('num_classes')} classes)"
 
