@@ -8,8 +8,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
@@ -17,28 +15,17 @@ from omegaconf import DictConfig, OmegaConf
 from rtseg.checkpoint import check_matches, read_checkpoint
 from rtseg.tracking.runs import RunRecord
 from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger
-from rtseg.utils import CONF_DIR, git_commit, set_threads, to_container, user_errors_as_one_line
+from rtseg.utils import (
+    CONF_DIR,
+    git_commit,
+    hydra_context,
+    output_dir,
+    set_threads,
+    to_container,
+    user_errors_as_one_line,
+)
 
 log = logging.getLogger("rtseg.train")
-
-
-def output_dir(cfg: DictConfig) -> Path:
-    """The run folder: Hydra's when running under Hydra, else ``paths.output_dir`` (compose API)."""
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path(cfg.paths.output_dir)
-
-
-def hydra_context() -> dict:
-    if not HydraConfig.initialized():
-        return {"overrides": [], "sweep_dir": None, "choices": {}}
-    hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
-    return {
-        "overrides": list(hc.overrides.task),
-        "sweep_dir": str(Path(hc.sweep.dir).resolve()) if multirun else None,
-        "choices": dict(hc.runtime.choices),
-    }
 
 
 def build(cfg: DictConfig):

@@ -148,5 +148,30 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def output_dir(cfg: DictConfig) -> Path:
+    """The run folder: Hydra's when running under Hydra, else ``paths.output_dir`` (compose API)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+def hydra_context() -> dict:
+    """Overrides, sweep folder and group choices of the running Hydra job (empty under compose)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return {"overrides": [], "sweep_dir": None, "choices": {}}
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    return {
+        "overrides": list(hc.overrides.task),
+        "sweep_dir": str(Path(hc.sweep.dir).resolve()) if multirun else None,
+        "choices": dict(hc.runtime.choices),
+    }
+
+
 def to_container(cfg: DictConfig | dict) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)

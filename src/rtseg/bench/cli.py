@@ -36,36 +36,9 @@ from rtseg.bench.report import (
     write_results,
 )
 from rtseg.errors import DataError, RtsegError
-from rtseg.utils import CONF_DIR, user_errors_as_one_line
+from rtseg.utils import CONF_DIR, hydra_context, output_dir, user_errors_as_one_line
 
 log = logging.getLogger("rtseg.bench")
-
-
-def output_dir(cfg: DictConfig) -> Path:
-    """Hydra's run folder, or ``paths.output_dir`` under the compose API (as rtseg.train does,
-    without importing Lightning: the benchmark starts in seconds)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return (
-        Path(HydraConfig.get().runtime.output_dir)
-        if HydraConfig.initialized()
-        else Path(cfg.paths.output_dir)
-    )
-
-
-def hydra_context() -> dict:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return {"overrides": [], "sweep_dir": None, "choices": {}}
-    hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
-    return {
-        "overrides": list(hc.overrides.task),
-        "sweep_dir": str(Path(hc.sweep.dir).resolve()) if multirun else None,
-        "choices": dict(hc.runtime.choices),
-    }
 
 
 def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
