@@ -33,7 +33,7 @@ demo: $(STAMP) ## the main job: train the baseline on built-in scenes, evaluate,
 	rm -rf $(DEMO)
 	$(BIN)/rtseg-train experiment=demo hydra.run.dir=$(DEMO)/train
 	$(BIN)/rtseg-eval experiment=demo ckpt_path=$$(ls $(DEMO)/train/checkpoints/best-*.ckpt) split=test hydra.run.dir=$(DEMO)/eval
-	$(BIN)/rtseg-bench checkpoint=$$(ls $(DEMO)/train/checkpoints/best-*.ckpt) backends=[eager,bf16,onnxruntime,openvino,auto] hydra.run.dir=$(DEMO)/bench
+	$(BIN)/rtseg-bench checkpoint=$$(ls $(DEMO)/train/checkpoints/best-*.ckpt) input_size=[128,160] backends=[eager,bf16,onnxruntime,openvino,auto] hydra.run.dir=$(DEMO)/bench
 	$(BIN)/rtseg-realtime checkpoint=$(DEMO)/train source=$(or $(SOURCE),synthetic) sink=file output=$(DEMO)/realtime.mp4 benchmark=true backend=auto hydra.run.dir=$(DEMO)/realtime
 	@echo "overlaid video: $(DEMO)/realtime.mp4"
 
