@@ -58,6 +58,54 @@ class ModelCost(L.Callback):
                 logger.experiment.summary.update(self.cost)
 
 
+class TrainThroughput(L.Callback):
+    """Training images per second and the share of step time spent waiting for data, per epoch.
+
+    The wait is the gap between the end of one training batch and the start of the next: the
+    DataLoader's fetch (plus Lightning's bookkeeping). A share above a few percent means the data
+    pipeline, not the network, sets the pace.
+    """
+
+    def __init__(self, skip_first: int = 2):
+        self.skip_first = skip_first
+        self.summary: dict = {}
+        self._reset()
+
+    def _reset(self):
+        self._images = 0
+        self._busy = self._wait = 0.0
+        self._batch_start = self._last_end = None
+        self._seen = 0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._reset()
+        self._last_end = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        now = time.perf_counter()
+        if self._seen >= self.skip_first and self._last_end is not None:
+            self._wait += now - self._last_end
+        self._batch_start = now
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now = time.perf_counter()
+        if self._seen >= self.skip_first and self._batch_start is not None:
+            self._busy += now - self._batch_start
+            self._images += int(batch[0].shape[0])
+        self._seen += 1
+        self._last_end = now
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        total = self._busy + self._wait
+        if not self._images or total <= 0:
+            return
+        self.summary = {
+            "train/images_per_s": self._images / total,
+            "train/data_wait_share": self._wait / total,
+        }
+        pl_module.log_dict(self.summary, on_epoch=True, on_step=False)
+
+
 class RunRecordWriter(L.Callback):
     """Keeps ``run.json`` up to date: written at fit start, after each validation, and at the end."""
 
@@ -85,6 +133,9 @@ class RunRecordWriter(L.Callback):
                 rec.latency_p90_ms = cb.cost["model/latency_p90_ms"]
                 rec.fps = cb.cost["model/fps"]
                 rec.latency_backend = "eager-fp32"
+            if isinstance(cb, TrainThroughput) and cb.summary:
+                rec.train_images_per_s = round(cb.summary["train/images_per_s"], 3)
+                rec.data_wait_share = round(cb.summary["train/data_wait_share"], 4)
         ckpt = trainer.checkpoint_callback
         if ckpt is not None:
             if ckpt.best_model_path:

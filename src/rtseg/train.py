@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from rtseg.checkpoint import check_matches, read_checkpoint
+from rtseg.precision import choose
 from rtseg.tracking.runs import RunRecord
 from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger
 from rtseg.utils import (
@@ -41,9 +42,43 @@ def build(cfg: DictConfig):
         )
         datamodule.set_normalization(*norm)
     # stored as YAML text: a dict with _target_ would be instantiated by Hydra along with the module
-    meta = {**datamodule.meta(), "model_yaml": OmegaConf.to_yaml(cfg.model, resolve=True)}
+    meta = {
+        **datamodule.meta(),
+        "model_yaml": OmegaConf.to_yaml(cfg.model, resolve=True),
+        # lets rtseg-eval checkpoint=X rebuild the data without data=... on the command line
+        "data_yaml": OmegaConf.to_yaml(cfg.data, resolve=True),
+    }
     module = instantiate(cfg.module, net=net, meta=meta, _convert_="all")
     return datamodule, net, module
+
+
+def choose_format(cfg: DictConfig, net, meta_yaml: str) -> dict:
+    """Resolve ``trainer.precision=auto`` / ``memory_format=auto`` by timing the real network."""
+    import torch
+
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    memory_format = str(cfg.get("memory_format") or "contiguous")
+    if str(cfg.trainer.get("accelerator", "cpu")) not in ("cpu",) and precision == "auto":
+        # on a GPU the answer does not need a probe: bf16 where the card has it, else fp16
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        precision = "bf16-mixed" if bf16 else "16-mixed"
+        memory_format = "contiguous" if memory_format == "auto" else memory_format
+    size = list(cfg.data.get("crop_size") or cfg.data.input_size)
+    shape = (int(cfg.data.batch_size), 3, *size)
+    fmt = choose(net, shape, precision, memory_format, model_yaml=meta_yaml)
+    if fmt["source"] != "given":
+        log.info(
+            "training format: %s, %s (%s; seconds per step at batch %s: %s)",
+            fmt["precision"],
+            fmt["memory_format"],
+            fmt["source"],
+            "x".join(map(str, shape)),
+            fmt["step_s"],
+        )
+    if fmt["memory_format"] == "channels_last":
+        # weights in channels_last make every conv emit channels_last, inputs included
+        net.to(memory_format=torch.channels_last)
+    return fmt
 
 
 def model_name(cfg: DictConfig, ctx: dict) -> str:
@@ -117,11 +152,15 @@ def train(cfg: DictConfig) -> dict:
     ]
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    fmt = choose_format(cfg, net, meta_yaml=module.hparams["meta"]["model_yaml"])
+    record.extra["train_format"] = fmt
+    trainer = instantiate(
+        cfg.trainer, precision=fmt["precision"], callbacks=callbacks, logger=loggers or False
+    )
 
     t0 = time.time()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         if trainer.interrupted:
             record.status = "interrupted"
             if trainer.global_rank == 0:
@@ -197,6 +236,18 @@ def print_summary(record: RunRecord) -> None:
         (
             "epochs / wall time",
             f"{record.epochs} / {record.wall_time_s:.0f} s" if record.wall_time_s else "-",
+        ),
+        (
+            "train throughput",
+            f"{record.train_images_per_s:.2f} img/s, {100 * (record.data_wait_share or 0):.1f}% waiting for data"
+            if record.train_images_per_s
+            else "-",
+        ),
+        (
+            "train precision / format",
+            "{precision} / {memory_format} ({source})".format(**record.extra["train_format"])
+            if record.extra.get("train_format")
+            else "-",
         ),
         ("best checkpoint", record.best_ckpt or "-"),
     ]

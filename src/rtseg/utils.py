@@ -29,9 +29,6 @@ def register_resolvers() -> None:
     """``${rtseg.uid:}``: a per-process token that keeps run folders unique within one second."""
     if not OmegaConf.has_resolver("rtseg.uid"):
         OmegaConf.register_new_resolver("rtseg.uid", lambda: f"{os.getpid()}{_UID}")
-    # ``${rtseg.cpu_precision:}``: bf16-mixed where the CPU has AMX/AVX512-BF16, else 32-true
-    if not OmegaConf.has_resolver("rtseg.cpu_precision"):
-        OmegaConf.register_new_resolver("rtseg.cpu_precision", lambda: best_cpu_precision())
 
 
 register_resolvers()
@@ -135,10 +132,6 @@ def has_fast_bf16() -> bool:
     """AMX or AVX512-BF16: where bf16 autocast is a speed-up on CPU rather than a slow-down."""
     flags = cpu_flags()
     return bool({"amx_bf16", "avx512_bf16"} & flags)
-
-
-def best_cpu_precision() -> str:
-    return "bf16-mixed" if has_fast_bf16() else "32-true"
 
 
 def set_threads(threads: int | None) -> None:

@@ -81,6 +81,10 @@ class PairedFiles(SegmentationDataset):
 
     Every mask is checked at construction when ``verify`` is on (decode, size, label range), so that
     bad data stops the run before training with a message naming the file.
+
+    When the decoded split fits in ``cache_mb`` (uint8 images + masks, estimated from the headers)
+    it is decoded once here and kept in memory: PNG decoding then never competes with the training
+    step for the cores, and DataLoader workers share the arrays (fork, copy-on-write).
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class PairedFiles(SegmentationDataset):
         verify: bool = True,
         transform=None,
         split: str | None = None,
+        cache_mb: float = 0,
     ):
         super().__init__(transform)
         # the split actually read (a reader may fall back, e.g. test -> val), for the run record
@@ -112,6 +117,25 @@ class PairedFiles(SegmentationDataset):
             )
             for img, msk in progress:
                 self._checked_mask(img, msk, image_size(img), remap=False)
+        self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+        if cache_mb and self._decoded_mb() <= cache_mb:
+            self._cache = [
+                self._read(i)
+                for i in tqdm(
+                    range(len(self.pairs)),
+                    desc=f"decoding {split or 'images'} into memory",
+                    unit="img",
+                    leave=False,
+                    disable=len(self.pairs) < 200,
+                )
+            ]
+
+    def _decoded_mb(self) -> float:
+        total = 0
+        for img, _ in self.pairs:
+            h, w = image_size(img)
+            total += h * w * 4  # RGB uint8 + a uint8 mask
+        return total / 2**20
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -145,10 +169,19 @@ class PairedFiles(SegmentationDataset):
             mask = self.label_map[mask]
         return mask.astype(np.uint8)
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
+
+    def _read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         img_path, mask_path = self.pairs[index]
         image = read_image(img_path)
         return image, self._checked_mask(img_path, mask_path, image.shape[:2])
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._cache is not None:
+            return self._cache[index]
+        return self._read(index)
 
 
 def require_dir(path: Path, what: str) -> Path:

@@ -42,6 +42,7 @@ def camvid(
     verify: bool = True,
     fallback_split: str | None = None,
     transform=None,
+    cache_mb: float = 0,
 ) -> PairedFiles:
     root_path = require_dir(Path(root), "CamVid root (set data.root or CAMVID_DIR)")
     if fallback_split and not (root_path / split).is_dir():
@@ -62,5 +63,12 @@ def camvid(
     label_map = np.arange(256, dtype=np.uint8)
     label_map[void_label] = IGNORE_INDEX
     return PairedFiles(
-        pairs, num_classes, IGNORE_INDEX, label_map, verify=verify, transform=transform, split=split
+        pairs,
+        num_classes,
+        IGNORE_INDEX,
+        label_map,
+        verify=verify,
+        transform=transform,
+        split=split,
+        cache_mb=cache_mb,
     )

@@ -44,6 +44,9 @@ class RunRecord:
     fps: float | None = None
     latency_backend: str | None = None
     epochs: int | None = None
+    # the last training epoch's throughput and the share of its step time spent waiting for data
+    train_images_per_s: float | None = None
+    data_wait_share: float | None = None
     wall_time_s: float | None = None
     val_miou_best: float | None = None
     val_iou: dict[str, float] | None = None
