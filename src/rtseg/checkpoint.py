@@ -6,6 +6,7 @@ checkpoint from another model or class count fails the same way everywhere: one 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -17,12 +18,28 @@ from rtseg.errors import CheckpointError
 
 
 def read_checkpoint(path: str | Path) -> dict:
+    """A Lightning checkpoint written by rtseg-train, unpickled with ``weights_only=True``.
+
+    Only tensors and plain Python types are rebuilt, so a crafted file cannot run code: anything
+    else in its pickle is refused before it is constructed.
+    """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(
+            f"checkpoint {path} is a folder: pass its .ckpt file, or the run folder as checkpoint=DIR"
+        )
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()
+        what = next((ln for ln in first if "GLOBAL" in ln or "Unsupported" in ln), first[0] if first else "")
+        raise CheckpointError(
+            f"refused checkpoint {path}: it holds objects other than tensors and plain types "
+            f"({what.strip()[:160]}); rtseg never runs code from a checkpoint"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any read failure means the same thing to the user
         raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
@@ -89,8 +106,34 @@ def load_state(net: nn.Module, ckpt: dict) -> nn.Module:
     return net
 
 
+def load_shipped(name: str) -> tuple[nn.Module, dict]:
+    """A model shipped with the package (``rtseg.zoo``): safetensors weights + JSON metadata."""
+    from rtseg import zoo
+
+    card = zoo.card(name)
+    meta = dict(card["meta"])
+    model_cfg = stored_model_config(meta)
+    # the trained weights replace the ImageNet ones: do not require the encoder-weights package
+    if "encoder_weights" in model_cfg:
+        model_cfg["encoder_weights"] = None
+    net = instantiate(OmegaConf.create(model_cfg))
+    state = zoo.weights(name)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"shipped model {name}: weights do not fit its network: {str(e).splitlines()[0]}") from None
+    meta["checkpoint"] = name
+    meta["val_miou"] = card.get("val_miou")
+    meta.setdefault("model", card.get("model"))
+    return net.eval(), meta
+
+
 def load_network(path: str | Path) -> tuple[nn.Module, dict]:
-    """The trained network (eval mode, CPU) and its metadata, from a checkpoint alone."""
+    """The trained network (eval mode, CPU) and its metadata, from a checkpoint or shipped name alone."""
+    from rtseg import zoo
+
+    if zoo.is_shipped(path):
+        return load_shipped(str(path))
     ckpt = read_checkpoint(path)
     meta = checkpoint_meta(ckpt)
     model_cfg = stored_model_config(meta)

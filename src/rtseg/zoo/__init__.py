@@ -1,0 +1,49 @@
+"""Trained models shipped inside the package: ``<name>.safetensors`` weights + ``<name>.json`` metadata.
+
+No pickle anywhere: the weights are plain tensors (safetensors) and the metadata is JSON (classes,
+palette, normalisation, input size, the network and data configs as YAML text, the val scores and
+the command that trained it). Every entrypoint that takes ``checkpoint=`` accepts these names, and
+they load with no network access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from rtseg.errors import CheckpointError
+
+ZOO_DIR = Path(__file__).parent
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in ZOO_DIR.glob("*.json") if p.with_suffix(".safetensors").is_file())
+
+
+def is_shipped(spec) -> bool:
+    """True for a bare shipped name (``camvid``), never for an existing path of the same name."""
+    text = str(spec)
+    return text in names() and not Path(text).exists()
+
+
+def card(name: str) -> dict:
+    path = ZOO_DIR / f"{name}.json"
+    if not path.is_file():
+        raise CheckpointError(f"no shipped model named {name!r}: shipped are {', '.join(names()) or 'none'}")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+
+
+def weights(name: str) -> dict:
+    """The state dict of shipped model ``name``, checked against the hash its card records."""
+    from safetensors.torch import load_file
+
+    path = ZOO_DIR / f"{name}.safetensors"
+    want = card(name).get("sha256")
+    got = hashlib.sha256(path.read_bytes()).hexdigest()
+    if want and got != want:
+        raise CheckpointError(f"{path}: sha256 {got[:12]}... does not match its card ({want[:12]}...)")
+    return load_file(str(path))

@@ -1,0 +1,66 @@
+"""Package a trained checkpoint as a shipped model: ``python -m rtseg.zoo.ship CKPT NAME --command "..."``.
+
+Writes ``src/rtseg/zoo/NAME.safetensors`` (the network's tensors only) and ``NAME.json`` (metadata,
+the data config, the run's val scores, the command, the weights' sha256). A maintainer tool: the
+runtime only reads what it writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from rtseg import zoo
+from rtseg.checkpoint import checkpoint_meta, read_checkpoint
+from rtseg.tracking.runs import RECORD_NAME, RunRecord
+
+
+def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path:
+    from safetensors.torch import save_file
+
+    ckpt = read_checkpoint(ckpt_path)
+    meta = dict(checkpoint_meta(ckpt))
+    state = {k[len("net.") :]: v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    run_dir = Path(ckpt_path).resolve().parent.parent
+    record = RunRecord.load(run_dir / RECORD_NAME) if (run_dir / RECORD_NAME).is_file() else None
+    if "data_yaml" not in meta and (run_dir / "config.yaml").is_file():
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+        data = OmegaConf.to_container(cfg.data, resolve=False)
+        data["root"] = "${oc.env:CAMVID_DIR,data/camvid}" if data.get("name") == "camvid" else data.get("root")
+        meta["data_yaml"] = OmegaConf.to_yaml(OmegaConf.create(data))
+    out = zoo.ZOO_DIR / f"{name}.safetensors"
+    save_file(state, str(out))
+    card = {
+        "name": name,
+        "description": description,
+        "model": record.model if record else None,
+        "val_miou": record.val_miou_best if record else None,
+        "val_iou": record.val_iou if record else None,
+        "epochs": record.epochs if record else None,
+        "train_wall_time_s": record.wall_time_s if record else None,
+        "command": command,
+        "git_commit": record.git_commit if record else None,
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "meta": meta,
+    }
+    (zoo.ZOO_DIR / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("name")
+    ap.add_argument("--command", required=True, help="the exact command that trained it")
+    ap.add_argument("--description", default="")
+    args = ap.parse_args()
+    out = ship(args.checkpoint, args.name, args.command, args.description)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB) and {out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
