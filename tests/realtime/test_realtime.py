@@ -18,7 +18,7 @@ from rtseg.errors import CheckpointError, SourceError
 from rtseg.realtime.cli import realtime
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import FrameQueue, Infer, Pipeline, PipelineConfig, Preprocess
-from rtseg.realtime.select import choose_checkpoint
+from rtseg.model_spec import choose_checkpoint
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import ImageFolderSource, SyntheticSource, VideoSource, open_source
 from rtseg.tracking.runs import RunRecord

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from rtseg.realtime.pipeline import Infer
-from rtseg.realtime.select import Choice, choose_checkpoint
+from rtseg.model_spec import Choice, choose_checkpoint
 
 log = logging.getLogger("rtseg.realtime")
 
