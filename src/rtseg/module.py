@@ -12,6 +12,7 @@ from torchmetrics import MaxMetric
 
 from rtseg.losses import SegLoss
 from rtseg.metrics import SegMetrics
+from rtseg.models.output import logits_to_labels
 
 STAGES = ("train", "val", "test")
 
@@ -59,7 +60,7 @@ class SegmentationModule(L.LightningModule):
 
     def predict_labels(self, output: torch.Tensor) -> torch.Tensor:
         """Class map from network output: argmax, or the sign of the binary net's tanh."""
-        return (output[:, 0] > 0).long() if self.binary else output.argmax(1)
+        return logits_to_labels(output)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         images, masks = batch

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from rtseg.errors import RtsegError
+from rtseg.models.output import logits_to_labels
 
 log = logging.getLogger("rtseg.bench")
 
@@ -62,10 +63,6 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.precision} batch={self.batch_size}>"
-
-
-def logits_to_labels(logits: torch.Tensor) -> torch.Tensor:
-    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
 
 
 # --------------------------------------------------------------------------- torch (CPU)
