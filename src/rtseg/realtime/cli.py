@@ -56,6 +56,28 @@ def build_source(cfg: DictConfig, max_frames: int | None = None) -> Source:
     )
 
 
+def calibration_frames(cfg: DictConfig, size, mean, std) -> tuple[list, str]:
+    """Real frames of the stream itself, preprocessed as the pipeline does, for int8 calibration.
+
+    Every ``stride``-th of the first frames is taken so the set is not one near-identical shot.
+    """
+    import torch
+
+    n, stride = int(cfg.calibration.frames), int(cfg.calibration.stride)
+    source = build_source(cfg, max_frames=n * stride)
+    pre = Preprocess(size, mean, std, cfg.interpolation)
+    frames = []
+    try:
+        for i, frame in enumerate(source):
+            if frame.image is not None and i % stride == 0:
+                frames.append(torch.from_numpy(pre(frame.image))[None])
+            if len(frames) >= n:
+                break
+    finally:
+        source.close()
+    return frames, f"frames of {source.name} (every {stride}th of the first {n * stride})"
+
+
 @contextmanager
 def stop_on_signals(stop):
     """SIGINT/SIGTERM stop the source instead of killing the process: in-flight frames are written."""
@@ -100,6 +122,7 @@ def realtime(cfg: DictConfig) -> dict:
         cfg.max_batch,
         cfg.get("threads"),
         run_dir / "backend",
+        calibration_frames=lambda size, mean, std: calibration_frames(cfg, size, mean, std),
     )
     meta, size, backend, choice = model.meta, model.size, model.backend, model.choice
     mean, std = meta.get("mean") or DEFAULT_MEAN, meta.get("std") or DEFAULT_STD
@@ -155,6 +178,7 @@ def realtime(cfg: DictConfig) -> dict:
         "backend": backend.name,
         "precision": backend.precision,
         "backend_note": backend.note,
+        "calibration": model.calibration_info,
         "input_size": list(size),
         "source": str(cfg.source),
         "source_size": pipeline.frame_size,

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from rtseg.realtime.pipeline import Infer
+from rtseg.errors import RtsegError
 from rtseg.model_spec import Choice, choose_checkpoint
+from rtseg.realtime.pipeline import Infer
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -29,7 +30,10 @@ class RealtimeModel:
         max_batch: int = 1,
         threads: int | None = None,
         workdir: Path | None = None,
+        calibration_frames=None,
     ):
+        """``calibration_frames(size, mean, std) -> (list of (1, 3, H, W) tensors, description)``:
+        real frames for int8 calibration and for judging agreement with eager fp32."""
         from rtseg.bench.backends import TorchBackend, load_exported, resolve_backend
 
         self.choice: Choice = choose_checkpoint(checkpoint, log_dir)
@@ -37,6 +41,7 @@ class RealtimeModel:
         self.max_batch, self.threads, self.workdir = max(1, int(max_batch)), threads, workdir
         self.net = None
         self._workers = 0
+        self.calibration, self.calibration_info = None, None
         if self.choice.exported:
             self.backend_name = None if backend == "auto" else backend
             self.backend, meta = load_exported(self.choice.path, self.backend_name, threads)
@@ -55,10 +60,38 @@ class RealtimeModel:
             self.net, meta = load_network(self.choice.path)
             self.meta = {**meta, "model": describe_model(stored_model_config(meta))}
             self.size = tuple(int(v) for v in (size or meta["input_size"]))
+            needs_real = backend == "auto" or "int8" in backend
+            frames, described = (None, None)
+            if needs_real and calibration_frames is not None:
+                frames, described = calibration_frames(self.size, meta["mean"], meta["std"])
+            if "int8" in backend and not frames:
+                raise RtsegError(
+                    f"backend={backend} needs real images to calibrate on and none could be read "
+                    "from the source: pass a readable source=..., or backend=openvino (fp32)"
+                )
+            self.calibration = frames
             self.backend = resolve_backend(
-                backend, self.net, self.size, batch_size=1, threads=threads, workdir=workdir
+                backend,
+                self.net,
+                self.size,
+                batch_size=1,
+                threads=threads,
+                workdir=workdir,
+                calibration=frames,
+                images=frames[:8] if frames else None,
             )
             self.backend_name = self.backend.name
+            if frames:
+                from rtseg.bench.backends import agreement, reference_labels
+
+                self.agreement = agreement(self.backend, reference_labels(self.net), frames)
+                if self.backend.precision == "int8":
+                    self.backend.note = f"int8 calibrated on {len(frames)} {described}"
+                self.calibration_info = {
+                    "source": described,
+                    "images": len(frames),
+                    "agreement_with_fp32": round(self.agreement, 5),
+                }
         if self.backend.note:
             log.info(
                 "backend: %s (%s): %s", self.backend.name, self.backend.precision, self.backend.note
@@ -71,7 +104,13 @@ class RealtimeModel:
         if self.choice.exported:
             return load_exported(self.choice.path, self.backend_name, threads)[0]
         return create_backend(
-            self.backend_name, self.net, self.size, batch, threads, workdir=self.workdir
+            self.backend_name,
+            self.net,
+            self.size,
+            batch,
+            threads,
+            calibration=self.calibration,
+            workdir=self.workdir,
         )
 
     def make_infer(self) -> Infer:
