@@ -29,19 +29,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install rtseg with its dev tools
 
-demo: $(STAMP) ## the main job: train the baseline on built-in scenes, evaluate, benchmark, run realtime (SOURCE=video.mp4 for yours)
+demo: $(STAMP) ## the main job: train on built-in scenes, evaluate, benchmark, realtime; then the shipped CamVid model on SOURCE (default: the dash-cam clip)
 	rm -rf $(DEMO)
 	$(BIN)/rtseg-train experiment=demo hydra.run.dir=$(DEMO)/train
-	$(BIN)/rtseg-eval experiment=demo ckpt_path=$$(ls $(DEMO)/train/checkpoints/best-*.ckpt) split=test hydra.run.dir=$(DEMO)/eval
+	$(BIN)/rtseg-eval checkpoint=$(DEMO)/train split=test hydra.run.dir=$(DEMO)/eval
 	$(BIN)/rtseg-bench checkpoint=$$(ls $(DEMO)/train/checkpoints/best-*.ckpt) input_size=[128,160] backends=[eager,bf16,onnxruntime,openvino,auto] hydra.run.dir=$(DEMO)/bench
-	$(BIN)/rtseg-realtime checkpoint=$(DEMO)/train source=$(or $(SOURCE),synthetic) sink=file output=$(DEMO)/realtime.mp4 benchmark=true backend=auto hydra.run.dir=$(DEMO)/realtime
-	@echo "overlaid video: $(DEMO)/realtime.mp4"
+	$(BIN)/rtseg-realtime checkpoint=$(DEMO)/train source=synthetic sink=file output=$(DEMO)/realtime.mp4 benchmark=true backend=auto hydra.run.dir=$(DEMO)/realtime
+	$(BIN)/rtseg-realtime checkpoint=camvid source=$(or $(SOURCE),$(VIDEO),synthetic) sink=file output=$(DEMO)/camvid.mp4 benchmark=true backend=auto threads=2 hydra.run.dir=$(DEMO)/camvid
+	@echo "overlaid videos: $(DEMO)/realtime.mp4 (the model just trained, built-in scenes), $(DEMO)/camvid.mp4 (the shipped CamVid model on $(or $(SOURCE),$(VIDEO),synthetic))"
 
 train: $(STAMP) ## train with the default config (override with ARGS="model=unet ...")
 	$(BIN)/rtseg-train $(ARGS)
 
-eval: $(STAMP) ## evaluate CKPT=path/to.ckpt (ARGS for data/model overrides)
-	$(BIN)/rtseg-eval ckpt_path=$(CKPT) $(ARGS)
+eval: $(STAMP) ## evaluate CKPT=(best|run folder|.ckpt|camvid) on val (ARGS: data=..., split=test)
+	$(BIN)/rtseg-eval checkpoint=$(or $(CKPT),best) split=val $(ARGS)
 
 test: $(STAMP) ## run the default test suite (slow tests excluded)
 	$(BIN)/pytest -q

@@ -75,7 +75,7 @@ def test_ddp_two_cpu_processes_log_val_miou_once(tmp_path):
             "eval",
             overrides=[
                 *DATA,
-                f"ckpt_path={record.best_ckpt}",
+                f"checkpoint={record.best_ckpt}",
                 "split=val",
                 "data.val_batch_size=16",
                 f"paths.output_dir={tmp_path / 'eval'}",

@@ -34,7 +34,9 @@ def read_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()
-        what = next((ln for ln in first if "GLOBAL" in ln or "Unsupported" in ln), first[0] if first else "")
+        what = next(
+            (ln for ln in first if "GLOBAL" in ln or "Unsupported" in ln), first[0] if first else ""
+        )
         raise CheckpointError(
             f"refused checkpoint {path}: it holds objects other than tensors and plain types "
             f"({what.strip()[:160]}); rtseg never runs code from a checkpoint"
@@ -121,7 +123,9 @@ def load_shipped(name: str) -> tuple[nn.Module, dict]:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"shipped model {name}: weights do not fit its network: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"shipped model {name}: weights do not fit its network: {str(e).splitlines()[0]}"
+        ) from None
     meta["checkpoint"] = name
     meta["val_miou"] = card.get("val_miou")
     meta.setdefault("model", card.get("model"))

@@ -4,43 +4,78 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from rtseg.checkpoint import check_matches, load_state, read_checkpoint
-from rtseg.train import build, output_dir
-from rtseg.utils import CONF_DIR, set_threads, to_container, user_errors_as_one_line
+from rtseg.checkpoint import load_network, stored_model_config
+from rtseg.errors import CheckpointError, RtsegError
+from rtseg.model_spec import choose_checkpoint
+from rtseg.module import SegmentationModule
+from rtseg.utils import CONF_DIR, output_dir, set_threads, user_errors_as_one_line
 
 log = logging.getLogger("rtseg.eval")
+
+
+def data_config(cfg: DictConfig, meta: dict) -> DictConfig:
+    """``data=...`` when given, else the data config recorded in the checkpoint."""
+    if cfg.get("data") is not None:
+        return cfg.data
+    if "data_yaml" not in meta:
+        raise RtsegError(
+            f"{meta.get('checkpoint')} records no data config (written before rtseg stored one): "
+            f"pass data={meta.get('dataset') or '...'} (and data.root=...)"
+        )
+    return OmegaConf.create(meta["data_yaml"])
 
 
 def evaluate(cfg: DictConfig) -> dict:
     set_threads(cfg.get("threads"))
     L.seed_everything(cfg.seed, workers=True)
-    ckpt = read_checkpoint(cfg.ckpt_path)
-    check_matches(ckpt, to_container(cfg.model), cfg.model.num_classes)
-    datamodule, net, module = build(cfg)
-    stored = ckpt["hyper_parameters"]["meta"]
-    datamodule.set_normalization(stored["mean"], stored["std"])
-    load_state(net, ckpt)
     split = cfg.get("split", "test")
     if split not in ("val", "test"):
-        raise ValueError(f"split must be val or test, got {split!r}")
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+        raise RtsegError(f"split={split!r}: expected val or test")
+    choice = choose_checkpoint(cfg.get("checkpoint"), cfg.paths.log_dir)
+    log.info("checkpoint: %s (%s)", choice.path, choice.reason)
+    if choice.exported:
+        raise RtsegError(
+            f"rtseg-eval scores networks, not exported files: pass the checkpoint {choice.path.name} came from"
+        )
+    net, meta = load_network(choice.path)
+    data_cfg = data_config(cfg, meta)
+    datamodule = instantiate(data_cfg, _convert_="all")
+    trained = int(meta["num_classes"])
+    if int(data_cfg.num_classes) != trained and data_cfg.get("binary_class") is None:
+        raise CheckpointError(
+            f"{choice.path} was trained for {trained} classes ({meta.get('dataset')}) but data={data_cfg.name} "
+            f"has {data_cfg.num_classes}: use data={meta.get('dataset')}"
+        )
+    datamodule.set_normalization(meta["mean"], meta["std"])
+    module = SegmentationModule(
+        net,
+        # the network's own output count (1 for the binary tanh form, whose meta lists 2 classes)
+        num_classes=int(stored_model_config(meta).get("num_classes") or meta["num_classes"]),
+        ignore_index=int(meta.get("ignore_index", 255)),
+        class_names=meta.get("class_names"),
+        meta=meta,
+        train_metrics=False,
+    )
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if trainer_cfg.get("precision") == "auto":
+        trainer_cfg["precision"] = "32-true"  # scores are taken in fp32, the reference precision
+    trainer = instantiate(trainer_cfg, logger=False, callbacks=[], enable_checkpointing=False)
     run = trainer.validate if split == "val" else trainer.test
     run(module, datamodule=datamodule, verbose=False)
     scores = module.last_scores[split]
-    print_table(scores, f"{Path(cfg.ckpt_path).name} on {datamodule.name}/{split}")
+    print_table(scores, f"{choice.path.name} on {datamodule.name}/{split}")
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(
-        json.dumps({"checkpoint": str(cfg.ckpt_path), "split": split, **scores}, indent=2)
+        json.dumps({"checkpoint": str(choice.path), "split": split, **scores}, indent=2)
     )
     return scores
 

@@ -1,4 +1,5 @@
-"""Which trained model to run: ``best`` (highest recorded val mIoU), a .ckpt, a run folder, or an exported file.
+"""Which trained model to use: ``best`` (highest recorded val mIoU), a .ckpt, a run folder, an exported
+file, or the name of a model shipped with the package (``rtseg.zoo``).
 
 Reads past runs only through ``rtseg.tracking.runs`` and says why it chose what it chose.
 """
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtseg.errors import CheckpointError
-from rtseg.tracking.runs import RECORD_NAME, RunRecord, best_run, find_runs
+from rtseg.tracking.runs import RECORD_NAME, MixedDatasets, RunRecord, best_run, find_runs
 
 EXPORTED_SUFFIXES = (".onnx", ".xml")
 
@@ -41,12 +42,17 @@ def choose_checkpoint(cfg_checkpoint, log_dir: str | Path) -> Choice:
         return choose_best(
             log_dir, **{k: spec.get(k) for k in ("dataset", "experiment", "tag", "model")}
         )
+    from rtseg import zoo
+
+    if zoo.is_shipped(path):
+        return Choice(Path(path), f"model {path!r} shipped with rtseg (rtseg.zoo)")
     p = Path(path).expanduser()
     if p.is_dir():
         return from_run_dir(p)
     if not p.exists():
         raise CheckpointError(
-            f"checkpoint not found: {p} (expected best, a .ckpt, a run folder or an exported .onnx/.xml)"
+            f"checkpoint not found: {p} (expected best, a .ckpt, a run folder, an exported .onnx/.xml "
+            f"or a shipped model name: {', '.join(zoo.names()) or 'none shipped'})"
         )
     if p.suffix.lower() in EXPORTED_SUFFIXES:
         return Choice(p, "exported model given on the command line", exported=True)
@@ -61,7 +67,23 @@ def choose_best(
     model: str | None = None,
 ) -> Choice:
     records = find_runs(log_dir)
-    best = best_run(records, dataset=dataset, experiment=experiment, tag=tag, model=model)
+    try:
+        best = best_run(records, dataset=dataset, experiment=experiment, tag=tag, model=model)
+    except MixedDatasets as e:
+        listing = "; ".join(
+            f"{r.dataset} ({r.num_classes} classes): {100 * r.val_miou_best:.2f} in {r.run_dir}"
+            for r in e.best.values()
+        )
+        datasets = sorted({r.dataset for r in e.best.values() if r.dataset})
+        how = (
+            f"checkpoint.dataset={datasets[0]}"
+            if len(datasets) == len(e.best)
+            else "checkpoint.experiment=... or checkpoint=RUN_DIR"
+        )
+        raise CheckpointError(
+            f"checkpoint=best: runs under {log_dir} are on different datasets or class sets, whose "
+            f"mIoU cannot be compared ({listing}): pick one with {how}"
+        ) from None
     filters = ", ".join(
         f"{k}={v}"
         for k, v in dict(dataset=dataset, experiment=experiment, tag=tag, model=model).items()

@@ -24,7 +24,7 @@ def _images(size, n=2):
 def test_onnx_round_trip_with_sidecar(tiny_checkpoint, tmp_path):
     cfg = compose_cfg(
         "export",
-        [f"ckpt_path={tiny_checkpoint}", "format=onnx", f"out_dir={tmp_path}", "name=tiny"],
+        [f"checkpoint={tiny_checkpoint}", "format=onnx", f"out_dir={tmp_path}", "name=tiny"],
     )
     GlobalHydra.instance().clear()
     path, sidecar = run_export(cfg)
@@ -100,7 +100,7 @@ def test_int8_export_calibrates_on_training_images(tiny_checkpoint, tmp_path):
     cfg = compose_cfg(
         "export",
         [
-            f"ckpt_path={tiny_checkpoint}",
+            f"checkpoint={tiny_checkpoint}",
             "int8=true",
             "calibration_images=2",
             "data.input_size=[32,32]",

@@ -1,9 +1,9 @@
 """rtseg-export: a checkpoint -> a deployable model file + a JSON sidecar with what a consumer needs.
 
-    rtseg-export ckpt_path=logs/train/runs/.../checkpoints/best.ckpt format=onnx
-    rtseg-export ckpt_path=... format=openvino            # model.xml + model.bin
-    rtseg-export ckpt_path=... format=onnx int8=true      # static QDQ int8, calibrated on training images
-    rtseg-export ckpt_path=... format=coreml              # .mlpackage (conversion only; needs coremltools)
+    rtseg-export checkpoint=logs/train/runs/<run> format=onnx   # or best, a .ckpt, camvid
+    rtseg-export checkpoint=... format=openvino            # model.xml + model.bin
+    rtseg-export checkpoint=... format=onnx int8=true      # static QDQ int8, calibrated on training images
+    rtseg-export checkpoint=... format=coreml              # .mlpackage (conversion only; needs coremltools)
 
 The sidecar (``<file>.json``) holds class names, palette, input size, mean/std, num_classes, the
 checkpoint's val mIoU and the source checkpoint; ``rtseg.bench.backends.load_exported`` reads both.
@@ -181,15 +181,22 @@ def calibration_images(cfg: DictConfig, meta: dict, size, n: int) -> list[torch.
 def run_export(cfg: DictConfig) -> tuple[Path, Path]:
     from rtseg.bench.cli import output_dir
     from rtseg.checkpoint import load_network
+    from rtseg.model_spec import choose_checkpoint
 
+    choice = choose_checkpoint(cfg.get("checkpoint"), cfg.paths.log_dir)
+    if choice.exported:
+        raise RtsegError(
+            f"checkpoint={choice.path} is already exported: pass the checkpoint it came from"
+        )
+    ckpt_path = str(choice.path)
     out = Path(cfg.out_dir) if cfg.get("out_dir") else output_dir(cfg)
     calibration = None
     if cfg.get("int8"):
-        _, meta = load_network(cfg.ckpt_path)
+        _, meta = load_network(ckpt_path)
         size = cfg.get("input_size") or meta["input_size"]
         calibration = calibration_images(cfg, meta, size, int(cfg.calibration_images))
     path, sidecar = export_checkpoint(
-        cfg.ckpt_path,
+        ckpt_path,
         cfg.format,
         out,
         cfg.get("input_size"),

@@ -130,7 +130,11 @@ def best_run(
     tag: str | None = None,
     model: str | None = None,
 ) -> RunRecord | None:
-    """The run with the highest recorded val mIoU that still has its best checkpoint on disk."""
+    """The run with the highest recorded val mIoU that still has its best checkpoint on disk.
+
+    mIoU is only comparable within one dataset and class set: when the matching runs span several,
+    ``MixedDatasets`` is raised with each one's best, and the caller asks the user to pick.
+    """
     candidates = [
         r
         for r in records
@@ -142,4 +146,19 @@ def best_run(
         and (tag is None or tag in (r.tags or []))
         and (model is None or r.model == model)
     ]
+    groups: dict[tuple, list[RunRecord]] = {}
+    for r in candidates:
+        groups.setdefault((r.dataset, tuple(r.class_names or ()) or r.num_classes), []).append(r)
+    if len(groups) > 1:
+        raise MixedDatasets(
+            {k: max(v, key=lambda r: r.val_miou_best) for k, v in groups.items()}
+        )
     return max(candidates, key=lambda r: r.val_miou_best, default=None)
+
+
+class MixedDatasets(Exception):
+    """Matching runs on more than one dataset / class set: their mIoUs are not comparable."""
+
+    def __init__(self, best_per_group: dict):
+        self.best = best_per_group
+        super().__init__(f"runs on {len(best_per_group)} datasets or class sets")

@@ -1,0 +1,48 @@
+"""checkpoint=best ranks val mIoU only within one dataset and class set."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtseg.errors import CheckpointError
+from rtseg.model_spec import choose_checkpoint
+from rtseg.tracking.runs import RunRecord
+
+
+def _run(log_dir, name, dataset, classes, miou):
+    run = log_dir / name
+    ckpt = run / "checkpoints" / "best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    rec = RunRecord(
+        run_dir=str(run),
+        status="finished",
+        dataset=dataset,
+        num_classes=len(classes),
+        class_names=classes,
+        val_miou_best=miou,
+        best_ckpt=str(ckpt),
+    )
+    rec.save()
+    return ckpt
+
+
+def test_best_refuses_to_compare_datasets_and_names_how_to_pick(tmp_path):
+    _run(tmp_path, "syn", "synthetic", list("abcdefg"), 0.87)
+    camvid = _run(tmp_path, "cam", "camvid", list("abcdefghijk"), 0.60)
+    with pytest.raises(CheckpointError, match=r"different datasets.*synthetic.*87\.00.*checkpoint.dataset="):
+        choose_checkpoint("best", tmp_path)
+    choice = choose_checkpoint({"path": "best", "dataset": "camvid"}, tmp_path)
+    assert choice.path == camvid
+
+
+def test_best_refuses_two_class_sets_of_one_dataset(tmp_path):
+    _run(tmp_path, "full", "synthetic", list("abcdefg"), 0.7)
+    _run(tmp_path, "binary", "synthetic", ["background", "road"], 0.9)
+    with pytest.raises(CheckpointError, match="class sets"):
+        choose_checkpoint({"path": "best", "dataset": "synthetic"}, tmp_path)
+
+
+def test_a_folder_that_is_not_a_run_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="not a run folder"):
+        choose_checkpoint(str(tmp_path), tmp_path)
