@@ -33,9 +33,10 @@ MEMORY_FORMATS = ("contiguous", "channels_last")
 
 
 def cache_file() -> Path:
-    base = os.environ.get("RTSEG_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
-    ) / "rtseg"
+    base = (
+        os.environ.get("RTSEG_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rtseg"
+    )
     return Path(base) / "train_precision.json"
 
 

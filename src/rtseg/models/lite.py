@@ -82,7 +82,10 @@ class LiteEncoder(nn.Module):
             raise RtsegError(f"encoder strides {bad}: expected some of {sorted(STRIDE_INDEX)}")
         self.strides = tuple(strides)
         self.model = timm.create_model(
-            name, pretrained=False, features_only=True, out_indices=[STRIDE_INDEX[s] for s in strides]
+            name,
+            pretrained=False,
+            features_only=True,
+            out_indices=[STRIDE_INDEX[s] for s in strides],
         )
         if weights is not None:
             load_ordered(self.model, weights)

@@ -48,7 +48,9 @@ def create(
             f"({', '.join(OFFLINE_WEIGHTS)}) or a path to an encoder .pth state dict; hub downloads are disabled"
         )
     if num_classes == 1:
-        kwargs.setdefault("activation", "tanh")  # the binary form SegLoss expects, as in the baseline
+        kwargs.setdefault(
+            "activation", "tanh"
+        )  # the binary form SegLoss expects, as in the baseline
     try:
         net = smp.create_model(
             arch, encoder_name=encoder_name, encoder_weights=None, classes=num_classes, **kwargs

@@ -30,7 +30,9 @@ def is_shipped(spec) -> bool:
 def card(name: str) -> dict:
     path = ZOO_DIR / f"{name}.json"
     if not path.is_file():
-        raise CheckpointError(f"no shipped model named {name!r}: shipped are {', '.join(names()) or 'none'}")
+        raise CheckpointError(
+            f"no shipped model named {name!r}: shipped are {', '.join(names()) or 'none'}"
+        )
     try:
         return json.loads(path.read_text())
     except ValueError as e:
@@ -45,5 +47,7 @@ def weights(name: str) -> dict:
     want = card(name).get("sha256")
     got = hashlib.sha256(path.read_bytes()).hexdigest()
     if want and got != want:
-        raise CheckpointError(f"{path}: sha256 {got[:12]}... does not match its card ({want[:12]}...)")
+        raise CheckpointError(
+            f"{path}: sha256 {got[:12]}... does not match its card ({want[:12]}...)"
+        )
     return load_file(str(path))

@@ -24,13 +24,19 @@ def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path
 
     ckpt = read_checkpoint(ckpt_path)
     meta = dict(checkpoint_meta(ckpt))
-    state = {k[len("net.") :]: v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    state = {
+        k[len("net.") :]: v.contiguous()
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith("net.")
+    }
     run_dir = Path(ckpt_path).resolve().parent.parent
     record = RunRecord.load(run_dir / RECORD_NAME) if (run_dir / RECORD_NAME).is_file() else None
     if "data_yaml" not in meta and (run_dir / "config.yaml").is_file():
         cfg = OmegaConf.load(run_dir / "config.yaml")
         data = OmegaConf.to_container(cfg.data, resolve=False)
-        data["root"] = "${oc.env:CAMVID_DIR,data/camvid}" if data.get("name") == "camvid" else data.get("root")
+        data["root"] = (
+            "${oc.env:CAMVID_DIR,data/camvid}" if data.get("name") == "camvid" else data.get("root")
+        )
         meta["data_yaml"] = OmegaConf.to_yaml(OmegaConf.create(data))
     out = zoo.ZOO_DIR / f"{name}.safetensors"
     save_file(state, str(out))

@@ -1,0 +1,84 @@
+"""The model shipped with the package loads by name, offline, everywhere a checkpoint is accepted."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from rtseg import zoo
+from rtseg.checkpoint import load_network
+from rtseg.model_spec import choose_checkpoint
+
+from ..conftest import camvid_root
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted in an offline test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_camvid_is_shipped_as_safetensors_and_json():
+    assert "camvid" in zoo.names()
+    path = zoo.ZOO_DIR / "camvid.safetensors"
+    assert path.stat().st_size < 20 * 2**20
+    card = zoo.card("camvid")
+    assert card["meta"]["class_names"][3] == "road" and len(card["meta"]["palette"]) == 11
+    assert card["val_miou"] >= 0.72 and card["command"].startswith("rtseg-train")
+
+
+def test_loads_by_name_offline_and_predicts(no_network, tmp_path):
+    choice = choose_checkpoint("camvid", tmp_path)
+    assert str(choice.path) == "camvid" and "shipped" in choice.reason
+    net, meta = load_network("camvid")
+    assert meta["num_classes"] == 11 and meta["input_size"] == [360, 480]
+    mean = torch.tensor(meta["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(meta["std"]).view(1, 3, 1, 1)
+    # a grey sky over a dark road: the top is sky (0), the bottom road (3)
+    img = torch.zeros(1, 3, 360, 480)
+    img[..., :150, :] = 0.75
+    img[..., 250:, :] = 0.3
+    with torch.no_grad():
+        labels = net((img - mean) / std).argmax(1)[0].numpy()
+    assert np.bincount(labels.ravel(), minlength=11).argmax() in (0, 1, 3)
+
+
+def test_a_tampered_weights_file_is_refused(tmp_path, monkeypatch):
+    from rtseg.errors import CheckpointError
+
+    (tmp_path / "camvid.json").write_text((zoo.ZOO_DIR / "camvid.json").read_text())
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    (tmp_path / "camvid.safetensors").write_bytes(b"not the shipped tensors")
+    with pytest.raises(CheckpointError, match="sha256"):
+        zoo.weights("camvid")
+
+
+@pytest.mark.camvid
+def test_reproduces_its_recorded_val_miou_on_a_camvid_subset(compose_cfg):
+    root = camvid_root()
+    if root is None:
+        pytest.skip("CamVid not found (set CAMVID_DIR or put it at ../shared/data/camvid)")
+    from rtseg.eval import evaluate
+
+    subset = zoo.card("camvid")["val_subset"]
+    cfg = compose_cfg(
+        "eval",
+        [
+            "checkpoint=camvid",
+            "data=camvid",
+            f"data.root={root}",
+            "split=val",
+            f"data.val_batch_size={subset['batch_size']}",
+            f"trainer.limit_val_batches={subset['batches']}",
+            "trainer.enable_progress_bar=false",
+            "threads=2",
+        ],
+    )
+    scores = evaluate(cfg)
+    assert abs(scores["miou"] - subset["miou"]) <= 0.005
