@@ -106,7 +106,7 @@ def _per_worker_crops(dataset, worker_init_fn) -> list[list[torch.Tensor]]:
 
 
 def test_reseed_worker_gives_each_worker_its_own_augmentations():
-    # the albumentations bug (STACK.md): without reseeding both workers draw the same crops
+    # albumentations 2.x Compose keeps its own RNG, so without reseeding both workers draw the same crops
     first, second = _per_worker_crops(_Crops(6), None)
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     first, second = _per_worker_crops(_Crops(6), reseed_worker)

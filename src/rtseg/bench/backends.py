@@ -133,7 +133,7 @@ def _channels_last(net, input_size, batch_size=1, threads=None, **kw):
 
 def _bf16(net, input_size, batch_size=1, threads=None, **kw):
     # channels_last lets oneDNN pick its blocked bf16 convolutions (measured faster than
-    # contiguous bf16 on the AMX machine in STACK.md); bf16-contiguous is the other variant.
+    # contiguous bf16 on a 2-core AMX machine: 40 vs 152 ms fp32 for smp Unet-R18 at 360x480); bf16-contiguous is the other variant.
     return TorchBackend(
         net, input_size, batch_size, threads, name="bf16", channels_last=True, dtype=torch.bfloat16
     )
