@@ -16,7 +16,7 @@ DEMO := $(LOGS)/demo
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo train eval test test-all lint format benchmark benchmark-quick realtime \
-        realtime-demo leaderboard wandb-sync data-camvid camvid clean
+        realtime-demo leaderboard wandb-sync gpu-check pareto data-camvid camvid clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,12 @@ realtime: $(STAMP) ## run the best checkpoint on SOURCE=(video|camera index|url|
 
 realtime-demo: $(STAMP) ## realtime on the dash-cam clip (else the synthetic source), benchmark mode, mp4 out
 	$(BIN)/rtseg-realtime source=$(or $(VIDEO),synthetic) 'size=[360,480]' sink=file output=$(LOGS)/realtime-demo.mp4 benchmark=true $(ARGS)
+
+gpu-check: $(STAMP) ## on a lent GPU: train the GPU recipe, eval on val, bench CUDA backends (~8 min; results under $$OUT or logs/gpu_check)
+	bash experiments/gpu_check/run.sh
+
+pareto: $(STAMP) ## the CamVid Pareto record: 4 networks x one equal CPU budget (BUDGET_S, default 480), benchmarked (~45 min)
+	bash experiments/camvid_pareto/run.sh $(CAMVID_DIR) $(or $(BUDGET_S),480)
 
 leaderboard: $(STAMP) ## table + Pareto PNG of every run under $(LOGS)
 	$(BIN)/rtseg-compare $(LOGS)
