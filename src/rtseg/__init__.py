@@ -6,3 +6,10 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
+
+
+def load(spec="best", **kwargs):
+    """``rtseg.load(spec)``: a trained model with ``predict(image)`` (see ``rtseg.api``)."""
+    from rtseg.api import load as _load
+
+    return _load(spec, **kwargs)

@@ -1,0 +1,124 @@
+"""The Python API: ``rtseg.load(spec)`` -> a model that segments numpy images.
+
+    import rtseg, numpy as np
+    m = rtseg.load("camvid")                 # any checkpoint= spec: best, run folder, .ckpt, name
+    labels = m.predict(rgb)                  # HxWx3 uint8 RGB in, HxW uint8 class map out
+    blended = m.overlay(rgb)                 # the mask over the image, with a legend
+    maps = m.predict_batch([rgb1, rgb2])     # one forward pass per batch
+
+Images of any size are resized to the model's input size with the realtime pipeline's own
+preprocessing, and the class map is resized back (nearest), so what a notebook sees is what
+rtseg-realtime draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from rtseg.errors import RtsegError
+
+DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class SegModel:
+    """A trained network behind one inference backend, with its classes and palette."""
+
+    def __init__(self, net, meta: dict, backend, size: tuple[int, int]):
+        from rtseg.realtime.overlay import Overlay
+        from rtseg.realtime.pipeline import Preprocess
+
+        self.net, self.meta, self.backend, self.size = net, meta, backend, tuple(size)
+        self.classes: list[str] = list(meta.get("class_names") or [])
+        self.palette: list[list[int]] = [list(c) for c in meta.get("palette") or []]
+        self._pre = Preprocess(
+            self.size, meta.get("mean") or DEFAULT_MEAN, meta.get("std") or DEFAULT_STD, "area"
+        )
+        self._overlay = Overlay(self.palette, self.classes, hud=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"<SegModel {self.meta.get('model')} {len(self.classes)} classes "
+            f"{self.size[0]}x{self.size[1]} on {self.backend.name}>"
+        )
+
+    @staticmethod
+    def _check(image) -> np.ndarray:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise RtsegError(
+                f"image of shape {image.shape} and dtype {image.dtype}: expected HxWx3 uint8 RGB"
+            )
+        return image
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """HxW uint8 class maps, one per HxWx3 uint8 RGB image (sizes may differ)."""
+        images = [self._check(im) for im in images]
+        if not images:
+            return []
+        # the pipeline's preprocessing takes BGR frames
+        xs = np.stack([self._pre(np.ascontiguousarray(im[..., ::-1])) for im in images])
+        labels = []
+        b = self.backend.batch_size
+        for i in range(0, len(xs), b):
+            chunk = torch.from_numpy(xs[i : i + b])
+            n = len(chunk)
+            if n < b:  # fixed-batch backends: pad the last chunk
+                chunk = torch.cat([chunk, chunk[-1:].expand(b - n, *chunk.shape[1:])])
+            labels.extend(self.backend.labels(chunk)[:n].to(torch.uint8).numpy())
+        out = []
+        for im, lab in zip(images, labels, strict=True):
+            h, w = im.shape[:2]
+            if lab.shape != (h, w):
+                lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+            out.append(lab)
+        return out
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """HxW uint8 class map of one HxWx3 uint8 RGB image."""
+        return self.predict_batch([image])[0]
+
+    def overlay(self, image: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """The image (RGB) with its predicted mask blended in and a legend of the classes."""
+        image = self._check(image)
+        labels = self.predict(image) if labels is None else labels
+        bgr = self._overlay.draw(np.ascontiguousarray(image[..., ::-1]), labels)
+        return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def load(
+    spec: str | Path = "best",
+    backend: str = "eager",
+    threads: int | None = None,
+    size: Sequence[int] | None = None,
+    log_dir: str | Path = "logs",
+    batch_size: int = 1,
+) -> SegModel:
+    """A trained model ready to ``predict``: ``spec`` is any ``checkpoint=`` value.
+
+    ``backend`` is any benchmark backend name (eager, onnxruntime, openvino, ...). int8 backends
+    need calibration images and are not offered here: use rtseg-export with ``int8=true``.
+    """
+    from rtseg.bench.backends import resolve_backend
+    from rtseg.checkpoint import load_network
+    from rtseg.model_spec import choose_checkpoint
+
+    if "int8" in backend:
+        raise RtsegError(
+            f"backend={backend}: int8 needs real calibration images; export it with "
+            "`rtseg-export checkpoint=... int8=true data=...` and load the exported file instead"
+        )
+    choice = choose_checkpoint(str(spec), log_dir)
+    if choice.exported:
+        from rtseg.bench.backends import load_exported
+
+        be, meta = load_exported(choice.path, None if backend == "eager" else backend, threads)
+        return SegModel(None, meta, be, tuple(be.input_size))
+    net, meta = load_network(choice.path)
+    size = tuple(int(v) for v in (size or meta["input_size"]))
+    be = resolve_backend(backend, net, size, batch_size=batch_size, threads=threads)
+    return SegModel(net, meta, be, size)

@@ -1,0 +1,38 @@
+"""The Python API: load by spec, predict any image size, overlay, batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rtseg
+from rtseg.errors import RtsegError
+
+
+def test_shipped_model_predicts_at_the_image_size():
+    m = rtseg.load("camvid")
+    assert m.classes[3] == "road" and len(m.palette) == 11
+    img = np.zeros((540, 960, 3), np.uint8)
+    labels = m.predict(img)
+    assert labels.shape == (540, 960) and labels.dtype == np.uint8
+    assert labels.max() < 11
+    over = m.overlay(img)
+    assert over.shape == (540, 960, 3) and over.dtype == np.uint8 and over.any()
+
+
+def test_batch_of_mixed_sizes_matches_single_predictions():
+    m = rtseg.load("camvid")
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    b = rng.integers(0, 255, (90, 200, 3), dtype=np.uint8)
+    batch = m.predict_batch([a, b])
+    assert [x.shape for x in batch] == [(120, 160), (90, 200)]
+    assert np.array_equal(batch[0], m.predict(a))
+
+
+def test_bad_images_and_backends_are_one_line_errors():
+    m = rtseg.load("camvid")
+    with pytest.raises(RtsegError, match="expected HxWx3 uint8"):
+        m.predict(np.zeros((10, 10), np.float32))
+    with pytest.raises(RtsegError, match="int8"):
+        rtseg.load("camvid", backend="openvino-int8")
