@@ -233,3 +233,9 @@ def test_wandb_logger_writes_an_offline_run(tmp_path, monkeypatch):
     import wandb
 
     assert wandb.run is None  # finished, so the next multirun job starts its own run
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine where CUDA rows are skipped")
+def test_exits_with_an_error_when_no_row_could_be_measured(tmp_path):
+    with pytest.raises(RtsegError, match="no backend could be measured"):
+        _bench(tmp_path, "model=baseline", "input_size=[32,32]", "backends=[cuda]", "peers=false")

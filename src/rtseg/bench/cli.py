@@ -263,6 +263,10 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
         print(f"- {ln}")
     print(f"\nresults: {paths['csv']}")
     _log_wandb(cfg, rows, out)
+    if rows and not any(r.get("latency_ms_median") not in (None, "") for r in rows):
+        raise RtsegError(
+            f"no backend could be measured ({len(rows)} rows, all skipped; reasons in {paths['csv']})"
+        )
     return rows
 
 
