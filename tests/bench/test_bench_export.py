@@ -154,3 +154,20 @@ def test_benchmark_runs_an_exported_file_against_its_source(tiny_checkpoint, tmp
     )
     assert rows["openvino"]["fps"] > 0 or rows["openvino"]["note"].startswith("skipped")
     assert rows["onnxruntime"]["model"] == "tiny.onnx"
+
+
+def test_export_never_overwrites_or_deletes_what_it_did_not_write(tiny_checkpoint, tmp_path):
+    first = compose_cfg(
+        "export", [f"checkpoint={tiny_checkpoint}", "format=onnx", f"out_dir={tmp_path}", "name=m"]
+    )
+    GlobalHydra.instance().clear()
+    path, sidecar = run_export(first)
+    before = (path.read_bytes(), sidecar.read_text())
+    ov = compose_cfg(
+        "export", [f"checkpoint={tiny_checkpoint}", "format=openvino", f"out_dir={tmp_path}", "name=m"]
+    )
+    GlobalHydra.instance().clear()
+    with pytest.raises(ExportError, match="already exists"):
+        run_export(ov)  # its sidecar m.json would replace the ONNX export's
+    assert (path.read_bytes(), sidecar.read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, sidecar.name])

@@ -104,24 +104,43 @@ def export_checkpoint(
             )
         path = _coreml(net, out_dir / f"{stem}.mlpackage", size, batch_size)
     else:
-        onnx_path = export_onnx(net, out_dir / f"{stem}.onnx", size, batch_size)
-        if int8:
-            if calibration is None:
-                from rtseg.bench.backends import random_calibration
-
-                log.warning(
-                    "no calibration images: int8 calibrated on random input (accuracy may drop)"
-                )
-                calibration = random_calibration(size, batch_size=batch_size)
-            int8_path = quantize_onnx_int8(onnx_path, out_dir / f"{stem}.int8.onnx", calibration)
-            onnx_path.unlink()
-            onnx_path = int8_path
-        path = onnx_path
-        if fmt == "openvino":
-            path = _openvino(onnx_path, out_dir / (onnx_path.name[: -len(".onnx")] + ".xml"))
-            onnx_path.unlink()
+        path = _export_via_temp(net, fmt, out_dir, stem, size, batch_size, int8, calibration)
     sidecar = write_sidecar(path, meta, size, fmt, precision, batch_size)
     return path, sidecar
+
+
+def _export_via_temp(net, fmt, out_dir: Path, stem: str, size, batch_size, int8, calibration) -> Path:
+    """ONNX (and OpenVINO) files built in a temporary folder, then moved into ``out_dir``.
+
+    Nothing already in ``out_dir`` is deleted or overwritten: when a target file (or its sidecar)
+    exists the export stops with one line before writing anything there.
+    """
+    import shutil
+    import tempfile
+
+    if int8 and not calibration:
+        raise ExportError(
+            "int8=true needs real calibration images and none could be read: pass the checkpoint's "
+            "data=... (and data.root=...); rtseg never calibrates int8 on random input"
+        )
+    with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
+        tmp = Path(tmp)
+        onnx_path = export_onnx(net, tmp / f"{stem}.onnx", size, batch_size)
+        if int8:
+            onnx_path = quantize_onnx_int8(onnx_path, tmp / f"{stem}.int8.onnx", calibration)
+        produced = [onnx_path]
+        if fmt == "openvino":
+            xml = _openvino(onnx_path, tmp / (onnx_path.name[: -len(".onnx")] + ".xml"))
+            produced = [xml, xml.with_suffix(".bin")]
+        targets = [out_dir / p.name for p in produced]
+        taken = [t for t in [*targets, sidecar_path(targets[0])] if t.exists()]
+        if taken:
+            raise ExportError(
+                f"{taken[0]} already exists: rtseg-export never overwrites; pass name=... or another out_dir=..."
+            )
+        for src, dst in zip(produced, targets, strict=True):
+            shutil.move(str(src), str(dst))
+    return targets[0]
 
 
 def _openvino(onnx_path: Path, xml_path: Path) -> Path:
