@@ -45,10 +45,14 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
     """The network to benchmark, its display name and metadata (mean/std, val mIoU, classes)."""
     ckpt = cfg.get("checkpoint")
     if ckpt:
-        path = Path(str(ckpt)).expanduser()
-        if path.suffix in (".onnx", ".xml"):
-            return _exported_subject(cfg, path)
         from rtseg.checkpoint import load_network
+        from rtseg.model_spec import choose_checkpoint
+
+        choice = choose_checkpoint(ckpt, cfg.paths.log_dir)
+        log.info("checkpoint: %s (%s)", choice.path, choice.reason)
+        path = choice.path
+        if choice.exported:
+            return _exported_subject(cfg, path)
 
         net, meta = load_network(path)
         name = (
