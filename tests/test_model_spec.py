@@ -30,7 +30,9 @@ def _run(log_dir, name, dataset, classes, miou):
 def test_best_refuses_to_compare_datasets_and_names_how_to_pick(tmp_path):
     _run(tmp_path, "syn", "synthetic", list("abcdefg"), 0.87)
     camvid = _run(tmp_path, "cam", "camvid", list("abcdefghijk"), 0.60)
-    with pytest.raises(CheckpointError, match=r"different datasets.*synthetic.*87\.00.*checkpoint.dataset="):
+    with pytest.raises(
+        CheckpointError, match=r"different datasets.*synthetic.*87\.00.*checkpoint.dataset="
+    ):
         choose_checkpoint("best", tmp_path)
     choice = choose_checkpoint({"path": "best", "dataset": "camvid"}, tmp_path)
     assert choice.path == camvid

@@ -29,8 +29,8 @@ class SegModel:
     """A trained network behind one inference backend, with its classes and palette."""
 
     def __init__(self, net, meta: dict, backend, size: tuple[int, int]):
+        from rtseg.frames import Preprocess
         from rtseg.realtime.overlay import Overlay
-        from rtseg.realtime.pipeline import Preprocess
 
         self.net, self.meta, self.backend, self.size = net, meta, backend, tuple(size)
         self.classes: list[str] = list(meta.get("class_names") or [])

@@ -164,7 +164,8 @@ def test_export_never_overwrites_or_deletes_what_it_did_not_write(tiny_checkpoin
     path, sidecar = run_export(first)
     before = (path.read_bytes(), sidecar.read_text())
     ov = compose_cfg(
-        "export", [f"checkpoint={tiny_checkpoint}", "format=openvino", f"out_dir={tmp_path}", "name=m"]
+        "export",
+        [f"checkpoint={tiny_checkpoint}", "format=openvino", f"out_dir={tmp_path}", "name=m"],
     )
     GlobalHydra.instance().clear()
     with pytest.raises(ExportError, match="already exists"):

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from rtseg.errors import CheckpointError, SourceError
+from rtseg.frames import Preprocess
+from rtseg.model_spec import choose_checkpoint
 from rtseg.realtime.cli import realtime
 from rtseg.realtime.overlay import Overlay
-from rtseg.realtime.pipeline import FrameQueue, Infer, Pipeline, PipelineConfig, Preprocess
-from rtseg.model_spec import choose_checkpoint
+from rtseg.realtime.pipeline import FrameQueue, Infer, Pipeline, PipelineConfig
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import ImageFolderSource, SyntheticSource, VideoSource, open_source
 from rtseg.tracking.runs import RunRecord

@@ -109,7 +109,9 @@ def export_checkpoint(
     return path, sidecar
 
 
-def _export_via_temp(net, fmt, out_dir: Path, stem: str, size, batch_size, int8, calibration) -> Path:
+def _export_via_temp(
+    net, fmt, out_dir: Path, stem: str, size, batch_size, int8, calibration
+) -> Path:
     """ONNX (and OpenVINO) files built in a temporary folder, then moved into ``out_dir``.
 
     Nothing already in ``out_dir`` is deleted or overwritten: when a target file (or its sidecar)

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from rtseg.bench.measure import time_fn
+from rtseg.frames import Preprocess
 from rtseg.realtime.overlay import Overlay
-from rtseg.realtime.pipeline import STAGES, Infer, Preprocess
+from rtseg.realtime.pipeline import STAGES, Infer
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
 

@@ -19,6 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from rtseg.frames import Preprocess
 from rtseg.realtime.benchmark import (
     in_thread,
     model_only,
@@ -29,7 +30,7 @@ from rtseg.realtime.benchmark import (
 )
 from rtseg.realtime.model import RealtimeModel
 from rtseg.realtime.overlay import Overlay
-from rtseg.realtime.pipeline import Pipeline, PipelineConfig, Preprocess
+from rtseg.realtime.pipeline import Pipeline, PipelineConfig
 from rtseg.realtime.sinks import FolderSink, NullSink, VideoFileSink, make_sinks
 from rtseg.realtime.sources import Source, open_source
 from rtseg.utils import CONF_DIR, set_threads, to_container, user_errors_as_one_line

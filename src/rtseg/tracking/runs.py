@@ -150,9 +150,7 @@ def best_run(
     for r in candidates:
         groups.setdefault((r.dataset, tuple(r.class_names or ()) or r.num_classes), []).append(r)
     if len(groups) > 1:
-        raise MixedDatasets(
-            {k: max(v, key=lambda r: r.val_miou_best) for k, v in groups.items()}
-        )
+        raise MixedDatasets({k: max(v, key=lambda r: r.val_miou_best) for k, v in groups.items()})
     return max(candidates, key=lambda r: r.val_miou_best, default=None)
 
 
