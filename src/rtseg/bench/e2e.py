@@ -1,7 +1,8 @@
-"""What a user's program runs per frame: uint8 frame -> resize + normalise -> backend -> class map at frame size.
+"""What a user's program runs per frame: uint8 BGR frame -> resize + normalise -> backend -> class map at frame size.
 
 The benchmark's second figure (end-to-end) times this, because pre- and post-processing are
-not free at real-time speeds; the realtime pipeline can use the same object.
+not free at real-time speeds. It is the realtime pipeline's own processing (``rtseg.frames``),
+so the table's e2e overhead is what rtseg-realtime pays per frame.
 """
 
 from __future__ import annotations
@@ -13,27 +14,25 @@ import numpy as np
 import torch
 
 from rtseg.bench.backends import Backend
+from rtseg.frames import Preprocess
 
 
 class FramePipeline:
-    """``(H, W, 3)`` or ``(B, H, W, 3)`` uint8 RGB frames -> ``(B, H, W)`` uint8 class maps (same H, W)."""
+    """``(H, W, 3)`` or ``(B, H, W, 3)`` uint8 BGR frames -> ``(B, H, W)`` uint8 class maps (same H, W)."""
 
-    def __init__(self, backend: Backend, mean: Sequence[float], std: Sequence[float]):
+    def __init__(
+        self,
+        backend: Backend,
+        mean: Sequence[float],
+        std: Sequence[float],
+        interpolation: str = "linear",
+    ):
         self.backend = backend
-        self.size_hw = backend.input_size
-        # (x / 255 - mean) / std folded into one multiply-add per pixel
-        std = np.asarray(std, dtype=np.float32)
-        self.scale = (1.0 / (255.0 * std)).reshape(1, 1, 3)
-        self.shift = (-np.asarray(mean, dtype=np.float32) / std).reshape(1, 1, 3)
+        self.size_hw = tuple(backend.input_size)
+        self._pre = Preprocess(self.size_hw, mean, std, interpolation)
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
-        h, w = self.size_hw
-        out = np.empty((len(frames), 3, h, w), dtype=np.float32)
-        for i, f in enumerate(frames):
-            if f.shape[:2] != (h, w):
-                f = cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR)
-            out[i] = (f.astype(np.float32) * self.scale + self.shift).transpose(2, 0, 1)
-        return torch.from_numpy(out)
+        return torch.from_numpy(np.stack([self._pre(f) for f in frames]))
 
     def postprocess(self, labels: torch.Tensor, frame_hw: tuple[int, int]) -> np.ndarray:
         maps = labels.to(torch.uint8).numpy()
