@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,15 @@ from rtseg import zoo
 from rtseg.checkpoint import load_network
 from rtseg.model_spec import choose_checkpoint
 
-from ..conftest import camvid_root
+from rtseg.utils import REPO_ROOT
+
+
+def camvid_root():
+    env = os.environ.get("CAMVID_DIR")
+    for c in ([Path(env)] if env else []) + [REPO_ROOT.parent / "shared" / "data" / "camvid"]:
+        if (c / "train").is_dir():
+            return c
+    return None
 
 
 @pytest.fixture

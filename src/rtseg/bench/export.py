@@ -190,7 +190,8 @@ def calibration_images(cfg: DictConfig, meta: dict, size, n: int) -> list[torch.
 
     sub = OmegaConf.create(
         {
-            "data": cfg.data,
+            # resolved here: the data config may refer to top-level keys (${seed}) absent below
+            "data": OmegaConf.to_container(cfg.data, resolve=True),
             "agreement": {"split": "val", "images": 0},
             "calibration": {"split": "train", "images": n},
             "eval_miou": False,
