@@ -71,7 +71,8 @@ def choose_best(
         best = best_run(records, dataset=dataset, experiment=experiment, tag=tag, model=model)
     except MixedDatasets as e:
         listing = "; ".join(
-            f"{r.dataset} ({r.num_classes} classes): {100 * r.val_miou_best:.2f} in {r.run_dir}"
+            f"{r.dataset}{f' ({r.num_classes} classes)' if r.num_classes else ''}: "
+            f"{100 * r.val_miou_best:.2f} in {r.run_dir}"
             for r in e.best.values()
         )
         datasets = sorted({r.dataset for r in e.best.values() if r.dataset})
@@ -93,7 +94,7 @@ def choose_best(
         where = f"{Path(log_dir)}" + (f" matching {filters}" if filters else "")
         raise CheckpointError(
             f"no trained run with a checkpoint under {where} ({len(records)} run records found): "
-            "train one first, e.g. `rtseg-train` (built-in synthetic data) or `rtseg-train experiment=camvid_unet_lite0`, "
+            "train one first, e.g. `rtseg-train` (built-in synthetic data) or `rtseg-train experiment=camvid_ppliteseg_lite0`, "
             "or pass checkpoint=PATH.ckpt"
         )
     usable = [

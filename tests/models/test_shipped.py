@@ -13,7 +13,6 @@ import torch
 from rtseg import zoo
 from rtseg.checkpoint import load_network
 from rtseg.model_spec import choose_checkpoint
-
 from rtseg.utils import REPO_ROOT
 
 

@@ -239,12 +239,14 @@ def test_checkpoint_best_picks_highest_val_miou(tmp_path):
     fake_run(logs, "d", 0.99, ckpt=False)  # best score but its checkpoint is gone
     fake_run(logs, "e", None)
     camvid = fake_run(logs, "f", 0.40, dataset="camvid")
-    choice = choose_checkpoint({"path": "best"}, logs)
+    with pytest.raises(CheckpointError, match="different datasets"):
+        choose_checkpoint({"path": "best"}, logs)  # synthetic and camvid mIoU do not compare
+    choice = choose_checkpoint({"path": "best", "dataset": "synthetic"}, logs)
     assert choice.path == winner and "72.00" in choice.reason and "b" in choice.reason
     assert choose_checkpoint({"path": "best", "dataset": "camvid"}, logs).path == camvid
     assert choose_checkpoint(str(winner.parent.parent), logs).path == winner  # a run folder
-    with pytest.raises(CheckpointError, match="matching tag=y"):
-        choose_checkpoint({"path": "best", "tag": "y"}, logs)
+    with pytest.raises(CheckpointError, match="matching dataset=synthetic, tag=y"):
+        choose_checkpoint({"path": "best", "dataset": "synthetic", "tag": "y"}, logs)
 
 
 def test_best_through_the_entrypoint(realtime_cfg, tmp_path):
