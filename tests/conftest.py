@@ -49,6 +49,15 @@ def camvid_root() -> Path | None:
 
 
 @pytest.fixture
+def camvid_dir() -> Path:
+    """The CamVid root for tests that need it; skips with a reason when there is none."""
+    root = camvid_root()
+    if root is None:
+        pytest.skip("CamVid not found (set CAMVID_DIR or put it at ../shared/data/camvid)")
+    return root
+
+
+@pytest.fixture
 def compose_cfg(tmp_path):
     """compose_cfg(config_name, overrides) -> DictConfig with the run folder under tmp_path."""
 

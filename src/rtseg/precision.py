@@ -42,11 +42,8 @@ def cache_file() -> Path:
 
 def candidates(precision: str, memory_format: str) -> list[tuple[str, str]]:
     """The (precision, memory format) pairs to time: ``auto`` expands to every option."""
-    if precision != "auto" and precision not in PRECISIONS:
-        # any other Lightning precision string is taken as the user's choice, not measured
-        precisions = [precision]
-    else:
-        precisions = list(PRECISIONS) if precision == "auto" else [precision]
+    # any precision other than auto (a Lightning string) is the user's choice, not measured
+    precisions = list(PRECISIONS) if precision == "auto" else [precision]
     if memory_format == "auto":
         formats = list(MEMORY_FORMATS)
     elif memory_format in MEMORY_FORMATS:

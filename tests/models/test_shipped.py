@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +11,6 @@ import torch
 from rtseg import zoo
 from rtseg.checkpoint import load_network
 from rtseg.model_spec import choose_checkpoint
-from rtseg.utils import REPO_ROOT
-
-
-def camvid_root():
-    env = os.environ.get("CAMVID_DIR")
-    for c in ([Path(env)] if env else []) + [REPO_ROOT.parent / "shared" / "data" / "camvid"]:
-        if (c / "train").is_dir():
-            return c
-    return None
 
 
 @pytest.fixture
@@ -69,10 +58,8 @@ def test_a_tampered_weights_file_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.camvid
-def test_reproduces_its_recorded_val_miou_on_a_camvid_subset(compose_cfg):
-    root = camvid_root()
-    if root is None:
-        pytest.skip("CamVid not found (set CAMVID_DIR or put it at ../shared/data/camvid)")
+def test_reproduces_its_recorded_val_miou_on_a_camvid_subset(compose_cfg, camvid_dir):
+    root = camvid_dir
     from rtseg.eval import evaluate
 
     subset = zoo.card("camvid")["val_subset"]
