@@ -6,14 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+import torch
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from rtseg.utils import CONF_DIR  # noqa: E402
+from rtseg.utils import compose_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,18 +63,49 @@ def compose_cfg(tmp_path):
     def _compose(
         config_name: str = "train", overrides: list[str] | None = None, run_dir: Path | None = None
     ):
-        GlobalHydra.instance().clear()
         out = run_dir or tmp_path / "run"
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(
-                config_name=config_name,
-                overrides=[
-                    f"paths.output_dir={out}",
-                    f"paths.log_dir={tmp_path / 'logs'}",
-                    *(overrides or []),
-                ],
-            )
-        GlobalHydra.instance().clear()
-        return cfg
+        paths = [f"paths.output_dir={out}", f"paths.log_dir={tmp_path / 'logs'}"]
+        return compose_config(config_name, [*paths, *(overrides or [])])
 
     return _compose
+
+
+@pytest.fixture
+def tiny_net():
+    from rtseg.models.baseline import ThreeConvNet
+
+    torch.manual_seed(0)
+    return ThreeConvNet(num_classes=5, width=8).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """rtseg-train for one epoch on 32x32 synthetic scenes: a real checkpoint with meta and val mIoU."""
+    from rtseg.train import train
+
+    out = tmp_path_factory.mktemp("train")
+    cfg = compose_config(
+        "train",
+        [
+            f"paths.output_dir={out}",
+            f"paths.log_dir={out}",
+            "data.input_size=[32,32]",
+            "data.lengths={train:8,val:4,test:4}",
+            "data.batch_size=4",
+            "data.val_batch_size=4",
+            "model.width=8",
+            "trainer.max_epochs=1",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.enable_model_summary=false",
+            "logger=none",
+            "callbacks.prediction_images=null",
+            "callbacks.progress_bar=null",
+            "callbacks.lr_monitor=null",
+            "test=false",
+            "threads=1",
+        ],
+    )
+    train(cfg)
+    best = sorted((out / "checkpoints").glob("best*.ckpt"))
+    assert best, f"training wrote no best checkpoint in {out}"
+    return best[0]

@@ -29,7 +29,7 @@ class SegModel:
     """A trained network behind one inference backend, with its classes and palette."""
 
     def __init__(self, net, meta: dict, backend, size: tuple[int, int]):
-        from rtseg.frames import Preprocess
+        from rtseg.infer.frames import Preprocess
         from rtseg.realtime.overlay import Overlay
 
         self.net, self.meta, self.backend, self.size = net, meta, backend, tuple(size)
@@ -103,9 +103,9 @@ def load(
     ``backend`` is any benchmark backend name (eager, onnxruntime, openvino, ...). int8 backends
     need calibration images and are not offered here: use rtseg-export with ``int8=true``.
     """
-    from rtseg.bench.backends import resolve_backend
+    from rtseg.infer.backends import resolve_backend
     from rtseg.checkpoint import load_network
-    from rtseg.model_spec import choose_checkpoint
+    from rtseg.infer.spec import choose_checkpoint
 
     if "int8" in backend:
         raise RtsegError(
@@ -114,7 +114,7 @@ def load(
         )
     choice = choose_checkpoint(str(spec), log_dir)
     if choice.exported:
-        from rtseg.bench.backends import load_exported
+        from rtseg.infer.backends import load_exported
 
         be, meta = load_exported(choice.path, None if backend == "eager" else backend, threads)
         return SegModel(None, meta, be, tuple(be.input_size))

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from rtseg.checkpoint import load_network, stored_model_config
 from rtseg.errors import CheckpointError, RtsegError
-from rtseg.model_spec import choose_checkpoint
+from rtseg.infer.spec import choose_checkpoint
 from rtseg.module import SegmentationModule
 from rtseg.utils import CONF_DIR, output_dir, set_threads, user_errors_as_one_line
 

@@ -166,5 +166,24 @@ def hydra_context() -> dict:
     }
 
 
+def compose_config(config_name: str, overrides: list[str] | None = None, hydra: bool = False):
+    """The config an entrypoint would see, composed with Hydra's API (notebooks, tests).
+
+    ``hydra=True`` keeps the ``hydra`` node (callbacks, group choices). Hydra's global state is
+    cleared before and after, so calls never leak into each other.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(
+                config_name=config_name, overrides=list(overrides or []), return_hydra_config=hydra
+            )
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def to_container(cfg: DictConfig | dict) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)

@@ -15,8 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from rtseg.bench.cli import run_benchmark
 from rtseg.bench.report import summarize
 from rtseg.errors import RtsegError
-
-from .conftest import compose_cfg
+from rtseg.utils import compose_config as compose_cfg
 
 REQUIRED = [
     "model", "input_size", "backend", "precision", "batch", "threads", "latency_ms_median", "latency_ms_p90",
@@ -208,7 +207,7 @@ def test_every_model_config_is_benchmarkable(model, tmp_path):
 def test_every_model_config_exports_to_onnx(model, tmp_path):
     from hydra.utils import instantiate
 
-    from rtseg.bench.backends import agreement, create_backend, reference_labels
+    from rtseg.infer.backends import agreement, create_backend, reference_labels
 
     cfg = compose_cfg("benchmark", [f"model={model}"])
     GlobalHydra.instance().clear()

@@ -10,7 +10,7 @@ import torch
 
 from rtseg import zoo
 from rtseg.checkpoint import load_network
-from rtseg.model_spec import choose_checkpoint
+from rtseg.infer.spec import choose_checkpoint
 
 
 @pytest.fixture

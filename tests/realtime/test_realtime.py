@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from rtseg.errors import CheckpointError, SourceError
-from rtseg.frames import Preprocess
-from rtseg.model_spec import choose_checkpoint
+from rtseg.infer.frames import Preprocess
+from rtseg.infer.spec import choose_checkpoint
 from rtseg.realtime.cli import realtime
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import FrameQueue, Infer, Pipeline, PipelineConfig

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg.bench.backends import (
+from rtseg.infer.backends import (
     Backend,
     BackendUnavailable,
     agreement,
@@ -247,7 +247,7 @@ def eval_miou(
 
 
 def _pad(x: torch.Tensor, batch: int) -> torch.Tensor:
-    from rtseg.bench.backends import _fit_batch
+    from rtseg.infer.backends import _fit_batch
 
     return _fit_batch(x, batch)
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from rtseg.bench.backends import load_exported
+from rtseg.infer.backends import load_exported
 from rtseg.bench.benchmark import (
     PEER_BACKENDS,
     PEER_MODEL,
@@ -46,7 +46,7 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
     ckpt = cfg.get("checkpoint")
     if ckpt:
         from rtseg.checkpoint import load_network
-        from rtseg.model_spec import choose_checkpoint
+        from rtseg.infer.spec import choose_checkpoint
 
         choice = choose_checkpoint(ckpt, cfg.paths.log_dir)
         log.info("checkpoint: %s (%s)", choice.path, choice.reason)
@@ -86,7 +86,7 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
 
 def _exported_subject(cfg: DictConfig, path: Path) -> tuple[str, torch.nn.Module | None, dict]:
     """An rtseg-export file: its sidecar, and its source checkpoint's network as the eager reference."""
-    from rtseg.bench.export import read_sidecar
+    from rtseg.infer.export import read_sidecar
     from rtseg.checkpoint import load_network
 
     if not path.is_file():

@@ -1,7 +1,7 @@
 """What a user's program runs per frame: uint8 BGR frame -> resize + normalise -> backend -> class map at frame size.
 
 The benchmark's second figure (end-to-end) times this, because pre- and post-processing are
-not free at real-time speeds. It is the realtime pipeline's own processing (``rtseg.frames``),
+not free at real-time speeds. It is the realtime pipeline's own processing (``rtseg.infer.frames``),
 so the table's e2e overhead is what rtseg-realtime pays per frame.
 """
 
@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import torch
 
-from rtseg.bench.backends import Backend
-from rtseg.frames import Preprocess
+from rtseg.infer.backends import Backend
+from rtseg.infer.frames import Preprocess
 
 
 class FramePipeline:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rtseg.bench.measure import time_fn
-from rtseg.frames import Preprocess
+from rtseg.infer.frames import Preprocess
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import STAGES, Infer
 from rtseg.realtime.sinks import Sink

@@ -19,7 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from rtseg.frames import Preprocess
+from rtseg.infer.frames import Preprocess
 from rtseg.realtime.benchmark import (
     in_thread,
     model_only,

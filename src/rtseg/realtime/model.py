@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from rtseg.errors import RtsegError
-from rtseg.model_spec import Choice, choose_checkpoint
+from rtseg.infer.spec import Choice, choose_checkpoint
 from rtseg.realtime.pipeline import Infer
 
 log = logging.getLogger("rtseg.realtime")
@@ -34,7 +34,7 @@ class RealtimeModel:
     ):
         """``calibration_frames(size, mean, std) -> (list of (1, 3, H, W) tensors, description)``:
         real frames for int8 calibration and for judging agreement with eager fp32."""
-        from rtseg.bench.backends import TorchBackend, load_exported, resolve_backend
+        from rtseg.infer.backends import TorchBackend, load_exported, resolve_backend
 
         self.choice: Choice = choose_checkpoint(checkpoint, log_dir)
         log.info("model: %s (%s)", self.choice.path, self.choice.reason)
@@ -82,7 +82,7 @@ class RealtimeModel:
             )
             self.backend_name = self.backend.name
             if frames:
-                from rtseg.bench.backends import agreement, reference_labels
+                from rtseg.infer.backends import agreement, reference_labels
 
                 self.agreement = agreement(self.backend, reference_labels(self.net), frames)
                 if self.backend.precision == "int8":
@@ -99,7 +99,7 @@ class RealtimeModel:
         self.dynamic = type(self.backend) is TorchBackend
 
     def _build(self, batch: int, threads: int | None):
-        from rtseg.bench.backends import create_backend, load_exported
+        from rtseg.infer.backends import create_backend, load_exported
 
         if self.choice.exported:
             return load_exported(self.choice.path, self.backend_name, threads)[0]

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from rtseg.errors import SourceError
-from rtseg.frames import Preprocess
+from rtseg.infer.frames import Preprocess
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rtseg.errors import CheckpointError
-from rtseg.model_spec import choose_checkpoint
+from rtseg.infer.spec import choose_checkpoint
 from rtseg.tracking.runs import RunRecord
 
 

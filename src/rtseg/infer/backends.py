@@ -749,7 +749,7 @@ def load_exported(
     ``backend`` picks the runtime for an .onnx file ("onnxruntime" default, or "openvino"); an
     int8 file keeps its precision.
     """
-    from rtseg.bench.export import read_sidecar
+    from rtseg.infer.export import read_sidecar
 
     path = Path(path).expanduser()
     if not path.is_file():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from rtseg.bench import backends as B
 from rtseg.bench.benchmark import COLUMNS, Inputs, Knobs, benchmark_network
 from rtseg.bench.e2e import FramePipeline, random_frames
 from rtseg.bench.peak import gemm_gflops
+from rtseg.infer import backends as B
 
 SIZE = (32, 32)
 FAST = Knobs(warmup=1, min_runs=3, min_seconds=0.05, auto_min_seconds=0.05)

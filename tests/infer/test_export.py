@@ -9,11 +9,10 @@ import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
 
-from rtseg.bench.backends import agreement, load_exported, reference_labels
-from rtseg.bench.export import ExportError, export_checkpoint, run_export
 from rtseg.checkpoint import load_network
-
-from .conftest import compose_cfg
+from rtseg.infer.backends import agreement, load_exported, reference_labels
+from rtseg.infer.export import ExportError, export_checkpoint, run_export
+from rtseg.utils import compose_config as compose_cfg
 
 
 def _images(size, n=2):

@@ -6,7 +6,7 @@
     rtseg-export checkpoint=... format=coreml              # .mlpackage (conversion only; needs coremltools)
 
 The sidecar (``<file>.json``) holds class names, palette, input size, mean/std, num_classes, the
-checkpoint's val mIoU and the source checkpoint; ``rtseg.bench.backends.load_exported`` reads both.
+checkpoint's val mIoU and the source checkpoint; ``rtseg.infer.backends.load_exported`` reads both.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from rtseg.bench.backends import ONNX_OPSET, export_onnx, quantize_onnx_int8
+from rtseg.infer.backends import ONNX_OPSET, export_onnx, quantize_onnx_int8
 from rtseg.errors import RtsegError
 from rtseg.utils import CONF_DIR, user_errors_as_one_line
 
@@ -162,7 +162,7 @@ def _coreml(net, path: Path, size, batch_size: int) -> Path:
         raise ExportError(
             "format=coreml needs coremltools, which is not installed (pip install coremltools; conversion runs on Linux, prediction needs macOS)"
         ) from None
-    from rtseg.bench.backends import _as_module
+    from rtseg.infer.backends import _as_module
 
     x = torch.zeros(batch_size, 3, *size)
     with torch.no_grad():
@@ -203,7 +203,7 @@ def calibration_images(cfg: DictConfig, meta: dict, size, n: int) -> list[torch.
 def run_export(cfg: DictConfig) -> tuple[Path, Path]:
     from rtseg.bench.cli import output_dir
     from rtseg.checkpoint import load_network
-    from rtseg.model_spec import choose_checkpoint
+    from rtseg.infer.spec import choose_checkpoint
 
     choice = choose_checkpoint(cfg.get("checkpoint"), cfg.paths.log_dir)
     if choice.exported:
