@@ -103,8 +103,8 @@ def load(
     ``backend`` is any benchmark backend name (eager, onnxruntime, openvino, ...). int8 backends
     need calibration images and are not offered here: use rtseg-export with ``int8=true``.
     """
-    from rtseg.infer.backends import resolve_backend
     from rtseg.checkpoint import load_network
+    from rtseg.infer.auto import resolve_backend
     from rtseg.infer.spec import choose_checkpoint
 
     if "int8" in backend:
@@ -114,7 +114,7 @@ def load(
         )
     choice = choose_checkpoint(str(spec), log_dir)
     if choice.exported:
-        from rtseg.infer.backends import load_exported
+        from rtseg.infer.registry import load_exported
 
         be, meta = load_exported(choice.path, None if backend == "eager" else backend, threads)
         return SegModel(None, meta, be, tuple(be.input_size))

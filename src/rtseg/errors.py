@@ -15,3 +15,15 @@ class CheckpointError(RtsegError):
 
 class SourceError(RtsegError):
     """A video/camera/image source that cannot be opened or read."""
+
+
+class BackendUnavailable(RtsegError):
+    """An inference backend cannot run on this machine or for this network; the message says why."""
+
+
+class ExportError(RtsegError):
+    """The model cannot be written in the asked format here."""
+
+
+class SinkError(RtsegError):
+    """An output (video file, folder, window, stream) that cannot be written."""

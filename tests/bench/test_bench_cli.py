@@ -207,7 +207,8 @@ def test_every_model_config_is_benchmarkable(model, tmp_path):
 def test_every_model_config_exports_to_onnx(model, tmp_path):
     from hydra.utils import instantiate
 
-    from rtseg.infer.backends import agreement, create_backend, reference_labels
+    from rtseg.infer.auto import agreement, reference_labels
+    from rtseg.infer.registry import create_backend
 
     cfg = compose_cfg("benchmark", [f"model={model}"])
     GlobalHydra.instance().clear()

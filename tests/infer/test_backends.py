@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from rtseg.bench.benchmark import COLUMNS, Inputs, Knobs, benchmark_network
-from rtseg.bench.e2e import FramePipeline, random_frames
+from rtseg.bench.benchmark import COLUMNS, Inputs, Knobs, benchmark_network, random_frames
 from rtseg.bench.peak import gemm_gflops
-from rtseg.infer import backends as B
+from rtseg.errors import BackendUnavailable
+from rtseg.infer import auto, registry
+from rtseg.infer.backends import Backend
+from rtseg.infer.frames import FramePipeline
 
 SIZE = (32, 32)
 FAST = Knobs(warmup=1, min_runs=3, min_seconds=0.05, auto_min_seconds=0.05)
@@ -22,7 +24,7 @@ def _inputs(n=2):
     return Inputs(agreement=[torch.randn(1, 3, *SIZE, generator=g) for _ in range(n)])
 
 
-class WrongBackend(B.Backend):
+class WrongBackend(Backend):
     """Deliberately wrong: the logits with their class order reversed, returned instantly."""
 
     def __init__(self, net, input_size, batch_size=1, threads=None, **_):
@@ -36,7 +38,9 @@ class WrongBackend(B.Backend):
 
 @pytest.fixture
 def wrong_registered(monkeypatch):
-    monkeypatch.setitem(B.BACKENDS, "wrong", lambda net, size, **kw: WrongBackend(net, size, **kw))
+    monkeypatch.setitem(
+        registry.BACKENDS, "wrong", lambda net, size, **kw: WrongBackend(net, size, **kw)
+    )
 
 
 def test_quick_benchmark_fills_every_column(tiny_net, tmp_path):
@@ -77,7 +81,7 @@ def test_agreement_flags_a_wrong_backend(tiny_net, tmp_path, wrong_registered):
 def test_auto_never_picks_a_disagreeing_backend(tiny_net, tmp_path, wrong_registered):
     images = _inputs().agreement
     # "wrong" is the fastest candidate (no work at all), but it disagrees
-    backend = B.resolve_backend(
+    backend = auto.resolve_backend(
         "auto",
         tiny_net,
         SIZE,
@@ -93,13 +97,13 @@ def test_auto_never_picks_a_disagreeing_backend(tiny_net, tmp_path, wrong_regist
     # the choice is cached per machine + model + size + batch + threads and reused
     cache = (tmp_path / "auto.json").read_text()
     assert "ThreeConvNet" in cache and "32x32" in cache
-    again = B.resolve_backend(
+    again = auto.resolve_backend(
         "auto", tiny_net, SIZE, candidates=["wrong"], images=images, cache_dir=tmp_path
     )
     assert again.name == "eager" and "cached" in again.note
     # nothing agrees: a clear error, never a wrong pick
-    with pytest.raises(B.BackendUnavailable, match="no candidate agrees"):
-        B.resolve_backend(
+    with pytest.raises(BackendUnavailable, match="no candidate agrees"):
+        auto.resolve_backend(
             "auto",
             tiny_net,
             SIZE,
@@ -138,33 +142,33 @@ def test_unsupported_backends_are_skipped_with_a_reason(tiny_net, tmp_path, monk
 )
 def test_cpu_backends_build_and_give_logits(tiny_net, tmp_path, name):
     try:
-        backend = B.create_backend(
+        backend = registry.create_backend(
             name, tiny_net, SIZE, threads=1, calibration=_inputs(4).agreement, workdir=tmp_path
         )
-    except B.BackendUnavailable as e:
+    except BackendUnavailable as e:
         pytest.skip(str(e))
     x = torch.randn(1, 3, *SIZE)
     out = backend(x)
     assert out.shape == (1, 5, *SIZE) and out.dtype == torch.float32
     assert backend.precision in ("fp32", "bf16", "int8")
-    ref = B.reference_labels(tiny_net)
+    ref = auto.reference_labels(tiny_net)
     # int8 / bf16 on an untrained net: close to eager, not necessarily within tolerance
-    assert B.agreement(backend, ref, [x]) > 0.8
+    assert auto.agreement(backend, ref, [x]) > 0.8
 
 
 def test_batch_size_is_respected(tiny_net, tmp_path):
-    backend = B.create_backend(
+    backend = registry.create_backend(
         "onnxruntime", tiny_net, SIZE, batch_size=2, threads=1, workdir=tmp_path
     )
     assert backend(torch.randn(2, 3, *SIZE)).shape == (2, 5, *SIZE)
     # a single image is repeated to the exported batch for the agreement check
-    assert B.agreement(
-        backend, B.reference_labels(tiny_net), [torch.randn(1, 3, *SIZE)]
+    assert auto.agreement(
+        backend, auto.reference_labels(tiny_net), [torch.randn(1, 3, *SIZE)]
     ) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_frame_pipeline_returns_class_maps_at_frame_size(tiny_net):
-    backend = B.create_backend("eager", tiny_net, SIZE)
+    backend = registry.create_backend("eager", tiny_net, SIZE)
     pipe = FramePipeline(backend, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     frames = random_frames(1, (45, 60))
     maps = pipe(frames)
@@ -181,15 +185,15 @@ def test_peak_gemm_is_measured():
 @pytest.mark.slow
 def test_compile_backend_on_a_one_conv_net(tmp_path):
     net = torch.nn.Conv2d(3, 4, 3, padding=1).eval()
-    backend = B.create_backend("compile", net, (16, 16), threads=1)
-    assert B.agreement(
-        backend, B.reference_labels(net), [torch.randn(1, 3, 16, 16)]
+    backend = registry.create_backend("compile", net, (16, 16), threads=1)
+    assert auto.agreement(
+        backend, auto.reference_labels(net), [torch.randn(1, 3, 16, 16)]
     ) == pytest.approx(1.0)
 
 
 def test_backends_never_modify_the_callers_network(tiny_net):
     before = {k: (v.clone(), v.stride()) for k, v in tiny_net.state_dict().items()}
     for name in ("channels_last", "bf16"):
-        B.create_backend(name, tiny_net, SIZE)(torch.randn(1, 3, *SIZE))
+        registry.create_backend(name, tiny_net, SIZE)(torch.randn(1, 3, *SIZE))
     for k, v in tiny_net.state_dict().items():
         assert torch.equal(v, before[k][0]) and v.stride() == before[k][1], k

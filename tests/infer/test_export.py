@@ -10,8 +10,10 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from rtseg.checkpoint import load_network
-from rtseg.infer.backends import agreement, load_exported, reference_labels
-from rtseg.infer.export import ExportError, export_checkpoint, run_export
+from rtseg.errors import ExportError
+from rtseg.infer.auto import agreement, reference_labels
+from rtseg.infer.export import export_checkpoint, run_export
+from rtseg.infer.registry import load_exported
 from rtseg.utils import compose_config as compose_cfg
 
 

@@ -7,28 +7,26 @@ same precision, and the argmax agreement with eager fp32 on the same inputs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from rtseg.infer.backends import (
-    Backend,
-    BackendUnavailable,
-    agreement,
-    load_exported,
-    logits_to_labels,
-    reference_labels,
-    resolve_backend,
-)
-from rtseg.bench.e2e import FramePipeline, random_frames
-from rtseg.bench.measure import PeakRSS, time_fn
+from rtseg.bench.measure import PeakRSS
 from rtseg.bench.peak import peak_for
+from rtseg.errors import BackendUnavailable
+from rtseg.infer.auto import agreement, reference_labels, resolve_backend
+from rtseg.infer.backends import fit_batch
+from rtseg.infer.frames import FramePipeline
+from rtseg.infer.registry import load_exported
 from rtseg.models.cost import count_gflops, count_params
+from rtseg.timing import time_fn
 
 log = logging.getLogger("rtseg.bench")
 
@@ -160,7 +158,7 @@ def _measure_backend(
     exported=None,
 ) -> dict:
     mem = PeakRSS()
-    with mem if knobs.memory else _nothing():
+    with mem if knobs.memory else contextlib.nullcontext():
         if exported is not None and name.startswith(("onnxruntime", "openvino")):
             backend = load_exported(exported, name, threads)[0]
             if backend.batch_size != batch:
@@ -222,14 +220,6 @@ def _measure_backend(
     return row
 
 
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 @torch.inference_mode()
 def eval_miou(
     labels_fn, pairs, num_classes: int, batch: int | None, ignore_index: int = 255
@@ -239,26 +229,18 @@ def eval_miou(
 
     metric = SegMetrics(num_classes, ignore_index=ignore_index)
     for x, mask in pairs:
-        xb = x if batch is None else _pad(x, batch)
+        xb = x if batch is None else fit_batch(x, batch)
         pred = labels_fn(xb)[: len(x)]
         metric.update(pred, mask)
     value = float(metric.compute()["miou"])
     return value if not math.isnan(value) else 0.0
 
 
-def _pad(x: torch.Tensor, batch: int) -> torch.Tensor:
-    from rtseg.infer.backends import _fit_batch
-
-    return _fit_batch(x, batch)
-
-
 def peer_network(num_classes: int) -> nn.Module:
     """torchvision's LRASPP-MobileNetV3-Large, untrained (weights do not change latency): the peer a user would run."""
-    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+    from rtseg.models.tv import create
 
-    return lraspp_mobilenet_v3_large(
-        weights=None, weights_backbone=None, num_classes=num_classes
-    ).eval()
+    return create("lraspp_mobilenet_v3_large", num_classes).eval()
 
 
 PEER_MODEL = "peer:torchvision-lraspp-mbv3-large"
@@ -293,5 +275,5 @@ def speedups(rows: list[dict]) -> list[str]:
     return lines
 
 
-def labels_of(backend: Backend, x: torch.Tensor) -> torch.Tensor:
-    return logits_to_labels(backend(x))
+def random_frames(batch: int, frame_hw: Sequence[int], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (batch, *frame_hw, 3), dtype=np.uint8)

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import hydra
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from rtseg.infer.backends import load_exported
 from rtseg.bench.benchmark import (
     PEER_BACKENDS,
     PEER_MODEL,
@@ -86,8 +84,8 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
 
 def _exported_subject(cfg: DictConfig, path: Path) -> tuple[str, torch.nn.Module | None, dict]:
     """An rtseg-export file: its sidecar, and its source checkpoint's network as the eager reference."""
-    from rtseg.infer.export import read_sidecar
     from rtseg.checkpoint import load_network
+    from rtseg.infer.sidecar import read_sidecar
 
     if not path.is_file():
         raise RtsegError(f"exported model not found: {path}")
@@ -118,59 +116,25 @@ def _model_name(meta: dict) -> str:
 def sample_inputs(cfg: DictConfig, meta: dict, input_size) -> Inputs:
     """Agreement / calibration / mIoU images from the configured data, resized to the input size.
 
-    Falls back to random input (noted in the log) when the data cannot be read or does not match
-    the checkpoint's dataset.
+    Agreement falls back to random input (noted in the table) when the data cannot be read or
+    does not match the checkpoint's dataset; calibration never does (int8 rows are then skipped).
     """
+    from rtseg.infer.calibration import DatasetImages
+
+    data = DatasetImages(cfg.data, meta)
+    if data.unavailable:
+        log.warning("%s: agreement uses random input, int8 rows are skipped", data.unavailable)
     inputs = Inputs(agreement=[], mean=meta["mean"], std=meta["std"])
-    dm = None
-    if meta.get("dataset") in (None, cfg.data.name):
-        try:
-            dm = instantiate(cfg.data, _convert_="all")
-            dm.set_normalization(meta["mean"], meta["std"])
-        except (RtsegError, OSError, ValueError) as e:
-            log.warning(
-                "data %s unavailable (%s): agreement and calibration use random input",
-                cfg.data.name,
-                e,
-            )
-            dm = None
-    else:
-        log.warning(
-            "checkpoint was trained on %s but data=%s: agreement and calibration use random input",
-            meta.get("dataset"),
-            cfg.data.name,
-        )
-
-    def take(split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        if dm is None or n <= 0:
-            return []
-        try:
-            ds = dm.dataset(split)
-            out = []
-            for i in range(min(n, len(ds))):
-                img, mask = ds[i]
-                img = F.interpolate(
-                    img[None].float(), size=tuple(input_size), mode="bilinear", align_corners=False
-                )
-                mask = F.interpolate(
-                    mask[None, None].float(), size=tuple(input_size), mode="nearest"
-                )[0].long()
-                out.append((img, mask))
-            return out
-        except (RtsegError, OSError, ValueError) as e:
-            log.warning("cannot read %s/%s (%s): using random input", cfg.data.name, split, e)
-            return []
-
     g = torch.Generator().manual_seed(0)
-    agree = take(cfg.agreement.split, int(cfg.agreement.images))
+    agree = data.pairs(cfg.agreement.split, int(cfg.agreement.images), input_size)
     inputs.agreement = [x for x, _ in agree] or [
         torch.randn(1, 3, *input_size, generator=g) for _ in range(int(cfg.agreement.images))
     ]
     inputs.source = cfg.data.name if agree else "random"
-    calib = take(cfg.calibration.split, int(cfg.calibration.images))
+    calib = data.pairs(cfg.calibration.split, int(cfg.calibration.images), input_size)
     inputs.calibration = [x for x, _ in calib] or None
     if cfg.get("eval_miou"):
-        inputs.eval_pairs = take(cfg.agreement.split, int(cfg.eval_images))
+        inputs.eval_pairs = data.pairs(cfg.agreement.split, int(cfg.eval_images), input_size)
         if not inputs.eval_pairs:
             raise DataError(
                 f"eval_miou=true needs readable {cfg.data.name}/{cfg.agreement.split} data"
@@ -306,8 +270,6 @@ def _log_wandb(cfg: DictConfig, rows: list[dict], out: Path) -> None:
 def main(cfg: DictConfig) -> None:
     run_benchmark(cfg)
 
-
-__all__ = ["main", "run_benchmark", "load_exported"]
 
 if __name__ == "__main__":
     main()

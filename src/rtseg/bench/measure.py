@@ -1,48 +1,6 @@
-"""Timing done right: warm-up, then repeat until both a minimum count and a minimum time are reached."""
+"""Peak memory of a backend, measured on its own pass so that sampling never disturbs timing."""
 
 from __future__ import annotations
-
-import time
-from collections.abc import Callable
-
-import numpy as np
-
-
-def time_fn(
-    fn: Callable[[], object],
-    warmup: int = 3,
-    min_runs: int = 10,
-    min_seconds: float = 1.0,
-    max_runs: int = 10_000,
-    sync: Callable[[], None] | None = None,
-) -> dict:
-    """Latency statistics of ``fn`` in milliseconds (median and p90, never the mean alone).
-
-    ``sync`` (e.g. ``torch.cuda.synchronize``) is called after each run so that asynchronous
-    devices are timed to completion.
-    """
-    for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
-    times = []
-    start = time.perf_counter()
-    while len(times) < max_runs and (
-        len(times) < min_runs or time.perf_counter() - start < min_seconds
-    ):
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    arr = np.asarray(times)
-    return {
-        "median_ms": float(np.median(arr)),
-        "p90_ms": float(np.percentile(arr, 90)),
-        "mean_ms": float(arr.mean()),
-        "min_ms": float(arr.min()),
-        "runs": len(arr),
-    }
 
 
 class PeakRSS:

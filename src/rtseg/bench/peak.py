@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from rtseg.bench.measure import time_fn
+from rtseg.timing import time_fn
 
 
 def gemm_gflops(

@@ -1,40 +1,28 @@
-"""Inference backends: one object per way of running a network, shared by rtseg-bench and rtseg-realtime.
+"""Inference backends: one class per way of running a network (torch eager/autocast/inductor, CUDA,
+ONNX Runtime, OpenVINO).
 
 A backend takes a float32 NCHW normalised CPU batch and returns float32 logits NCHW on the CPU,
-whatever runs inside (torch eager, autocast, inductor, ONNX Runtime, OpenVINO, CUDA). Backends
-that cannot run here raise ``BackendUnavailable`` with the reason, so callers skip them with a
-note instead of crashing. ``resolve_backend("auto")`` measures the candidates, keeps only those
-whose argmax agrees with eager fp32, picks the fastest and caches the choice per machine.
+whatever runs inside. Backends that cannot run here raise ``BackendUnavailable`` with the reason,
+so callers skip them with a note instead of crashing. The name -> backend table is
+``rtseg.infer.registry``; ``auto`` is ``rtseg.infer.auto``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-import json
-import logging
-import os
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from rtseg.errors import RtsegError
+from rtseg.errors import BackendUnavailable
+from rtseg.infer.onnx import export_onnx, quantize_onnx_int8
 from rtseg.models.output import logits_to_labels
-
-log = logging.getLogger("rtseg.bench")
-
-ONNX_OPSET = 17
-
-
-class BackendUnavailable(RtsegError):
-    """This backend cannot run on this machine or for this network; the message says why."""
+from rtseg.utils import has_fast_bf16
 
 
 class Backend:
@@ -68,24 +56,6 @@ class Backend:
 # --------------------------------------------------------------------------- torch (CPU)
 
 
-def _as_module(net: nn.Module) -> nn.Module:
-    """Networks whose forward returns a dict (torchvision's segmentation models) -> plain logits."""
-    return _OutOnly(net) if _returns_dict(net) else net
-
-
-class _OutOnly(nn.Module):
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net(x)["out"]
-
-
-def _returns_dict(net: nn.Module) -> bool:
-    return type(net).__module__.startswith("torchvision.models.segmentation")
-
-
 class TorchBackend(Backend):
     """Eager PyTorch on the CPU, optionally channels_last and/or bf16 autocast."""
 
@@ -110,7 +80,7 @@ class TorchBackend(Backend):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:  # .to() converts parameters in place: never change the caller's network
             net = copy.deepcopy(net)
-        self.net = _as_module(net).eval().to(memory_format=self.memory_format)
+        self.net = net.eval().to(memory_format=self.memory_format)
 
     @torch.inference_mode()
     def __call__(self, x):
@@ -205,7 +175,7 @@ class CudaBackend(Backend):
         self.name = name
         self.dtype = dtype
         self.precision = "fp16" if dtype == torch.float16 else "fp32"
-        self.net = _as_module(copy.deepcopy(net)).eval().cuda()  # .cuda() moves in place
+        self.net = copy.deepcopy(net).eval().cuda()  # .cuda() moves in place
         if compile:
             self.net = torch.compile(self.net, dynamic=False)
         self.sync = torch.cuda.synchronize
@@ -233,38 +203,7 @@ def _cuda_compile(net, input_size, batch_size=1, threads=None, **kw):
     return CudaBackend(net, input_size, batch_size, threads, name="cuda-compile", compile=True)
 
 
-# --------------------------------------------------------------------------- ONNX export + int8
-
-
-def export_onnx(
-    net: nn.Module, path: Path, input_size, batch_size: int = 1, dynamic_batch: bool = False
-) -> Path:
-    """TorchScript-based exporter (the dynamo one needs onnxscript, not installed), opset 17."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.zeros(batch_size, 3, *input_size)
-    module = _as_module(net).eval()
-    with torch.no_grad(), _quiet():
-        torch.onnx.export(
-            module,
-            (x,),
-            str(path),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None,
-        )
-    return path
-
-
-@contextlib.contextmanager
-def _quiet():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+# --------------------------------------------------------------------------- ONNX files (exported once per network and size)
 
 
 def random_calibration(
@@ -272,45 +211,6 @@ def random_calibration(
 ) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(batch_size, 3, *input_size, generator=g) for _ in range(n)]
-
-
-def quantize_onnx_int8(
-    fp32_path: Path, int8_path: Path, calibration: Iterable[torch.Tensor]
-) -> Path:
-    """Static QDQ int8 (per-channel weights, MinMax activations) with ONNX Runtime's quantiser."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    batches = [np.ascontiguousarray(b.numpy(), dtype=np.float32) for b in calibration]
-    if not batches:
-        raise BackendUnavailable("int8 needs calibration images (got none)")
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(batches)
-
-        def get_next(self):
-            b = next(self.it, None)
-            return None if b is None else {"input": b}
-
-    logging.disable(logging.WARNING)  # the quantiser warns on the root logger about pre-processing
-    try:
-        quantize_static(
-            str(fp32_path),
-            str(int8_path),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-        )
-    finally:
-        logging.disable(logging.NOTSET)
-    return Path(int8_path)
 
 
 class _Exported:
@@ -338,7 +238,7 @@ class _Exported:
             self.note = "int8 calibrated on random input"
         q = wd / f"{stem}.int8.onnx"
         if q not in done:  # ORT and OpenVINO int8 share one quantised file per network and size
-            quantize_onnx_int8(fp32, q, [_fit_batch(b, self.batch_size) for b in calibration])
+            quantize_onnx_int8(fp32, q, [fit_batch(b, self.batch_size) for b in calibration])
             done.add(q)
         return q
 
@@ -347,7 +247,7 @@ class _Exported:
 _WRITTEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _fit_batch(b: torch.Tensor, batch_size: int) -> torch.Tensor:
+def fit_batch(b: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Repeat or cut a batch to the exported (static) batch size."""
     if len(b) == batch_size:
         return b
@@ -491,8 +391,6 @@ def _ov_default(net, input_size, batch_size=1, threads=None, calibration=None, w
 
 
 def _ov_bf16(net, input_size, batch_size=1, threads=None, calibration=None, workdir=None):
-    from rtseg.utils import has_fast_bf16
-
     if not has_fast_bf16():
         raise BackendUnavailable("CPU has neither AMX nor AVX512-BF16")
     return OpenVinoBackend(
@@ -513,260 +411,3 @@ def _ov_int8(net, input_size, batch_size=1, threads=None, calibration=None, work
         calibration=calibration,
         workdir=workdir,
     )
-
-
-# --------------------------------------------------------------------------- registry
-
-BACKENDS: dict[str, Callable[..., Backend]] = {
-    "eager": _eager,
-    "channels_last": _channels_last,
-    "bf16": _bf16,
-    "bf16-contiguous": _bf16_contiguous,
-    "compile": _compile,
-    "onnxruntime": _ort,
-    "onnxruntime-default": _ort_default,
-    "onnxruntime-int8": _ort_int8,
-    "openvino": _ov,
-    "openvino-default": _ov_default,
-    "openvino-bf16": _ov_bf16,
-    "openvino-int8": _ov_int8,
-    "cuda": _cuda,
-    "cuda-fp16": _cuda_fp16,
-    "cuda-compile": _cuda_compile,
-}
-
-
-def create_backend(
-    name: str,
-    net: nn.Module,
-    input_size: tuple[int, int],
-    batch_size: int = 1,
-    threads: int | None = None,
-    calibration: Iterable[torch.Tensor] | None = None,
-    workdir: Path | None = None,
-) -> Backend:
-    """Build one backend; ``BackendUnavailable`` says why it cannot run here."""
-    if name not in BACKENDS:
-        raise BackendUnavailable(f"unknown backend {name!r} (known: {', '.join(BACKENDS)}, auto)")
-    try:
-        backend = BACKENDS[name](
-            net,
-            tuple(input_size),
-            batch_size=batch_size,
-            threads=threads,
-            calibration=calibration,
-            workdir=workdir,
-        )
-    except BackendUnavailable:
-        raise
-    except ImportError as e:
-        raise BackendUnavailable(f"{name}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - an export/compile failure means "cannot run this net here"
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise BackendUnavailable(f"{name} failed to build: {type(e).__name__}: {first}") from e
-    backend.name = name
-    return backend
-
-
-def default_candidates() -> list[str]:
-    """What ``auto`` tries: the fast paths this machine has."""
-    from rtseg.utils import has_fast_bf16
-
-    names = ["eager", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-int8"]
-    if has_fast_bf16():
-        names += ["bf16", "openvino-bf16"]
-    if torch.cuda.is_available():
-        names = ["cuda", "cuda-fp16"] + names
-    return names
-
-
-# --------------------------------------------------------------------------- agreement
-
-
-@torch.inference_mode()
-def agreement(
-    backend: Backend,
-    reference: Callable[[torch.Tensor], torch.Tensor],
-    images: Iterable[torch.Tensor],
-) -> float:
-    """Fraction of pixels whose class equals the reference's (eager fp32) on the same inputs."""
-    equal = total = 0
-    for x in images:
-        n = len(x)
-        xb = _fit_batch(x, backend.batch_size)
-        ours = backend.labels(xb)[:n]
-        ref = reference(x)
-        equal += int((ours == ref).sum())
-        total += ref.numel()
-    return equal / max(total, 1)
-
-
-def reference_labels(net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    ref = _as_module(net).eval()
-
-    @torch.inference_mode()
-    def labels(x):
-        return logits_to_labels(ref(x.contiguous()))
-
-    return labels
-
-
-# --------------------------------------------------------------------------- auto
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("RTSEG_LOG_DIR", "logs")) / "bench"
-
-
-def model_key(net: nn.Module) -> str:
-    """Architecture + a hash of the weights: the same file gives the same key in every process."""
-    h = hashlib.sha1()
-    for k, v in sorted(net.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return f"{type(net).__name__}-{h.hexdigest()[:12]}"
-
-
-def auto_cache_key(cache_key: str, input_size, batch_size: int, threads: int | None) -> str:
-    from rtseg.utils import cpu_name
-
-    return f"{cpu_name()}|{cache_key}|{input_size[0]}x{input_size[1]}|b{batch_size}|t{threads or torch.get_num_threads()}"
-
-
-def resolve_backend(
-    name: str,
-    net: nn.Module,
-    input_size,
-    batch_size: int = 1,
-    threads: int | None = None,
-    cache_key: str | None = None,
-    candidates: Iterable[str] | None = None,
-    calibration: Iterable[torch.Tensor] | None = None,
-    workdir: Path | None = None,
-    *,
-    images: list[torch.Tensor] | None = None,
-    agreement_tol: float = 0.995,
-    cache_dir: Path | None = None,
-    min_seconds: float = 1.0,
-    min_runs: int = 5,
-) -> Backend:
-    """A named backend, or for ``auto`` the fastest candidate that agrees with eager fp32.
-
-    The choice is cached in ``<cache_dir>/auto.json`` keyed by CPU, model (``cache_key``, default
-    a hash of the weights), input size, batch and threads, so the realtime entrypoint reuses
-    what the benchmark measured. ``backend.auto_trials`` lists what was measured.
-    """
-    if name != "auto":
-        return create_backend(name, net, input_size, batch_size, threads, calibration, workdir)
-    from rtseg.bench.measure import time_fn
-
-    cache_file = Path(cache_dir or default_cache_dir()) / "auto.json"
-    key = auto_cache_key(cache_key or model_key(net), input_size, batch_size, threads)
-    cache = _read_cache(cache_file)
-    if key in cache:
-        chosen = cache[key]["backend"]
-        try:
-            backend = create_backend(
-                chosen, net, input_size, batch_size, threads, calibration, workdir
-            )
-            backend.auto_trials = cache[key].get("trials", [])
-            backend.note = f"auto: cached choice {chosen}"
-            return backend
-        except BackendUnavailable as e:
-            log.warning("cached auto choice %s no longer builds (%s): measuring again", chosen, e)
-
-    images = images or random_calibration(input_size, n=2, batch_size=1, seed=1)
-    reference = reference_labels(net)
-    trials, best, best_ms = [], None, float("inf")
-    for cand in candidates or default_candidates():
-        try:
-            backend = create_backend(
-                cand, net, input_size, batch_size, threads, calibration, workdir
-            )
-        except BackendUnavailable as e:
-            trials.append({"backend": cand, "skipped": str(e)})
-            continue
-        agree = agreement(backend, reference, images)
-        x = torch.randn(batch_size, 3, *input_size)
-        ms = time_fn(
-            lambda b=backend, x=x: b(x),
-            warmup=2,
-            min_runs=min_runs,
-            min_seconds=min_seconds,
-            sync=backend.sync,
-        )["median_ms"]
-        trials.append(
-            {
-                "backend": cand,
-                "latency_ms": ms,
-                "agreement": agree,
-                "agrees": agree >= agreement_tol,
-            }
-        )
-        log.info("auto: %s %.2f ms agreement %.4f", cand, ms, agree)
-        if agree >= agreement_tol and ms < best_ms:
-            best, best_ms = backend, ms
-        else:
-            del backend
-    if best is None:
-        raise BackendUnavailable(
-            f"auto: no candidate agrees with eager fp32 within {agreement_tol} ({trials})"
-        )
-    cache[key] = {
-        "backend": best.name,
-        "latency_ms": best_ms,
-        "trials": trials,
-        "time": time.time(),
-    }
-    _write_cache(cache_file, cache)
-    best.auto_trials = trials
-    best.note = f"auto: chose {best.name}"
-    return best
-
-
-def _read_cache(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_cache(path: Path, cache: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache, indent=2))
-    tmp.replace(path)
-
-
-# --------------------------------------------------------------------------- exported files
-
-
-def load_exported(
-    path: str | Path, backend: str | None = None, threads: int | None = None
-) -> tuple[Backend, dict]:
-    """A backend straight from a file written by rtseg-export (.onnx or OpenVINO .xml) and its sidecar.
-
-    ``backend`` picks the runtime for an .onnx file ("onnxruntime" default, or "openvino"); an
-    int8 file keeps its precision.
-    """
-    from rtseg.infer.export import read_sidecar
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise BackendUnavailable(f"exported model not found: {path}")
-    meta = read_sidecar(path)
-    size = tuple(meta.get("input_size") or (0, 0))
-    batch = int(meta.get("batch_size", 1))
-    int8 = ".int8." in path.name
-    if path.suffix == ".xml" or (backend or "").startswith("openvino"):
-        hint = {"openvino-bf16": "bf16", "openvino-default": None, "openvino-int8": None}.get(
-            backend, "f32"
-        )
-        name = backend or ("openvino-int8" if int8 else "openvino")
-        b = OpenVinoBackend(None, size, batch, threads, name=name, hint=hint, model_path=path)
-    elif path.suffix == ".onnx":
-        name = "onnxruntime-int8" if int8 else "onnxruntime"
-        b = OrtBackend(None, size, batch, threads, name=name, int8=int8, onnx_path=path)
-    else:
-        raise BackendUnavailable(f"{path}: expected an exported .onnx or .xml file")
-    return b, meta

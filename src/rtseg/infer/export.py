@@ -11,7 +11,6 @@ checkpoint's val mIoU and the source checkpoint; ``rtseg.infer.backends.load_exp
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -19,57 +18,14 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from rtseg.infer.backends import ONNX_OPSET, export_onnx, quantize_onnx_int8
-from rtseg.errors import RtsegError
-from rtseg.utils import CONF_DIR, user_errors_as_one_line
+from rtseg.errors import ExportError, RtsegError
+from rtseg.infer.onnx import ONNX_OPSET, export_onnx, quantize_onnx_int8
+from rtseg.infer.sidecar import sidecar_path, write_sidecar
+from rtseg.utils import CONF_DIR, output_dir, user_errors_as_one_line
 
 log = logging.getLogger("rtseg.export")
 
 FORMATS = ("onnx", "openvino", "coreml")
-SIDECAR_KEYS = ("dataset", "num_classes", "class_names", "palette", "ignore_index", "mean", "std")
-
-
-class ExportError(RtsegError):
-    """The model cannot be written in the asked format here."""
-
-
-def sidecar_path(model_path: Path) -> Path:
-    """``model.onnx`` -> ``model.json``; an .mlpackage folder -> ``model.json`` beside it."""
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.name.split(".")[0] + ".json")
-
-
-def read_sidecar(model_path: Path) -> dict:
-    path = sidecar_path(model_path)
-    if not path.is_file():
-        raise ExportError(
-            f"{model_path}: no sidecar {path.name} next to it (write it with rtseg-export)"
-        )
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise ExportError(f"{path}: not valid JSON ({e})") from None
-
-
-def write_sidecar(
-    model_path: Path, meta: dict, input_size, fmt: str, precision: str, batch_size: int = 1
-) -> Path:
-    data = {k: meta.get(k) for k in SIDECAR_KEYS}
-    data.update(
-        input_size=[int(v) for v in input_size],
-        batch_size=int(batch_size),
-        layout="NCHW float32, RGB, (x/255 - mean) / std",
-        output="logits (B, num_classes, H, W); class = argmax over channels (sign of channel 0 when num_classes == 1)",
-        val_miou=meta.get("val_miou"),
-        source_checkpoint=meta.get("checkpoint"),
-        model=meta.get("model_yaml"),
-        format=fmt,
-        precision=precision,
-        file=Path(model_path).name,
-    )
-    path = sidecar_path(model_path)
-    path.write_text(json.dumps(data, indent=2))
-    return path
 
 
 def export_checkpoint(
@@ -162,11 +118,9 @@ def _coreml(net, path: Path, size, batch_size: int) -> Path:
         raise ExportError(
             "format=coreml needs coremltools, which is not installed (pip install coremltools; conversion runs on Linux, prediction needs macOS)"
         ) from None
-    from rtseg.infer.backends import _as_module
-
     x = torch.zeros(batch_size, 3, *size)
     with torch.no_grad():
-        traced = torch.jit.trace(_as_module(net).eval(), x)
+        traced = torch.jit.trace(net.eval(), x)
     try:
         model = ct.convert(
             traced,
@@ -184,24 +138,13 @@ def _coreml(net, path: Path, size, batch_size: int) -> Path:
 
 def calibration_images(cfg: DictConfig, meta: dict, size, n: int) -> list[torch.Tensor] | None:
     """Training images of the checkpoint's dataset for int8 calibration (None when data is unreadable)."""
-    from omegaconf import OmegaConf
+    from rtseg.infer.calibration import DatasetImages
 
-    from rtseg.bench.cli import sample_inputs
-
-    sub = OmegaConf.create(
-        {
-            # resolved here: the data config may refer to top-level keys (${seed}) absent below
-            "data": OmegaConf.to_container(cfg.data, resolve=True),
-            "agreement": {"split": "val", "images": 0},
-            "calibration": {"split": "train", "images": n},
-            "eval_miou": False,
-        }
-    )
-    return sample_inputs(sub, meta, size).calibration
+    images = [x for x, _ in DatasetImages(cfg.data, meta).pairs("train", n, size)]
+    return images or None
 
 
 def run_export(cfg: DictConfig) -> tuple[Path, Path]:
-    from rtseg.bench.cli import output_dir
     from rtseg.checkpoint import load_network
     from rtseg.infer.spec import choose_checkpoint
 

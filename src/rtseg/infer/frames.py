@@ -6,8 +6,11 @@ them in one place means the benchmark's end-to-end figure times what realtime ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
+import torch
 
 
 class Preprocess:
@@ -33,3 +36,32 @@ class Preprocess:
         x -= self.mean
         x *= self.inv_std
         return x
+
+
+class FramePipeline:
+    """``(H, W, 3)`` or ``(B, H, W, 3)`` uint8 BGR frames -> ``(B, H, W)`` uint8 class maps (same H, W)."""
+
+    def __init__(
+        self,
+        backend,
+        mean: Sequence[float],
+        std: Sequence[float],
+        interpolation: str = "linear",
+    ):
+        self.backend = backend
+        self.size_hw = tuple(backend.input_size)
+        self._pre = Preprocess(self.size_hw, mean, std, interpolation)
+
+    def preprocess(self, frames: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self._pre(f) for f in frames]))
+
+    def postprocess(self, labels: torch.Tensor, frame_hw: tuple[int, int]) -> np.ndarray:
+        maps = labels.to(torch.uint8).numpy()
+        if maps.shape[1:] == tuple(frame_hw):
+            return maps
+        h, w = frame_hw
+        return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in maps])
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        frames = frames[None] if frames.ndim == 3 else frames
+        return self.postprocess(self.backend.labels(self.preprocess(frames)), frames.shape[1:3])

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from rtseg.bench.measure import time_fn
+from rtseg.timing import time_fn
 
 
 def count_params(net: nn.Module) -> int:

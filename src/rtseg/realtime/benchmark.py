@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rtseg.bench.measure import time_fn
 from rtseg.infer.frames import Preprocess
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import STAGES, Infer
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
+from rtseg.timing import time_fn
 
 
 def model_only(

@@ -34,7 +34,9 @@ class RealtimeModel:
     ):
         """``calibration_frames(size, mean, std) -> (list of (1, 3, H, W) tensors, description)``:
         real frames for int8 calibration and for judging agreement with eager fp32."""
-        from rtseg.infer.backends import TorchBackend, load_exported, resolve_backend
+        from rtseg.infer.auto import resolve_backend
+        from rtseg.infer.backends import TorchBackend
+        from rtseg.infer.registry import load_exported
 
         self.choice: Choice = choose_checkpoint(checkpoint, log_dir)
         log.info("model: %s (%s)", self.choice.path, self.choice.reason)
@@ -82,7 +84,7 @@ class RealtimeModel:
             )
             self.backend_name = self.backend.name
             if frames:
-                from rtseg.infer.backends import agreement, reference_labels
+                from rtseg.infer.auto import agreement, reference_labels
 
                 self.agreement = agreement(self.backend, reference_labels(self.net), frames)
                 if self.backend.precision == "int8":
@@ -99,7 +101,7 @@ class RealtimeModel:
         self.dynamic = type(self.backend) is TorchBackend
 
     def _build(self, batch: int, threads: int | None):
-        from rtseg.infer.backends import create_backend, load_exported
+        from rtseg.infer.registry import create_backend, load_exported
 
         if self.choice.exported:
             return load_exported(self.choice.path, self.backend_name, threads)[0]

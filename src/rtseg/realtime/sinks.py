@@ -13,13 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rtseg.errors import RtsegError
+from rtseg.errors import SinkError
 
 log = logging.getLogger("rtseg.realtime")
-
-
-class SinkError(RtsegError):
-    """An output that cannot be written or a sink that does not exist."""
 
 
 class Sink:

@@ -1,0 +1,61 @@
+"""Real images for int8 calibration, agreement checks and mIoU: a checkpoint's own dataset, read once.
+
+int8 is never calibrated on noise: callers get an empty list and a reason when the data cannot be
+read, and decide whether to refuse (int8) or to fall back for timing only (agreement).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from rtseg.errors import RtsegError
+
+log = logging.getLogger("rtseg.infer")
+
+
+class DatasetImages:
+    """(image, mask) pairs of one data config, normalised with the checkpoint's mean/std, at an input size."""
+
+    def __init__(self, data_cfg: DictConfig | dict, meta: dict):
+        # resolved here: the data config may refer to top-level keys (${seed}) absent below it
+        if isinstance(data_cfg, DictConfig):
+            data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+        self.name = data_cfg.get("name")
+        self.unavailable: str | None = None
+        self.datamodule = None
+        if meta.get("dataset") not in (None, self.name):
+            self.unavailable = (
+                f"checkpoint was trained on {meta.get('dataset')} but data={self.name}"
+            )
+            return
+        try:
+            self.datamodule = instantiate(OmegaConf.create(data_cfg), _convert_="all")
+            self.datamodule.set_normalization(meta["mean"], meta["std"])
+        except (RtsegError, OSError, ValueError) as e:
+            self.unavailable = f"data {self.name} unavailable ({e})"
+
+    def pairs(self, split: str, n: int, input_size) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Up to ``n`` pairs ``((1, 3, H, W) float, (1, H, W) long)``; [] when unreadable (logged)."""
+        if self.datamodule is None or n <= 0:
+            return []
+        size = tuple(int(v) for v in input_size)
+        try:
+            ds = self.datamodule.dataset(split)
+            out = []
+            for i in range(min(n, len(ds))):
+                img, mask = ds[i]
+                img = F.interpolate(
+                    img[None].float(), size=size, mode="bilinear", align_corners=False
+                )
+                mask = F.interpolate(mask[None, None].float(), size=size, mode="nearest")[0].long()
+                out.append((img, mask))
+            return out
+        except (RtsegError, OSError, ValueError) as e:
+            log.warning("cannot read %s/%s (%s)", self.name, split, e)
+            self.unavailable = f"cannot read {self.name}/{split} ({e})"
+            return []

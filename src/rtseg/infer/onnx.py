@@ -1,0 +1,90 @@
+"""ONNX files from a network: the TorchScript exporter (opset 17) and static QDQ int8 quantisation.
+
+The one place that writes ONNX: rtseg-export, the benchmark's runtime rows and realtime all go
+through these two functions, so an int8 file means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from rtseg.errors import BackendUnavailable
+
+ONNX_OPSET = 17
+
+
+def export_onnx(
+    net: nn.Module, path: Path, input_size, batch_size: int = 1, dynamic_batch: bool = False
+) -> Path:
+    """TorchScript-based exporter (the dynamo one needs onnxscript, not installed), opset 17."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.zeros(batch_size, 3, *input_size)
+    module = net.eval()
+    with torch.no_grad(), _quiet():
+        torch.onnx.export(
+            module,
+            (x,),
+            str(path),
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None,
+        )
+    return path
+
+
+@contextlib.contextmanager
+def _quiet():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def quantize_onnx_int8(
+    fp32_path: Path, int8_path: Path, calibration: Iterable[torch.Tensor]
+) -> Path:
+    """Static QDQ int8 (per-channel weights, MinMax activations) with ONNX Runtime's quantiser."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    batches = [np.ascontiguousarray(b.numpy(), dtype=np.float32) for b in calibration]
+    if not batches:
+        raise BackendUnavailable("int8 needs calibration images (got none)")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(batches)
+
+        def get_next(self):
+            b = next(self.it, None)
+            return None if b is None else {"input": b}
+
+    logging.disable(logging.WARNING)  # the quantiser warns on the root logger about pre-processing
+    try:
+        quantize_static(
+            str(fp32_path),
+            str(int8_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
+    finally:
+        logging.disable(logging.NOTSET)
+    return Path(int8_path)

@@ -1,0 +1,122 @@
+"""The one table of backend names, ``create_backend`` and backends loaded from exported files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rtseg.errors import BackendUnavailable
+from rtseg.infer.backends import (
+    Backend,
+    OpenVinoBackend,
+    OrtBackend,
+    _bf16,
+    _bf16_contiguous,
+    _channels_last,
+    _compile,
+    _cuda,
+    _cuda_compile,
+    _cuda_fp16,
+    _eager,
+    _ort,
+    _ort_default,
+    _ort_int8,
+    _ov,
+    _ov_bf16,
+    _ov_default,
+    _ov_int8,
+)
+from rtseg.infer.sidecar import read_sidecar
+from rtseg.utils import has_fast_bf16
+
+BACKENDS: dict[str, Callable[..., Backend]] = {
+    "eager": _eager,
+    "channels_last": _channels_last,
+    "bf16": _bf16,
+    "bf16-contiguous": _bf16_contiguous,
+    "compile": _compile,
+    "onnxruntime": _ort,
+    "onnxruntime-default": _ort_default,
+    "onnxruntime-int8": _ort_int8,
+    "openvino": _ov,
+    "openvino-default": _ov_default,
+    "openvino-bf16": _ov_bf16,
+    "openvino-int8": _ov_int8,
+    "cuda": _cuda,
+    "cuda-fp16": _cuda_fp16,
+    "cuda-compile": _cuda_compile,
+}
+
+
+def create_backend(
+    name: str,
+    net: nn.Module,
+    input_size: tuple[int, int],
+    batch_size: int = 1,
+    threads: int | None = None,
+    calibration: Iterable[torch.Tensor] | None = None,
+    workdir: Path | None = None,
+) -> Backend:
+    """Build one backend; ``BackendUnavailable`` says why it cannot run here."""
+    if name not in BACKENDS:
+        raise BackendUnavailable(f"unknown backend {name!r} (known: {', '.join(BACKENDS)}, auto)")
+    try:
+        backend = BACKENDS[name](
+            net,
+            tuple(input_size),
+            batch_size=batch_size,
+            threads=threads,
+            calibration=calibration,
+            workdir=workdir,
+        )
+    except BackendUnavailable:
+        raise
+    except ImportError as e:
+        raise BackendUnavailable(f"{name}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - an export/compile failure means "cannot run this net here"
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise BackendUnavailable(f"{name} failed to build: {type(e).__name__}: {first}") from e
+    backend.name = name
+    return backend
+
+
+def default_candidates() -> list[str]:
+    """What ``auto`` tries: the fast paths this machine has."""
+    names = ["eager", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-int8"]
+    if has_fast_bf16():
+        names += ["bf16", "openvino-bf16"]
+    if torch.cuda.is_available():
+        names = ["cuda", "cuda-fp16"] + names
+    return names
+
+
+def load_exported(
+    path: str | Path, backend: str | None = None, threads: int | None = None
+) -> tuple[Backend, dict]:
+    """A backend straight from a file written by rtseg-export (.onnx or OpenVINO .xml) and its sidecar.
+
+    ``backend`` picks the runtime for an .onnx file ("onnxruntime" default, or "openvino"); an
+    int8 file keeps its precision.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise BackendUnavailable(f"exported model not found: {path}")
+    meta = read_sidecar(path)
+    size = tuple(meta.get("input_size") or (0, 0))
+    batch = int(meta.get("batch_size", 1))
+    int8 = ".int8." in path.name
+    if path.suffix == ".xml" or (backend or "").startswith("openvino"):
+        hint = {"openvino-bf16": "bf16", "openvino-default": None, "openvino-int8": None}.get(
+            backend, "f32"
+        )
+        name = backend or ("openvino-int8" if int8 else "openvino")
+        b = OpenVinoBackend(None, size, batch, threads, name=name, hint=hint, model_path=path)
+    elif path.suffix == ".onnx":
+        name = "onnxruntime-int8" if int8 else "onnxruntime"
+        b = OrtBackend(None, size, batch, threads, name=name, int8=int8, onnx_path=path)
+    else:
+        raise BackendUnavailable(f"{path}: expected an exported .onnx or .xml file")
+    return b, meta

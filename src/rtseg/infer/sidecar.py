@@ -1,0 +1,50 @@
+"""The JSON beside every exported file: what a consumer needs to run it (classes, palette, input size,
+mean/std) and where it came from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rtseg.errors import ExportError
+
+SIDECAR_KEYS = ("dataset", "num_classes", "class_names", "palette", "ignore_index", "mean", "std")
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """``model.onnx`` -> ``model.json``; an .mlpackage folder -> ``model.json`` beside it."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name.split(".")[0] + ".json")
+
+
+def read_sidecar(model_path: Path) -> dict:
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        raise ExportError(
+            f"{model_path}: no sidecar {path.name} next to it (write it with rtseg-export)"
+        )
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ExportError(f"{path}: not valid JSON ({e})") from None
+
+
+def write_sidecar(
+    model_path: Path, meta: dict, input_size, fmt: str, precision: str, batch_size: int = 1
+) -> Path:
+    data = {k: meta.get(k) for k in SIDECAR_KEYS}
+    data.update(
+        input_size=[int(v) for v in input_size],
+        batch_size=int(batch_size),
+        layout="NCHW float32, RGB, (x/255 - mean) / std",
+        output="logits (B, num_classes, H, W); class = argmax over channels (sign of channel 0 when num_classes == 1)",
+        val_miou=meta.get("val_miou"),
+        source_checkpoint=meta.get("checkpoint"),
+        model=meta.get("model_yaml"),
+        format=fmt,
+        precision=precision,
+        file=Path(model_path).name,
+    )
+    path = sidecar_path(model_path)
+    path.write_text(json.dumps(data, indent=2))
+    return path
