@@ -31,8 +31,9 @@ from rtseg.realtime.benchmark import (
 from rtseg.realtime.model import RealtimeModel
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
+from rtseg.realtime.progress import Progress
 from rtseg.realtime.sinks import FolderSink, NullSink, VideoFileSink, make_sinks
-from rtseg.realtime.sources import Source, open_source
+from rtseg.realtime.sources import Source, SyntheticSource, open_source
 from rtseg.utils import CONF_DIR, set_threads, to_container, user_errors_as_one_line
 
 log = logging.getLogger("rtseg.realtime")
@@ -46,14 +47,28 @@ def run_dir_of(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
 
 
-def build_source(cfg: DictConfig, max_frames: int | None = None) -> Source:
+def synthetic_options(cfg: DictConfig) -> dict:
+    """``synthetic.frames``/``live`` null: a finite clip for file outputs, an endless live scene to watch."""
+    opts = to_container(cfg.synthetic)
+    watched = cfg.sink in ("http", "window")
+    if opts.get("frames") is None and not watched:
+        opts["frames"] = SyntheticSource.PERIOD
+    if opts.get("live") is None:
+        opts["live"] = watched
+    return opts
+
+
+def build_source(
+    cfg: DictConfig, max_frames: int | None = None, stop_event: threading.Event | None = None
+) -> Source:
     return open_source(
         cfg.source,
         max_frames=cfg.get("max_frames") if max_frames is None else max_frames,
         live=cfg.get("live"),
-        synthetic=to_container(cfg.synthetic),
+        synthetic=synthetic_options(cfg),
         reconnect=to_container(cfg.reconnect),
         folder_fps=cfg.get("folder_fps", 10),
+        stop_event=stop_event,
     )
 
 
@@ -102,10 +117,18 @@ def stop_on_signals(stop):
 
 
 def realtime(cfg: DictConfig) -> dict:
+    """Signals are caught from the start: a stream still connecting stops too, not only a running one."""
+    stop = threading.Event()
+    with stop_on_signals(stop.set):
+        return _realtime(cfg, stop)
+
+
+def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     set_threads(cfg.get("threads"))
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    source = build_source(cfg)  # first: a bad source fails before the slow model loading
+    # first: a bad source fails before the slow model loading
+    source = build_source(cfg, stop_event=stop)
     drop = cfg.drop if cfg.drop != "auto" else ("latest" if source.live else "none")
     log.info(
         "source: %s (%s, %s frames, drop=%s)",
@@ -146,12 +169,24 @@ def realtime(cfg: DictConfig) -> dict:
         source.fps,
         cfg.get("mask_export"),
         on_quit=lambda: pipeline and pipeline.stop(),
+        video=to_container(cfg.video),
+        http=to_container(cfg.http),
+        legend=list(zip(overlay.class_names, overlay.palette, strict=False)),
+        stats=lambda: pipeline.live_stats() if pipeline else {},
     )
     pipeline = Pipeline(source, preprocess, model.make_infer, overlay, sinks, pcfg, hud_label)
     for infer in pipeline.infers:
         warm_up(infer, size, pcfg.max_batch)
-    with stop_on_signals(pipeline.stop):
-        stats = pipeline.run()
+    progress = (
+        Progress(pipeline.live_stats, source.expected_frames, cfg.progress.log_every_s)
+        if cfg.progress.enabled
+        else None
+    )
+    try:
+        stats = pipeline.run(on_tick=progress and progress.update)
+    finally:
+        if progress:
+            progress.close()
     interrupted = source.stopped or pipeline.source_error is not None
     outputs = [str(s.path) for s in sinks if s.path is not None]
     log.info(
@@ -226,7 +261,9 @@ def run_benchmark(
     with tempfile.TemporaryDirectory(prefix="rtseg-seq-") as tmp:
         kind = cfg.sink if cfg.sink in ("file", "folder") else "none"
         sink = {
-            "file": lambda: VideoFileSink(Path(tmp) / "seq.mp4", source.fps),
+            "file": lambda: VideoFileSink(
+                Path(tmp) / "seq.mp4", source.fps, **to_container(cfg.video)
+            ),
             "folder": lambda: FolderSink(Path(tmp) / "frames"),
             "none": NullSink,
         }[kind]()

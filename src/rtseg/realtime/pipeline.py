@@ -258,11 +258,7 @@ class Pipeline:
             hud = None
             if self.overlay.hud:
                 now = time.perf_counter()
-                fps = (
-                    (len(self._done_times) - 1) / (self._done_times[-1] - self._done_times[0])
-                    if len(self._done_times) > 1
-                    else 0.0
-                )
+                fps = self.recent_fps
                 hud = [f"{fps:5.1f} fps  {(now - item.t_capture) * 1e3:4.0f} ms", self.hud_label]
             item.out = self.overlay.draw(
                 item.frame, item.labels, [h for h in hud if h] if hud else None
@@ -305,7 +301,8 @@ class Pipeline:
 
     # ------------------------------------------------------------------ run
 
-    def run(self) -> dict:
+    def run(self, on_tick: Callable[[], None] | None = None) -> dict:
+        """Run to the end; ``on_tick`` is called from this (main) thread about every 0.1 s (progress)."""
         threads = [
             self._thread("capture", self._capture, [self.q_pre]),
             self._thread("preprocess", self._preprocess, [self.q_inf]),
@@ -323,6 +320,8 @@ class Pipeline:
             for t in threads:
                 while t.is_alive():  # short joins: signal handlers run in this (main) thread
                     t.join(0.1)
+                    if on_tick is not None:
+                        on_tick()
         finally:
             for sink in self.sinks:
                 try:
@@ -334,15 +333,40 @@ class Pipeline:
             raise self.errors[0]
         return self.stats()
 
-    def stats(self) -> dict:
-        wall = (self.t_end or time.perf_counter()) - (self.t_start or time.perf_counter())
-        dropped = (
+    @property
+    def dropped(self) -> int:
+        return (
             self.q_pre.dropped
             + self.q_inf.dropped
             + self.q_post.dropped
             + self.q_sink.dropped
             + self.late
         )
+
+    @property
+    def recent_fps(self) -> float:
+        """Output rate over the last 30 frames written (what the HUD shows)."""
+        done = list(self._done_times)
+        return (
+            (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else 0.0
+        )
+
+    def live_stats(self) -> dict:
+        """Cheap counters for watchers while running (progress, the HTTP page): no percentiles."""
+        recent = list(self.times["end_to_end"])[-30:]
+        return {
+            "frames_captured": self.captured,
+            "frames_written": self.written,
+            "frames_dropped": self.dropped,
+            "frames_corrupt": self.source.skipped,
+            "reconnects": self.source.reconnects,
+            "fps": self.recent_fps,
+            "latency_ms": float(np.median(recent)) if recent else None,
+        }
+
+    def stats(self) -> dict:
+        wall = (self.t_end or time.perf_counter()) - (self.t_start or time.perf_counter())
+        dropped = self.dropped
         return {
             "frames_captured": self.captured,
             "frames_written": self.written,

@@ -1,4 +1,5 @@
-"""Where overlaid frames (and optionally the raw masks) go: an mp4 file, a frame folder, a window, nothing.
+"""Where overlaid frames (and optionally the raw masks) go: an mp4 file, a frame folder, a window,
+a local web page (``realtime/http.py``), nothing.
 
 Every sink has ``write(index, frame, labels)`` and ``close()``; the pipeline closes them on every
 exit path (end of stream, Ctrl-C, SIGTERM, error), so an mp4 is always finalised and playable.
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 
 from rtseg.errors import SinkError
+from rtseg.realtime.video import open_video_writer
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -35,24 +37,37 @@ class NullSink(Sink):
 
 
 class VideoFileSink(Sink):
-    """An mp4 (``mp4v``) at the source's resolution; opened at the first frame, when its size is known."""
+    """An mp4 at the source's resolution and frame rate; opened at the first frame, when its size is known.
 
-    def __init__(self, path: str | Path, fps: float | None = 30.0, fourcc: str = "mp4v"):
+    ``codec=h264`` (browser-playable, via PyAV) falls back to ``mp4v`` when no H.264 encoder exists.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | None = 30.0,
+        codec: str = "h264",
+        preset: str = "veryfast",
+        crf: int = 23,
+    ):
+        if codec not in ("h264", "mp4v"):
+            raise SinkError(f"video.codec={codec} is not one of h264, mp4v")
         self.path = Path(path)
         self.fps = float(fps or 30.0)
-        self.fourcc = fourcc
-        self.writer: cv2.VideoWriter | None = None
+        self.codec, self.h264 = codec, {"preset": preset, "crf": crf}
+        self.writer = None
         self.size: tuple[int, int] | None = None
 
     def write(self, index, frame, labels) -> None:
         h, w = frame.shape[:2]
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = cv2.VideoWriter(
-                str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h)
-            )
-            if not self.writer.isOpened():
-                raise SinkError(f"cannot write video {self.path} ({self.fourcc}, {w}x{h})")
+            try:
+                self.writer = open_video_writer(
+                    self.path, self.fps, (w, h), self.codec, **self.h264
+                )
+            except Exception as e:  # PyAV and OpenCV raise their own types
+                raise SinkError(f"cannot write video {self.path} ({w}x{h}): {e}") from e
             self.size = (w, h)
         elif (w, h) != self.size:  # an image folder with mixed sizes: keep the first size
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
@@ -133,24 +148,38 @@ def make_sinks(
     fps: float | None,
     mask_export: str | None = None,
     on_quit=None,
+    video: dict | None = None,
+    http: dict | None = None,
+    legend: list[tuple[str, list[int]]] | None = None,
+    stats=None,
 ) -> list[Sink]:
-    """The sinks a config asks for. ``output`` defaults to the run folder."""
+    """The sinks a config asks for. ``output`` defaults to the run folder.
+
+    ``video``: the mp4 writer's options (codec, preset, crf); ``http``: the server's (host, port,
+    jpeg_quality); ``legend`` (class name, RGB) and ``stats`` (a callable) feed the web page.
+    """
     sinks: list[Sink] = []
     if kind == "window" and not WindowSink.available():
         log.warning(
             "sink=window but no display (or OpenCV without GUI): writing the video to a file instead"
+            " (sink=http shows it in a browser)"
         )
         kind = "file"
     if kind == "file":
-        sinks.append(VideoFileSink(Path(output) if output else run_dir / "realtime.mp4", fps))
+        path = Path(output) if output else run_dir / "realtime.mp4"
+        sinks.append(VideoFileSink(path, fps, **(video or {})))
     elif kind == "folder":
         sinks.append(FolderSink(Path(output) if output else run_dir / "frames"))
     elif kind == "window":
         sinks.append(WindowSink(on_quit=on_quit))
+    elif kind == "http":
+        from rtseg.realtime.http import HttpSink
+
+        sinks.append(HttpSink(legend=legend, stats=stats, **(http or {})))
     elif kind == "none":
         sinks.append(NullSink())
     else:
-        raise SinkError(f"sink={kind} is not one of file, folder, window, none")
+        raise SinkError(f"sink={kind} is not one of file, folder, window, http, none")
     if mask_export:
         sinks.append(MaskSink(run_dir / "masks", mask_export))
     return sinks

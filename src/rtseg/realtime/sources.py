@@ -4,12 +4,19 @@ Every source yields BGR uint8 frames (OpenCV's order, what the sinks write) with
 source. Faults are handled here so the pipeline never sees them: a source that cannot be opened
 raises a one-line ``SourceError``; a corrupt frame is skipped and counted; a live stream that drops
 is reopened with back-off; a file that ends simply ends.
+
+OpenCV's open and read block in C (a stalled stream for FFmpeg's whole timeout) and a blocked call
+cannot be interrupted, so ``VideoSource`` opens and reads in a daemon thread and waits on it in short
+slices: ``stop()`` (Ctrl-C, SIGTERM) ends the iteration at once, whatever OpenCV is doing.
 """
 
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
+import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -42,11 +49,12 @@ class Source:
     fps: float | None = None
     frame_count: int | None = None  # None when unknown (live streams)
 
-    def __init__(self, max_frames: int | None = None):
+    def __init__(self, max_frames: int | None = None, stop_event: threading.Event | None = None):
         self.max_frames = max_frames
         self.skipped = 0  # corrupt/unreadable frames
         self.reconnects = 0
-        self._stop = threading.Event()
+        # shared with the caller when given, so a signal can stop a source that is still opening
+        self._stop = stop_event or threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
@@ -91,8 +99,15 @@ class Source:
         pass
 
 
+_END = object()  # the reader thread's "no more frames"
+
+
 class VideoSource(Source):
-    """A video file, a camera index, or an RTSP/HTTP URL, read with OpenCV (FFmpeg)."""
+    """A video file, a camera index, or an RTSP/HTTP URL, read with OpenCV (FFmpeg).
+
+    Opening and reading run in daemon threads (see the module docstring); a URL also gets FFmpeg's
+    open/read timeouts, so a stream that stalls counts as dropped and is reopened with back-off.
+    """
 
     def __init__(
         self,
@@ -102,9 +117,12 @@ class VideoSource(Source):
         reconnect_attempts: int = 5,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 5.0,
         max_corrupt_run: int = 25,
+        stop_event: threading.Event | None = None,
     ):
-        super().__init__(max_frames)
+        super().__init__(max_frames, stop_event)
         self.spec = spec
         self.name = f"camera {spec}" if isinstance(spec, int) else str(spec)
         self.live = (isinstance(spec, int) or "://" in str(spec)) if live is None else live
@@ -113,7 +131,10 @@ class VideoSource(Source):
             backoff_s,
             max_backoff_s,
         )
+        self.open_timeout_s, self.read_timeout_s = float(open_timeout_s), float(read_timeout_s)
         self.max_corrupt_run = max_corrupt_run
+        self._reader: threading.Thread | None = None
+        self._halt = threading.Event()  # close(): this source's reader only, not the shared stop
         self.cap = self._open()
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or None
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -123,10 +144,31 @@ class VideoSource(Source):
             int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
         )
 
+    def _capture(self) -> cv2.VideoCapture:
+        if isinstance(self.spec, str) and "://" in self.spec:
+            timeouts = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(self.open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(self.read_timeout_s * 1000),
+            ]
+            return cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, timeouts)
+        return cv2.VideoCapture(self.spec)
+
     def _open(self) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(self.spec)
-        if not cap.isOpened():
-            cap.release()
+        """Open in a daemon thread, waiting in slices so a stop is honoured while FFmpeg connects."""
+        opened: list = []
+        opener = threading.Thread(
+            target=lambda: opened.append(self._capture()), name="rtseg-open", daemon=True
+        )
+        opener.start()
+        while opener.is_alive():
+            if self._stop.wait(0.05):
+                raise SourceError(f"stopped while opening source {self.name}")
+        cap = opened[0] if opened else None
+        if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
             if (
                 isinstance(self.spec, str)
                 and "://" not in self.spec
@@ -138,14 +180,56 @@ class VideoSource(Source):
             )
         return cap
 
+    @property
+    def _halted(self) -> bool:
+        return self.stopped or self._halt.is_set()
+
     def frames(self) -> Iterator[np.ndarray | None]:
-        corrupt_run = 0
+        """Frames from the reader thread; returns within 50 ms of ``stop()`` even if a read hangs."""
+        items: queue.Queue = queue.Queue(maxsize=2)
+        self._reader = threading.Thread(
+            target=self._read_into, args=(items,), name="rtseg-read", daemon=True
+        )
+        self._reader.start()
         while not self.stopped:
+            try:
+                item = items.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _read_into(self, items: queue.Queue) -> None:
+        def put(item) -> bool:
+            while not self._halted:
+                try:
+                    items.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for image in self._read():
+                if not put(image):
+                    return
+            put(_END)
+        except BaseException as e:  # noqa: BLE001 - handed to the consuming thread, raised there
+            put(e)
+
+    def _read(self) -> Iterator[np.ndarray | None]:
+        corrupt_run = 0
+        while not self._halted:
             ok, image = self.cap.read()
             if ok:
                 corrupt_run = 0
                 yield image
                 continue
+            if self._halted:
+                return
             if self.live:
                 if not self._reconnect():
                     raise SourceError(
@@ -178,7 +262,7 @@ class VideoSource(Source):
                 attempt,
                 self.reconnect_attempts,
             )
-            if self._stop.wait(delay):
+            if self._stop.wait(delay) or self._halt.is_set():
                 return True  # stopping anyway: the iteration ends at the next check
             try:
                 self.cap = self._open()
@@ -198,17 +282,32 @@ class VideoSource(Source):
             self.reconnect_attempts,
             self.backoff_s,
             self.max_backoff_s,
+            self.open_timeout_s,
+            self.read_timeout_s,
         )
 
     def close(self) -> None:
+        """Release the capture, unless a read is still stuck in it (then the daemon thread keeps it)."""
+        self._halt.set()
+        if self._reader is not None:
+            self._reader.join(0.3)
+            if self._reader.is_alive():
+                log.debug("%s: a read is still blocked; leaving the capture open", self.name)
+                return
         self.cap.release()
 
 
 class ImageFolderSource(Source):
     """The images of a folder (sorted by name) or of a glob pattern, as a finite stream."""
 
-    def __init__(self, spec: str, max_frames: int | None = None, fps: float = 10.0):
-        super().__init__(max_frames)
+    def __init__(
+        self,
+        spec: str,
+        max_frames: int | None = None,
+        fps: float = 10.0,
+        stop_event: threading.Event | None = None,
+    ):
+        super().__init__(max_frames, stop_event)
         self.spec, self.name, self.fps = spec, str(spec), fps
         path = Path(spec).expanduser()
         files = (
@@ -236,11 +335,14 @@ class SyntheticSource(Source):
 
     The scene is rendered once at ``overscan`` times the frame size; each frame is a moving crop of it
     resized to ``size``. With ``live=true`` frames come at ``fps`` in real time, like a camera.
+    ``frames=None`` runs until stopped (a demo to watch), repeating the motion every ``PERIOD`` frames.
     """
+
+    PERIOD = 150
 
     def __init__(
         self,
-        frames: int = 120,
+        frames: int | None = 120,
         size: tuple[int, int] = (360, 480),
         fps: float = 30.0,
         seed: int = 0,
@@ -248,19 +350,20 @@ class SyntheticSource(Source):
         live: bool = False,
         max_frames: int | None = None,
         scene: np.ndarray | None = None,
+        stop_event: threading.Event | None = None,
     ):
-        super().__init__(max_frames)
+        super().__init__(max_frames, stop_event)
         from rtseg.data.synthetic import render_scene
 
         self.n, self.size, self.fps, self.seed, self.overscan, self.live = (
-            int(frames),
+            None if frames is None else int(frames),
             tuple(size),
             float(fps),
             seed,
             overscan,
             live,
         )
-        self.name = f"synthetic ({self.n} frames, {self.size[0]}x{self.size[1]}, {self.fps:g} fps)"
+        self.name = f"synthetic ({self.n or 'endless'} frames, {self.size[0]}x{self.size[1]}, {self.fps:g} fps)"
         self.frame_count = self.n
         big_h, big_w = int(self.size[0] * overscan), int(self.size[1] * overscan)
         if scene is None:
@@ -272,8 +375,9 @@ class SyntheticSource(Source):
         h, w = self.size
         big_h, big_w = self.scene.shape[:2]
         t0 = time.perf_counter()
-        for i in range(self.n):
-            phase = 2 * np.pi * i / max(self.n, 1)
+        period = max(self.n or self.PERIOD, 1)
+        for i in itertools.count() if self.n is None else range(self.n):
+            phase = 2 * np.pi * i / period
             # fraction of the big scene in view: zooms out and back in over the clip
             zoom = 1 / self.overscan + (1 - 1 / self.overscan) * 0.5 * (1 - np.cos(phase))
             ch, cw = max(int(big_h * zoom), 2), max(int(big_w * zoom), 2)
@@ -300,6 +404,9 @@ class SyntheticSource(Source):
         )
 
 
+CAMERA_DEVICE = re.compile(r"/dev/video(\d+)")
+
+
 def open_source(
     spec: str | int,
     max_frames: int | None = None,
@@ -307,24 +414,30 @@ def open_source(
     synthetic: dict | None = None,
     reconnect: dict | None = None,
     folder_fps: float = 10.0,
+    stop_event: threading.Event | None = None,
 ) -> Source:
-    """The right source for ``spec``: ``synthetic``, a camera index, a URL, a folder, a glob or a video file."""
+    """The right source for ``spec``: ``synthetic``, a camera (index or /dev/videoN), a URL, a folder,
+    a glob or a video file. ``stop_event`` (set by a signal handler) also aborts a source still opening.
+    """
     text = str(spec).strip()
     if text == "synthetic":
         opts = dict(synthetic or {})
         if live is not None:
             opts["live"] = live
-        return SyntheticSource(max_frames=max_frames, **opts)
-    reconnect = dict(reconnect or {})
+        return SyntheticSource(max_frames=max_frames, stop_event=stop_event, **opts)
+    reconnect = {**(reconnect or {}), "stop_event": stop_event}
+    camera = CAMERA_DEVICE.fullmatch(text)
+    if camera:  # OpenCV's V4L2 backend opens a device by its index
+        text = camera.group(1)
     if isinstance(spec, int) or text.isdigit():
         return VideoSource(int(text), live, max_frames, **reconnect)
     if "://" in text:
         return VideoSource(text, live, max_frames, **reconnect)
     path = Path(text).expanduser()
     if path.is_dir() or (not path.exists() and any(c in text for c in "*?[")):
-        return ImageFolderSource(text, max_frames, folder_fps)
+        return ImageFolderSource(text, max_frames, folder_fps, stop_event)
     if path.is_file() and path.suffix.lower() in IMAGE_EXTS:
-        return ImageFolderSource(text, max_frames, folder_fps)
+        return ImageFolderSource(text, max_frames, folder_fps, stop_event)
     if not path.exists():
         raise SourceError(f"cannot open source {text}: no such file, folder, camera index or URL")
     return VideoSource(str(path), live, max_frames, **reconnect)

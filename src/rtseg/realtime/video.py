@@ -1,0 +1,107 @@
+"""Writing an mp4 that browsers play: H.264 (yuv420p) through PyAV, else OpenCV's mp4v.
+
+OpenCV's pip wheels cannot encode H.264 (licensing), and browsers do not play MPEG-4 Part 2
+(``mp4v``). PyAV's wheels bundle FFmpeg with libx264 (or openh264), so H.264 comes from there; when
+no H.264 encoder is present the writer falls back to mp4v with one warning line.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("rtseg.realtime")
+
+
+def h264_encoder() -> str | None:
+    """Name of an H.264 encoder PyAV can use here, or None (PyAV missing or built without one)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    for name in ("libx264", "libopenh264"):
+        if name in av.codec.codecs_available:
+            return name
+    return None
+
+
+class H264Writer:
+    """Frames (BGR uint8, one size) -> H.264 yuv420p mp4 at ``fps``, timestamps frame / fps."""
+
+    codec = "h264"
+
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        size: tuple[int, int],
+        encoder: str,
+        preset: str = "veryfast",
+        crf: int = 23,
+    ):
+        import av
+
+        w, h = size
+        # yuv420p halves chroma in both directions: odd sizes are padded by one edge pixel
+        self.pad = (h % 2, w % 2)
+        self.container = av.open(str(path), "w", options={"movflags": "+faststart"})
+        rate = Fraction(fps).limit_denominator(1001)
+        self.stream = self.container.add_stream(encoder, rate=rate)
+        self.stream.width, self.stream.height = w + self.pad[1], h + self.pad[0]
+        self.stream.pix_fmt = "yuv420p"
+        if encoder == "libx264":
+            self.stream.options = {"preset": str(preset), "crf": str(crf)}
+        self._frame = av.VideoFrame
+
+    def write(self, frame: np.ndarray) -> None:
+        if any(self.pad):
+            frame = cv2.copyMakeBorder(frame, 0, self.pad[0], 0, self.pad[1], cv2.BORDER_REPLICATE)
+        vf = self._frame.from_ndarray(frame, format="bgr24")
+        for packet in self.stream.encode(vf):
+            self.container.mux(packet)
+
+    def release(self) -> None:
+        for packet in self.stream.encode():  # flush the encoder's delayed frames
+            self.container.mux(packet)
+        self.container.close()
+
+
+class Mp4vWriter:
+    """OpenCV's MPEG-4 Part 2 writer: plays in VLC/ffmpeg, not in browsers."""
+
+    codec = "mp4v"
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise OSError(f"OpenCV cannot write {path} (mp4v, {size[0]}x{size[1]})")
+
+    def write(self, frame: np.ndarray) -> None:
+        self.writer.write(frame)
+
+    def release(self) -> None:
+        self.writer.release()
+
+
+_warned = False
+
+
+def open_video_writer(
+    path: Path, fps: float, size: tuple[int, int], codec: str = "h264", **h264
+) -> H264Writer | Mp4vWriter:
+    """``codec=h264``: PyAV when it has an H.264 encoder, else mp4v (one warning per process)."""
+    global _warned
+    if codec == "h264":
+        encoder = h264_encoder()
+        if encoder is not None:
+            return H264Writer(path, fps, size, encoder, **h264)
+        if not _warned:
+            log.warning(
+                "no H.264 encoder (pip install av): writing mp4v, which browsers do not play"
+            )
+            _warned = True
+    return Mp4vWriter(path, fps, size)
