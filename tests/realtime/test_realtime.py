@@ -320,7 +320,8 @@ def test_stream_gone_for_good_finishes_frames_then_reports(indexed_video, tmp_pa
 
 
 def test_window_without_display_falls_back_to_file(tmp_path, monkeypatch):
-    from rtseg.realtime.sinks import MaskSink, VideoFileSink, make_sinks
+    from rtseg.realtime.cli import make_sinks
+    from rtseg.realtime.sinks import MaskSink, VideoFileSink
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -19,6 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from rtseg.errors import SinkError
 from rtseg.infer.frames import Preprocess
 from rtseg.realtime.benchmark import (
     in_thread,
@@ -28,11 +29,19 @@ from rtseg.realtime.benchmark import (
     warm_up,
     write_report,
 )
+from rtseg.realtime.http import HttpSink
 from rtseg.realtime.model import RealtimeModel
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
 from rtseg.realtime.progress import Progress
-from rtseg.realtime.sinks import FolderSink, NullSink, VideoFileSink, make_sinks
+from rtseg.realtime.sinks import (
+    FolderSink,
+    MaskSink,
+    NullSink,
+    Sink,
+    VideoFileSink,
+    WindowSink,
+)
 from rtseg.realtime.sources import Source, SyntheticSource, open_source
 from rtseg.utils import CONF_DIR, set_threads, to_container, user_errors_as_one_line
 
@@ -270,6 +279,48 @@ def run_benchmark(
         seq = in_thread(sequential, source, preprocess, infer, overlay, sink, hud_label)
     log.info("sequential loop: %d frames, %.1f fps", seq["frames"], seq["fps"])
     return {"model_only": mod, "sequential": seq, "threads": threads}
+
+
+def make_sinks(
+    kind: str,
+    output: str | Path | None,
+    run_dir: Path,
+    fps: float | None,
+    mask_export: str | None = None,
+    on_quit=None,
+    video: dict | None = None,
+    http: dict | None = None,
+    legend: list[tuple[str, list[int]]] | None = None,
+    stats=None,
+) -> list[Sink]:
+    """The sinks a config asks for. ``output`` defaults to the run folder.
+
+    ``video``: the mp4 writer's options (codec, preset, crf); ``http``: the server's (host, port,
+    jpeg_quality); ``legend`` (class name, RGB) and ``stats`` (a callable) feed the web page.
+    """
+    sinks: list[Sink] = []
+    if kind == "window" and not WindowSink.available():
+        log.warning(
+            "sink=window but no display (or OpenCV without GUI): writing the video to a file instead"
+            " (sink=http shows it in a browser)"
+        )
+        kind = "file"
+    if kind == "file":
+        path = Path(output) if output else run_dir / "realtime.mp4"
+        sinks.append(VideoFileSink(path, fps, **(video or {})))
+    elif kind == "folder":
+        sinks.append(FolderSink(Path(output) if output else run_dir / "frames"))
+    elif kind == "window":
+        sinks.append(WindowSink(on_quit=on_quit))
+    elif kind == "http":
+        sinks.append(HttpSink(legend=legend, stats=stats, **(http or {})))
+    elif kind == "none":
+        sinks.append(NullSink())
+    else:
+        raise SinkError(f"sink={kind} is not one of file, folder, window, http, none")
+    if mask_export:
+        sinks.append(MaskSink(run_dir / "masks", mask_export))
+    return sinks
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="realtime")
