@@ -15,3 +15,7 @@ class CheckpointError(RtsegError):
 
 class SourceError(RtsegError):
     """A video/camera/image source that cannot be opened or read."""
+
+
+class SplitNotFound(DataError):
+    """A dataset without the requested split (e.g. no test labels): callers skip that stage."""

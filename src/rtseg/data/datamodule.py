@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from rtseg.data.base import IGNORE_INDEX
 from rtseg.data.transforms import build_transform, reseed_worker
+from rtseg.errors import SplitNotFound
 
 SPLITS = ("train", "val", "test")
 
@@ -58,7 +59,8 @@ class SegDataModule(L.LightningDataModule):
                 f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}"
             )
         self.name = name
-        self.dataset_factories = dict(datasets)
+        # a split set to null in the config does not exist (no test labels: no test stage)
+        self.dataset_factories = {k: v for k, v in datasets.items() if v is not None}
         self.num_classes = num_classes
         self.class_names = list(class_names)
         self.palette = [list(c) for c in (palette or _default_palette(num_classes))]
@@ -81,8 +83,8 @@ class SegDataModule(L.LightningDataModule):
     def dataset(self, split: str) -> Dataset:
         if split not in self._sets:
             if split not in self.dataset_factories:
-                raise ValueError(
-                    f"data config has no '{split}' split (has {sorted(self.dataset_factories)})"
+                raise SplitNotFound(
+                    f"data {self.name} has no {split} split (has {', '.join(self.dataset_factories)})"
                 )
             transform = build_transform(self.augmentations.get(split), self.mean, self.std)
             ds = self.dataset_factories[split](transform=transform)
@@ -91,12 +93,22 @@ class SegDataModule(L.LightningDataModule):
             self._sets[split] = ds
         return self._sets[split]
 
+    def has_split(self, split: str) -> bool:
+        """Whether the data has this split (a reader raises ``SplitNotFound`` when it does not)."""
+        try:
+            self.dataset(split)
+        except SplitNotFound:
+            return False
+        return True
+
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(
-            stage, SPLITS
-        )
+        # fitting builds (and so checks) the test split too: a bad test file stops the run before
+        # training, not after it
+        wanted = {"validate": ("val",), "test": ("test",)}.get(stage, SPLITS)
         for split in wanted:
-            if split in self.dataset_factories:
+            if split == "test" and stage != "test":
+                self.has_split(split)  # optional while fitting
+            elif split in self.dataset_factories:
                 self.dataset(split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
