@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from rtseg.data.verify import decode_all
 from rtseg.errors import DataError
 
 IGNORE_INDEX = 255
@@ -79,8 +80,9 @@ def image_size(path: Path) -> tuple[int, int]:
 class PairedFiles(SegmentationDataset):
     """Image/mask file pairs with an optional label lookup table (e.g. Cityscapes ids -> train ids).
 
-    Every mask is checked at construction when ``verify`` is on (decode, size, label range), so that
-    bad data stops the run before training with a message naming the file.
+    Every image and mask is decoded and checked at construction when ``verify`` is on (full decode,
+    size, label range; in parallel, cached across runs, see ``rtseg.data.verify``), so that bad
+    data stops the run before training with a message naming the file.
 
     When the decoded split fits in ``cache_mb`` (uint8 images + masks, estimated from the headers)
     it is decoded once here and kept in memory: PNG decoding then never competes with the training
@@ -108,15 +110,9 @@ class PairedFiles(SegmentationDataset):
         self.ignore_index = ignore_index
         self.label_map = label_map
         if verify:
-            progress = tqdm(
-                self.pairs,
-                desc="checking masks",
-                unit="mask",
-                disable=len(self.pairs) < 500,
-                leave=False,
+            decode_all(
+                self.pairs, self._check_pair, self._check_signature(), f"checking {split or 'data'}"
             )
-            for img, msk in progress:
-                self._checked_mask(img, msk, image_size(img), remap=False)
         self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
         if cache_mb and self._decoded_mb() <= cache_mb:
             self._cache = [
@@ -129,6 +125,16 @@ class PairedFiles(SegmentationDataset):
                     disable=len(self.pairs) < 200,
                 )
             ]
+
+    def _check_pair(self, pair: tuple[Path, Path]) -> None:
+        """Decode image and mask in full (a header check misses truncated files) and check labels."""
+        img, msk = pair
+        self._checked_mask(img, msk, read_image(img).shape[:2], remap=False)
+
+    def _check_signature(self) -> str:
+        """What ``_check_pair`` verifies besides the files: a change re-checks every pair."""
+        lut = b"" if self.label_map is None else np.ascontiguousarray(self.label_map).tobytes()
+        return f"{type(self).__name__}|{self.num_classes}|{self.ignore_index}|{lut.hex()}"
 
     def _decoded_mb(self) -> float:
         total = 0
