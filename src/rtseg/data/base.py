@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from rtseg.data.palette import ColourTable
 from rtseg.data.verify import decode_all
 from rtseg.errors import DataError
 
@@ -48,14 +49,21 @@ def read_image(path: Path) -> np.ndarray:
         raise DataError(f"cannot read image {path}: corrupt or not an image ({e})") from None
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """Read a label PNG as HxW integer indices (palette PNGs give their indices, not colours)."""
+def read_mask(path: Path, colours: ColourTable | None = None) -> np.ndarray:
+    """Read a label image as HxW integer indices.
+
+    Palette PNGs give their indices, not colours; RGB masks are decoded through ``colours``
+    (``data.palette``) when given.
+    """
     try:
         with Image.open(path) as im:
+            if im.mode in ("RGB", "RGBA") and colours is not None:
+                return colours.decode(np.asarray(im), path)
             if im.mode not in ("L", "P", "I", "I;16", "1"):
                 raise DataError(
                     f"mask {path} has mode {im.mode}: expected a single-channel label image "
-                    "(grayscale or palette PNG with class indices)"
+                    "(grayscale or palette PNG with class indices), or set data.palette (or "
+                    "data.palette_file) to decode colour masks"
                 )
             return np.asarray(im)
     except FileNotFoundError:
@@ -78,7 +86,8 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 class PairedFiles(SegmentationDataset):
-    """Image/mask file pairs with an optional label lookup table (e.g. Cityscapes ids -> train ids).
+    """Image/mask file pairs with an optional label lookup table (e.g. Cityscapes ids -> train ids)
+    and an optional colour table for RGB masks.
 
     Every image and mask is decoded and checked at construction when ``verify`` is on (full decode,
     size, label range; in parallel, cached across runs, see ``rtseg.data.verify``), so that bad
@@ -99,8 +108,10 @@ class PairedFiles(SegmentationDataset):
         transform=None,
         split: str | None = None,
         cache_mb: float = 0,
+        colours: ColourTable | None = None,
     ):
         super().__init__(transform)
+        self.colours = colours
         # the split actually read (a reader may fall back, e.g. test -> val), for the run record
         self.split = split
         if not pairs:
@@ -134,7 +145,8 @@ class PairedFiles(SegmentationDataset):
     def _check_signature(self) -> str:
         """What ``_check_pair`` verifies besides the files: a change re-checks every pair."""
         lut = b"" if self.label_map is None else np.ascontiguousarray(self.label_map).tobytes()
-        return f"{type(self).__name__}|{self.num_classes}|{self.ignore_index}|{lut.hex()}"
+        colours = self.colours.signature() if self.colours is not None else ""
+        return f"{type(self).__name__}|{self.num_classes}|{self.ignore_index}|{lut.hex()}|{colours}"
 
     def _decoded_mb(self) -> float:
         total = 0
@@ -149,7 +161,7 @@ class PairedFiles(SegmentationDataset):
     def _checked_mask(
         self, img_path: Path, mask_path: Path, img_hw: tuple[int, int], remap: bool = True
     ) -> np.ndarray:
-        mask = read_mask(mask_path)
+        mask = read_mask(mask_path, self.colours)
         if mask.shape[:2] != tuple(img_hw):
             raise DataError(
                 f"size mismatch: image {img_path} is {img_hw[0]}x{img_hw[1]} but mask {mask_path} "

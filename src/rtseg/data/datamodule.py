@@ -9,6 +9,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from rtseg.data.base import IGNORE_INDEX
+from rtseg.data.palette import resolve_palette
 from rtseg.data.transforms import build_transform, reseed_worker
 from rtseg.errors import SplitNotFound
 
@@ -41,6 +42,7 @@ class SegDataModule(L.LightningDataModule):
         num_classes: int,
         class_names: Sequence[str],
         palette: Sequence[Sequence[int]] | None = None,
+        palette_file: str | None = None,
         augmentations: Mapping[str, Sequence] | None = None,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
@@ -63,7 +65,8 @@ class SegDataModule(L.LightningDataModule):
         self.dataset_factories = {k: v for k, v in datasets.items() if v is not None}
         self.num_classes = num_classes
         self.class_names = list(class_names)
-        self.palette = [list(c) for c in (palette or _default_palette(num_classes))]
+        colours = resolve_palette(palette, palette_file, num_classes, class_names)
+        self.palette = colours or _default_palette(num_classes)
         self.augmentations = dict(augmentations or {})
         self.mean, self.std = list(mean), list(std)
         self.ignore_index = ignore_index

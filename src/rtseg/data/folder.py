@@ -1,5 +1,8 @@
 """The user's own data: ``images/`` and ``masks/`` paired by file stem.
 
+Masks hold class indices (grayscale or palette PNG), or colours: RGB masks are decoded through
+``data.palette`` / ``data.palette_file``, with ``data.ignore_colors`` mapped to the ignore label.
+
 Either one folder per split (``<root>/train/images``, ``<root>/val/images``, ...) or a single
 ``<root>/images`` + ``<root>/masks`` that is split deterministically by a hash of each file stem
 (``val_fraction`` of the pairs go to val). Only a ``<root>/test`` folder makes a test split: without
@@ -12,6 +15,7 @@ import zlib
 from pathlib import Path
 
 from rtseg.data.base import IGNORE_INDEX, PairedFiles, require_dir
+from rtseg.data.palette import ColourTable, resolve_palette
 from rtseg.errors import DataError, SplitNotFound
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -46,7 +50,13 @@ def folder(
     ignore_index: int = IGNORE_INDEX,
     verify: bool = True,
     transform=None,
+    palette: list[list[int]] | None = None,
+    palette_file: str | None = None,
+    ignore_colors: list[list[int]] | None = None,
 ) -> PairedFiles:
+    """One split; masks hold class indices, or colours of ``palette`` / ``palette_file``."""
+    colours = resolve_palette(palette, palette_file, num_classes)
+    table = ColourTable(colours, ignore_colors, ignore_index) if colours else None
     base = require_dir(Path(root), "data.root")
     split_dirs = [s for s in ("train", "val", "test") if (base / s / images_dir).is_dir()]
     if split_dirs:
@@ -75,5 +85,11 @@ def folder(
             f"or {base}/<train|val|test>/{images_dir} + {masks_dir}"
         )
     return PairedFiles(
-        pairs, num_classes, ignore_index, verify=verify, transform=transform, split=split
+        pairs,
+        num_classes,
+        ignore_index,
+        verify=verify,
+        transform=transform,
+        split=split,
+        colours=table,
     )
