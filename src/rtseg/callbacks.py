@@ -202,7 +202,11 @@ class LogPredictions(L.Callback):
         ignore = pl_module.ignore_index
         labels[ignore] = "void"
         shown = []
-        for img, pred, gt in zip(images[:n].cpu(), preds.cpu(), masks[:n].cpu(), strict=True):
+        for img, pred, gt in zip(images[:n].cpu(), preds.cpu(), masks[:n], strict=True):
+            if gt.shape != pred.shape:  # a native-size label: shown at the input size
+                gt = torch.nn.functional.interpolate(gt[None, None].float(), size=pred.shape)
+                gt = gt[0, 0].long()
+            gt = gt.cpu()
             rgb = ((img.float() * std + mean).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
             shown.append(
                 wandb.Image(

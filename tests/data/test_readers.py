@@ -29,11 +29,11 @@ def _indices(path) -> np.ndarray:
         return np.asarray(im)
 
 
-def _check_batch(batch, batch_size: int, size, num_classes: int) -> None:
+def _check_batch(batch, batch_size: int, size, num_classes: int, mask_size=None) -> None:
     image, mask = batch
     assert image.dtype == torch.float32 and mask.dtype == torch.int64
     assert tuple(image.shape) == (batch_size, 3, *size)
-    assert tuple(mask.shape) == (batch_size, *size)
+    assert tuple(mask.shape) == (batch_size, *(mask_size or size))
     values = set(mask.unique().tolist())
     assert values <= set(range(num_classes)) | {255}, values
     assert torch.isfinite(image).all()
@@ -130,7 +130,8 @@ def test_cityscapes_datamodule(layouts, cityscapes_root):
         "data.crop_size=[16,32]", "data.eval_size=[16,24]", "data.batch_size=2", "data.val_batch_size=3",
     )  # fmt: skip
     _check_batch(next(iter(dm.train_dataloader())), 2, (16, 32), 19)
-    _check_batch(next(iter(dm.val_dataloader())), 3, (16, 24), 19)
+    # val images at eval_size, labels at their own 32x48 (data.eval_native)
+    _check_batch(next(iter(dm.val_dataloader())), 3, (16, 24), 19, mask_size=(32, 48))
 
 
 # --- CamVid -----------------------------------------------------------------------------------

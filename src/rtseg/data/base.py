@@ -26,6 +26,9 @@ class SegmentationDataset(Dataset):
 
     def __init__(self, transform=None):
         self.transform = transform
+        # val/test scored at the label's own resolution: the transform (resizes only) sees the
+        # image alone and the mask stays as stored (set by the datamodule, ``data.eval_native``)
+        self.native_masks = False
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -34,6 +37,8 @@ class SegmentationDataset(Dataset):
         image, mask = self.load(index)
         if self.transform is None:
             return torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
+        if self.native_masks:
+            return self.transform(image=image)["image"], torch.from_numpy(mask.astype(np.int64))
         out = self.transform(image=image, mask=mask)
         return out["image"], torch.as_tensor(out["mask"]).long()
 
