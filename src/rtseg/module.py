@@ -123,6 +123,10 @@ class SegmentationModule(L.LightningModule):
         if stage == "val" and not self.trainer.sanity_checking:
             self.val_miou_best(scores["miou"])
             self.log("val/miou_best", self.val_miou_best.compute(), prog_bar=True)
+        self.last_confusion = {
+            **getattr(self, "last_confusion", {}),
+            stage: scores["confusion"].cpu(),
+        }
         self.last_scores = getattr(self, "last_scores", {})
         self.last_scores[stage] = {
             "miou": float(scores["miou"]),
