@@ -17,6 +17,7 @@ from rtseg.errors import CheckpointError
 from rtseg.eval import evaluate
 from rtseg.models.baseline import ThreeConvNet
 from rtseg.train import train
+from rtseg.utils import user_errors_as_one_line
 
 from .conftest import FAST_TRAIN, TINY
 
@@ -130,6 +131,35 @@ def test_train_then_eval_reproduces_test_metric(compose_cfg, tmp_path):
     net, meta = load_network(record["best_ckpt"])
     assert meta["class_names"][2] == "road" and meta["val_miou"] == pytest.approx(
         record["val_miou_best"], abs=1e-6
+    )
+
+
+def test_no_test_split_means_no_test_stage(compose_cfg, tmp_path, capsys):
+    cfg = compose_cfg(
+        overrides=[
+            *TINY,
+            *FAST_TRAIN,
+            "model=baseline",
+            "trainer.max_epochs=1",
+            "data.datasets.test=null",
+        ]
+    )
+    results = train(cfg)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["test_split"] == "none" and record["test_miou"] is None
+    assert not any(k.startswith("test/") for k in results)
+    ecfg = compose_cfg(
+        "eval",
+        [f"checkpoint={tmp_path / 'run'}", "split=test", "threads=1"],
+        run_dir=tmp_path / "e",
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        user_errors_as_one_line(evaluate)(ecfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "error: data synthetic has no test split (has train, val): nothing to score "
+        "(split=val scores the val split)"
     )
 
 

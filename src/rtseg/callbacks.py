@@ -202,7 +202,11 @@ class LogPredictions(L.Callback):
         ignore = pl_module.ignore_index
         labels[ignore] = "void"
         shown = []
-        for img, pred, gt in zip(images[:n].cpu(), preds.cpu(), masks[:n].cpu(), strict=True):
+        for img, pred, gt in zip(images[:n].cpu(), preds.cpu(), masks[:n], strict=True):
+            if gt.shape != pred.shape:  # a native-size label: shown at the input size
+                gt = torch.nn.functional.interpolate(gt[None, None].float(), size=pred.shape)
+                gt = gt[0, 0].long()
+            gt = gt.cpu()
             rgb = ((img.float() * std + mean).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
             shown.append(
                 wandb.Image(
@@ -223,3 +227,132 @@ class LogPredictions(L.Callback):
             lg.experiment.log(
                 {"val/predictions": shown, "trainer/global_step": trainer.global_step}
             )
+
+
+class RunPlots(L.Callback):
+    """Writes the run's PNGs at fit end (and on interruption) and sends them to W&B / TensorBoard.
+
+    ``confusion_matrix.png`` and ``class_iou.png`` show validation at the ``confusion_epoch``
+    (``best``: the epoch of the best val mIoU, the one ``checkpoint=best`` loads; or ``last``);
+    ``learning_curves.png`` shows train/val loss and val mIoU per epoch. The values are collected
+    here as the run goes (and kept in checkpoints, so a resumed run plots its whole history).
+    """
+
+    NAMES = {
+        "confusion": "confusion_matrix.png",
+        "iou": "class_iou.png",
+        "curves": "learning_curves.png",
+    }
+
+    def __init__(self, dirpath: str | None = None, confusion_epoch: str = "best"):
+        if confusion_epoch not in ("best", "last"):
+            raise ValueError(f"confusion_epoch must be best or last, got {confusion_epoch!r}")
+        self.dirpath, self.confusion_epoch = dirpath, confusion_epoch
+        self.history: list[dict] = []
+        self.chosen: dict | None = None  # {"epoch", "miou", "confusion"} of the plotted epoch
+        self._loss_sum, self._seen = 0.0, 0
+
+    def _row(self, epoch: int) -> dict:
+        if not self.history or self.history[-1]["epoch"] != epoch:
+            self.history.append({"epoch": epoch})
+        return self.history[-1]
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._loss_sum, self._seen = 0.0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            n = len(batch[0])
+            self._loss_sum += float(loss.detach()) * n
+            self._seen += n
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self._seen:
+            self._row(trainer.current_epoch)["train_loss"] = self._loss_sum / self._seen
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.global_rank != 0:
+            return
+        scores = getattr(pl_module, "last_scores", {}).get("val")
+        cm = getattr(pl_module, "last_confusion", {}).get("val")
+        if scores is None or cm is None:
+            return
+        row = self._row(trainer.current_epoch)
+        row["val_miou"] = scores["miou"]
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is not None:
+            row["val_loss"] = float(loss)
+        if (
+            self.confusion_epoch == "last"
+            or self.chosen is None
+            or scores["miou"] > self.chosen["miou"]
+        ):
+            self.chosen = {
+                "epoch": trainer.current_epoch,
+                "miou": scores["miou"],
+                "confusion": cm.tolist(),
+            }
+
+    def state_dict(self) -> dict:
+        return {"history": self.history, "chosen": self.chosen}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))
+        self.chosen = state_dict.get("chosen")
+
+    def write(self, trainer, pl_module) -> dict[str, Path]:
+        """Draw the PNGs into ``dirpath`` (default: the trainer's root dir); returns their paths."""
+        from rtseg.tracking import plots
+
+        out = Path(self.dirpath or trainer.default_root_dir)
+        names = list(pl_module.class_names)
+        written = {}
+        if self.chosen is not None:
+            cm = np.asarray(self.chosen["confusion"])
+            which = f"{self.confusion_epoch} epoch {self.chosen['epoch']}"
+            written["confusion"] = plots.confusion_matrix_png(
+                cm, names, out / self.NAMES["confusion"],
+                f"val confusion matrix, rows normalised ({which})",
+            )  # fmt: skip
+            written["iou"] = plots.class_iou_png(
+                cm, names, out / self.NAMES["iou"], f"val IoU per class ({which})"
+            )
+        if self.history:
+            written["curves"] = plots.learning_curves_png(
+                self.history, out / self.NAMES["curves"], f"learning curves: {out.name}"
+            )
+        self._send(trainer, written)
+        return written
+
+    def _send(self, trainer, written: dict[str, Path]) -> None:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        for lg in trainer.loggers:
+            if isinstance(lg, WandbLogger):
+                import wandb
+
+                lg.experiment.log(
+                    {f"plots/{k}": wandb.Image(str(p)) for k, p in written.items()}
+                    | {"trainer/global_step": trainer.global_step}
+                )
+            elif isinstance(lg, TensorBoardLogger):
+                import matplotlib.image as mpimg
+
+                for k, p in written.items():
+                    lg.experiment.add_image(
+                        f"plots/{k}", mpimg.imread(p)[..., :3], trainer.global_step,
+                        dataformats="HWC",
+                    )  # fmt: skip
+
+    def on_fit_end(self, trainer, pl_module):
+        if trainer.global_rank == 0:
+            self.write(trainer, pl_module)
+
+    def on_exception(self, trainer, pl_module, exception):
+        if trainer.global_rank != 0:
+            return
+        try:  # an interrupted run still gets the plots of the epochs it finished
+            self.write(trainer, pl_module)
+        except Exception as e:  # noqa: BLE001 - never hide the original exception
+            log.warning("run plots not written: %s", e)

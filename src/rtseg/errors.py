@@ -27,3 +27,7 @@ class ExportError(RtsegError):
 
 class SinkError(RtsegError):
     """An output (video file, folder, window, stream) that cannot be written."""
+
+
+class SplitNotFound(DataError):
+    """A dataset without the requested split (e.g. no test labels): callers skip that stage."""

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rtseg.checkpoint import load_network, stored_model_config
-from rtseg.errors import CheckpointError, RtsegError
+from rtseg.errors import CheckpointError, RtsegError, SplitNotFound
 from rtseg.infer.spec import choose_checkpoint
 from rtseg.module import SegmentationModule
 from rtseg.utils import CONF_DIR, output_dir, set_threads, user_errors_as_one_line
@@ -64,6 +64,10 @@ def evaluate(cfg: DictConfig) -> dict:
         meta=meta,
         train_metrics=False,
     )
+    try:
+        datamodule.dataset(split)
+    except SplitNotFound as e:
+        raise SplitNotFound(f"{e}: nothing to score (split=val scores the val split)") from None
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     if trainer_cfg.get("precision") == "auto":
         trainer_cfg["precision"] = "32-true"  # scores are taken in fp32, the reference precision

@@ -20,7 +20,9 @@ class SegMetrics(MulticlassConfusionMatrix):
         )
 
     def compute(self) -> dict[str, torch.Tensor]:
-        return scores_from_confusion(super().compute())
+        """Scores plus the raw ``confusion`` matrix (rows: true class), e.g. for run plots."""
+        cm = super().compute()
+        return {**scores_from_confusion(cm), "confusion": cm}
 
 
 def scores_from_confusion(cm: torch.Tensor) -> dict[str, torch.Tensor]:

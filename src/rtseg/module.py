@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import lightning as L
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torchmetrics import MaxMetric
 
 from rtseg.losses import SegLoss
@@ -15,6 +16,13 @@ from rtseg.metrics import SegMetrics
 from rtseg.models.output import logits_to_labels
 
 STAGES = ("train", "val", "test")
+
+
+def to_label_size(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Bilinear upsampling of logits to the label's size (a no-op when they already match)."""
+    if output.shape[-2:] == target.shape[-2:]:
+        return output
+    return F.interpolate(output, size=target.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class SegmentationModule(L.LightningModule):
@@ -65,7 +73,18 @@ class SegmentationModule(L.LightningModule):
     def _step(self, batch, stage: str) -> torch.Tensor:
         images, masks = batch
         output = self(images)
-        loss = self.loss_fn(output, masks)
+        # val/test masks may be at their own (native) size, per image when sizes differ
+        pairs = (
+            [(output, masks)]
+            if torch.is_tensor(masks)
+            else [(output[i : i + 1], m[None]) for i, m in enumerate(masks)]
+        )
+        loss = 0.0
+        for out, target in pairs:
+            out = to_label_size(out, target)
+            loss = loss + self.loss_fn(out, target) * (len(target) / len(images))
+            if stage != "train" or self.train_metrics:
+                self.metrics[f"{stage}_scores"].update(self.predict_labels(out.detach()), target)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage} loss is {loss.item()} at step {self.global_step}: lower module.optimizer.lr"
@@ -79,8 +98,6 @@ class SegmentationModule(L.LightningModule):
             batch_size=len(images),
             sync_dist=stage != "train",
         )
-        if stage != "train" or self.train_metrics:
-            self.metrics[f"{stage}_scores"].update(self.predict_labels(output.detach()), masks)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -106,6 +123,10 @@ class SegmentationModule(L.LightningModule):
         if stage == "val" and not self.trainer.sanity_checking:
             self.val_miou_best(scores["miou"])
             self.log("val/miou_best", self.val_miou_best.compute(), prog_bar=True)
+        self.last_confusion = {
+            **getattr(self, "last_confusion", {}),
+            stage: scores["confusion"].cpu(),
+        }
         self.last_scores = getattr(self, "last_scores", {})
         self.last_scores[stage] = {
             "miou": float(scores["miou"]),

@@ -168,7 +168,7 @@ def train(cfg: DictConfig) -> dict:
             return {}
         results = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if cfg.get("test") and "test" in datamodule.dataset_factories:
+        if cfg.get("test") and datamodule.has_split("test"):
             out = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             results.update(out[0] if out else {})
             record.test_miou = results.get("test/miou")
@@ -176,6 +176,9 @@ def train(cfg: DictConfig) -> dict:
             record.test_split = (
                 getattr(getattr(test_set, "base", test_set), "split", None) or "test"
             )
+        elif cfg.get("test"):
+            log.info("the data has no test split: test stage skipped")
+            record.test_split = "none"
         if (
             trainer.global_rank != 0
         ):  # DDP: rank 0 alone writes the run record and prints the summary
@@ -223,9 +226,13 @@ def print_summary(record: RunRecord) -> None:
         ),
         (
             "test mIoU"
-            if record.test_split in (None, "test")
+            if record.test_split in (None, "test", "none")
             else f"test mIoU (on {record.test_split}: no test split)",
-            f"{100 * record.test_miou:.2f}" if record.test_miou is not None else "-",
+            "none (no test split)"
+            if record.test_split == "none"
+            else f"{100 * record.test_miou:.2f}"
+            if record.test_miou is not None
+            else "-",
         ),
         ("params", f"{record.params / 1e6:.3f} M" if record.params else "-"),
         ("GFLOPs @ input", f"{record.gflops:.2f}" if record.gflops else "-"),

@@ -143,6 +143,12 @@ def _clear_hydra():
     GlobalHydra.instance().clear()
 
 
+@pytest.fixture(autouse=True)
+def _private_decode_cache(tmp_path, monkeypatch):
+    """Each test starts with an empty decode cache (rtseg.data.verify), never the user's."""
+    monkeypatch.setenv("RTSEG_CACHE_DIR", str(tmp_path / "rtseg-cache"))
+
+
 @pytest.fixture
 def voc_root(tmp_path) -> Path:
     return write_voc(tmp_path / "VOCdevkit" / "VOC2012")

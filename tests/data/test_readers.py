@@ -14,6 +14,7 @@ from rtseg.data.camvid import camvid
 from rtseg.data.cityscapes import cityscapes
 from rtseg.data.folder import folder
 from rtseg.data.voc import voc
+from rtseg.errors import SplitNotFound
 
 H, W = 32, 48
 # cityscapesScripts labels.py, written out here independently of the reader and the config
@@ -28,11 +29,11 @@ def _indices(path) -> np.ndarray:
         return np.asarray(im)
 
 
-def _check_batch(batch, batch_size: int, size, num_classes: int) -> None:
+def _check_batch(batch, batch_size: int, size, num_classes: int, mask_size=None) -> None:
     image, mask = batch
     assert image.dtype == torch.float32 and mask.dtype == torch.int64
     assert tuple(image.shape) == (batch_size, 3, *size)
-    assert tuple(mask.shape) == (batch_size, *size)
+    assert tuple(mask.shape) == (batch_size, *(mask_size or size))
     values = set(mask.unique().tolist())
     assert values <= set(range(num_classes)) | {255}, values
     assert torch.isfinite(image).all()
@@ -64,9 +65,11 @@ def test_voc_reads_the_lists_and_keeps_palette_indices(voc_root):
     assert 255 in mask and 15 in mask and mask[9:23, 9:23].min() == 15
 
 
-def test_voc_test_split_uses_val_and_says_so(voc_root, caplog):
+def test_voc_test_split_uses_val_only_when_asked(voc_root, caplog):
+    with pytest.raises(SplitNotFound, match="no public test labels"):
+        voc(str(voc_root), "test")
     with caplog.at_level(logging.WARNING):
-        test = voc(str(voc_root), "test")
+        test = voc(str(voc_root), "test", test_fallback="val")
     assert [p[0].stem for p in test.pairs] == ["2007_000033", "2009_000001"]
     assert "no public test labels" in caplog.text and "uses val" in caplog.text
 
@@ -114,10 +117,11 @@ def test_cityscapes_config_has_the_standard_table(layouts):
 
 def test_cityscapes_test_split(cityscapes_root, caplog):
     with caplog.at_level(logging.WARNING):
-        test = cityscapes(str(cityscapes_root), "test")
+        test = cityscapes(str(cityscapes_root), "test", test_fallback="val")
     assert all("/val/" in str(p[0]) for p in test.pairs) and "uses val" in caplog.text
-    real = cityscapes(str(cityscapes_root), "test", test_fallback=None)
-    assert all("/test/" in str(p[0]) for p in real.pairs)
+    # gtFine/test holds placeholders, not labels: no test split unless a fallback is named
+    with pytest.raises(SplitNotFound, match="no public test labels"):
+        cityscapes(str(cityscapes_root), "test")
 
 
 def test_cityscapes_datamodule(layouts, cityscapes_root):
@@ -126,7 +130,8 @@ def test_cityscapes_datamodule(layouts, cityscapes_root):
         "data.crop_size=[16,32]", "data.eval_size=[16,24]", "data.batch_size=2", "data.val_batch_size=3",
     )  # fmt: skip
     _check_batch(next(iter(dm.train_dataloader())), 2, (16, 32), 19)
-    _check_batch(next(iter(dm.val_dataloader())), 3, (16, 24), 19)
+    # val images at eval_size, labels at their own 32x48 (data.eval_native)
+    _check_batch(next(iter(dm.val_dataloader())), 3, (16, 24), 19, mask_size=(32, 48))
 
 
 # --- CamVid -----------------------------------------------------------------------------------
@@ -148,8 +153,11 @@ def test_camvid_layout(layouts, tmp_path, lists):
         assert np.array_equal(mask, expected)
 
 
-def test_camvid_without_test_folder_falls_back(layouts, tmp_path, caplog):
+def test_camvid_without_test_folder_has_no_test_split(layouts, tmp_path, caplog):
     root = layouts.camvid(tmp_path / "camvid", counts={"train": 2, "val": 2})
+    with pytest.raises(SplitNotFound, match=f"CamVid has no test split: {root / 'test'} is absent"):
+        camvid(str(root), "test")
+    # an explicit fallback reads val and says so
     with caplog.at_level(logging.WARNING):
         test = camvid(str(root), "test", fallback_split="val")
     assert (
@@ -161,12 +169,13 @@ def test_camvid_without_test_folder_falls_back(layouts, tmp_path, caplog):
 
 
 def test_folder_single_split_is_deterministic_and_disjoint(folder_root):
-    train, val, test = (folder(str(folder_root), 3, split=s) for s in ("train", "val", "test"))
+    train, val = (folder(str(folder_root), 3, split=s) for s in ("train", "val"))
     names = lambda ds: [p[0].name for p in ds.pairs]  # noqa: E731
     assert len(train) > 0 and len(val) > 0
     assert not set(names(train)) & set(names(val))
     assert sorted(names(train) + names(val)) == [f"frame_{n:03d}.png" for n in range(12)]
-    assert names(test) == names(val)
+    with pytest.raises(SplitNotFound, match="split into train and val only"):
+        folder(str(folder_root), 3, split="test")
     assert names(folder(str(folder_root), 3, split="train")) == names(
         train
     )  # same split every time
@@ -178,16 +187,12 @@ def test_folder_single_split_is_deterministic_and_disjoint(folder_root):
             assert np.array_equal(mask, _indices(ds.pairs[i][1]))
 
 
-def test_folder_per_split_folders(layouts, tmp_path, caplog):
+def test_folder_per_split_folders(layouts, tmp_path):
     root = layouts.folder(tmp_path / "mine", per_split=True)
     train = folder(str(root), 3, split="train")
     assert all(p[0].parent.parent.name == "train" for p in train.pairs) and len(train) == 3
-    with caplog.at_level(logging.WARNING):
-        test = folder(str(root), 3, split="test")
-    assert (
-        all(p[0].parent.parent.name == "val" for p in test.pairs)
-        and "test split uses val" in caplog.text
-    )
+    with pytest.raises(SplitNotFound, match=f"has no test split: {root / 'test' / 'images'}"):
+        folder(str(root), 3, split="test")
 
 
 def test_folder_datamodule_batches_and_determinism(layouts, folder_root):

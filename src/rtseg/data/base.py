@@ -10,6 +10,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from rtseg.data.palette import ColourTable
+from rtseg.data.verify import decode_all
 from rtseg.errors import DataError
 
 IGNORE_INDEX = 255
@@ -24,6 +26,9 @@ class SegmentationDataset(Dataset):
 
     def __init__(self, transform=None):
         self.transform = transform
+        # val/test scored at the label's own resolution: the transform (resizes only) sees the
+        # image alone and the mask stays as stored (set by the datamodule, ``data.eval_native``)
+        self.native_masks = False
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -32,6 +37,8 @@ class SegmentationDataset(Dataset):
         image, mask = self.load(index)
         if self.transform is None:
             return torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
+        if self.native_masks:
+            return self.transform(image=image)["image"], torch.from_numpy(mask.astype(np.int64))
         out = self.transform(image=image, mask=mask)
         return out["image"], torch.as_tensor(out["mask"]).long()
 
@@ -47,14 +54,21 @@ def read_image(path: Path) -> np.ndarray:
         raise DataError(f"cannot read image {path}: corrupt or not an image ({e})") from None
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """Read a label PNG as HxW integer indices (palette PNGs give their indices, not colours)."""
+def read_mask(path: Path, colours: ColourTable | None = None) -> np.ndarray:
+    """Read a label image as HxW integer indices.
+
+    Palette PNGs give their indices, not colours; RGB masks are decoded through ``colours``
+    (``data.palette``) when given.
+    """
     try:
         with Image.open(path) as im:
+            if im.mode in ("RGB", "RGBA") and colours is not None:
+                return colours.decode(np.asarray(im), path)
             if im.mode not in ("L", "P", "I", "I;16", "1"):
                 raise DataError(
                     f"mask {path} has mode {im.mode}: expected a single-channel label image "
-                    "(grayscale or palette PNG with class indices)"
+                    "(grayscale or palette PNG with class indices), or set data.palette (or "
+                    "data.palette_file) to decode colour masks"
                 )
             return np.asarray(im)
     except FileNotFoundError:
@@ -77,10 +91,12 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 class PairedFiles(SegmentationDataset):
-    """Image/mask file pairs with an optional label lookup table (e.g. Cityscapes ids -> train ids).
+    """Image/mask file pairs with an optional label lookup table (e.g. Cityscapes ids -> train ids)
+    and an optional colour table for RGB masks.
 
-    Every mask is checked at construction when ``verify`` is on (decode, size, label range), so that
-    bad data stops the run before training with a message naming the file.
+    Every image and mask is decoded and checked at construction when ``verify`` is on (full decode,
+    size, label range; in parallel, cached across runs, see ``rtseg.data.verify``), so that bad
+    data stops the run before training with a message naming the file.
 
     When the decoded split fits in ``cache_mb`` (uint8 images + masks, estimated from the headers)
     it is decoded once here and kept in memory: PNG decoding then never competes with the training
@@ -97,8 +113,10 @@ class PairedFiles(SegmentationDataset):
         transform=None,
         split: str | None = None,
         cache_mb: float = 0,
+        colours: ColourTable | None = None,
     ):
         super().__init__(transform)
+        self.colours = colours
         # the split actually read (a reader may fall back, e.g. test -> val), for the run record
         self.split = split
         if not pairs:
@@ -108,15 +126,9 @@ class PairedFiles(SegmentationDataset):
         self.ignore_index = ignore_index
         self.label_map = label_map
         if verify:
-            progress = tqdm(
-                self.pairs,
-                desc="checking masks",
-                unit="mask",
-                disable=len(self.pairs) < 500,
-                leave=False,
+            decode_all(
+                self.pairs, self._check_pair, self._check_signature(), f"checking {split or 'data'}"
             )
-            for img, msk in progress:
-                self._checked_mask(img, msk, image_size(img), remap=False)
         self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
         if cache_mb and self._decoded_mb() <= cache_mb:
             self._cache = [
@@ -129,6 +141,17 @@ class PairedFiles(SegmentationDataset):
                     disable=len(self.pairs) < 200,
                 )
             ]
+
+    def _check_pair(self, pair: tuple[Path, Path]) -> None:
+        """Decode image and mask in full (a header check misses truncated files) and check labels."""
+        img, msk = pair
+        self._checked_mask(img, msk, read_image(img).shape[:2], remap=False)
+
+    def _check_signature(self) -> str:
+        """What ``_check_pair`` verifies besides the files: a change re-checks every pair."""
+        lut = b"" if self.label_map is None else np.ascontiguousarray(self.label_map).tobytes()
+        colours = self.colours.signature() if self.colours is not None else ""
+        return f"{type(self).__name__}|{self.num_classes}|{self.ignore_index}|{lut.hex()}|{colours}"
 
     def _decoded_mb(self) -> float:
         total = 0
@@ -143,7 +166,7 @@ class PairedFiles(SegmentationDataset):
     def _checked_mask(
         self, img_path: Path, mask_path: Path, img_hw: tuple[int, int], remap: bool = True
     ) -> np.ndarray:
-        mask = read_mask(mask_path)
+        mask = read_mask(mask_path, self.colours)
         if mask.shape[:2] != tuple(img_hw):
             raise DataError(
                 f"size mismatch: image {img_path} is {img_hw[0]}x{img_hw[1]} but mask {mask_path} "

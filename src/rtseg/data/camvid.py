@@ -2,7 +2,9 @@
 
 Labels 0-10 are the 11 classes; 11 (void) is mapped to the ignore label. A ``<split>.txt`` list
 (``image annotation`` per line, as SegNet ships it, absolute ``/SegNet/CamVid/...`` paths or
-relative ones) is used when present, else the folders are paired by file name.
+relative ones) is used when present, else the folders are paired by file name. A missing ``val/``
+or ``test/`` folder means that split does not exist (``SplitNotFound``) unless ``fallback_split``
+names one to read instead.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from rtseg.data.base import IGNORE_INDEX, PairedFiles, require_dir
 from rtseg.data.folder import pair_by_stem
-from rtseg.errors import DataError
+from rtseg.errors import DataError, SplitNotFound
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ def camvid(
             fallback_split,
         )
         split = fallback_split
+    if split != "train" and not (root_path / split).is_dir():
+        raise SplitNotFound(f"CamVid has no {split} split: {root_path / split} is absent")
     images = require_dir(root_path / split, f"CamVid {split} image")
     annots = require_dir(root_path / f"{split}annot", f"CamVid {split} annotation")
     list_file = root_path / f"{split}.txt"

@@ -2,8 +2,8 @@
 
 ``<name>_leftImg8bit.png`` pairs with ``<name>_gtFine_labelIds.png``; the 34 label ids are mapped to
 the 19 train ids of cityscapesScripts (``id_to_train_id``, from config) and every other id to the
-ignore label. ``gtFine/test`` holds placeholders only (the test labels are not public), so the test
-split reads ``test_fallback`` (val) instead, and says so.
+ignore label. ``gtFine/test`` holds placeholders only (the test labels are not public), so there is
+no test split (``SplitNotFound``) unless ``test_fallback`` names one to read instead.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.data.base import IGNORE_INDEX, PairedFiles, require_dir
-from rtseg.errors import DataError
+from rtseg.errors import DataError, SplitNotFound
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,17 @@ def cityscapes(
     num_classes: int = 19,
     id_to_train_id: Mapping[int, int] | None = None,
     labels_dir: str = "gtFine",
-    test_fallback: str | None = "val",
+    test_fallback: str | None = None,
     verify: bool = True,
     transform=None,
 ) -> PairedFiles:
     base = require_dir(Path(root), "Cityscapes root (set data.root or CITYSCAPES_DIR)")
-    if split == "test" and test_fallback:
+    if split == "test":
+        if not test_fallback:
+            raise SplitNotFound(
+                "Cityscapes has no public test labels (gtFine/test holds placeholders): "
+                "there is no test split"
+            )
         log.warning(
             "Cityscapes has no public test labels (gtFine/test holds placeholders): the test split uses %s",
             test_fallback,

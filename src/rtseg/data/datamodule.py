@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import albumentations as A
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from rtseg.data.base import IGNORE_INDEX
+from rtseg.data.palette import resolve_palette
 from rtseg.data.transforms import build_transform, reseed_worker
+from rtseg.errors import RtsegError, SplitNotFound
 
 SPLITS = ("train", "val", "test")
 
@@ -40,6 +44,7 @@ class SegDataModule(L.LightningDataModule):
         num_classes: int,
         class_names: Sequence[str],
         palette: Sequence[Sequence[int]] | None = None,
+        palette_file: str | None = None,
         augmentations: Mapping[str, Sequence] | None = None,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
@@ -50,6 +55,7 @@ class SegDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         binary_class: int | None = None,
+        eval_native: bool = True,
         **_: object,
     ):
         super().__init__()
@@ -58,10 +64,12 @@ class SegDataModule(L.LightningDataModule):
                 f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}"
             )
         self.name = name
-        self.dataset_factories = dict(datasets)
+        # a split set to null in the config does not exist (no test labels: no test stage)
+        self.dataset_factories = {k: v for k, v in datasets.items() if v is not None}
         self.num_classes = num_classes
         self.class_names = list(class_names)
-        self.palette = [list(c) for c in (palette or _default_palette(num_classes))]
+        colours = resolve_palette(palette, palette_file, num_classes, class_names)
+        self.palette = colours or _default_palette(num_classes)
         self.augmentations = dict(augmentations or {})
         self.mean, self.std = list(mean), list(std)
         self.ignore_index = ignore_index
@@ -71,6 +79,7 @@ class SegDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.binary_class = binary_class
+        self.eval_native = eval_native
         self._sets: dict[str, Dataset] = {}
 
     def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -81,25 +90,39 @@ class SegDataModule(L.LightningDataModule):
     def dataset(self, split: str) -> Dataset:
         if split not in self._sets:
             if split not in self.dataset_factories:
-                raise ValueError(
-                    f"data config has no '{split}' split (has {sorted(self.dataset_factories)})"
+                raise SplitNotFound(
+                    f"data {self.name} has no {split} split (has {', '.join(self.dataset_factories)})"
                 )
             transform = build_transform(self.augmentations.get(split), self.mean, self.std)
             ds = self.dataset_factories[split](transform=transform)
+            if self.eval_native and split != "train":
+                _require_resize_only(self.augmentations.get(split), split)
+                ds.native_masks = True
             if self.binary_class is not None:
                 ds = _Binary(ds, self.binary_class, self.ignore_index)
             self._sets[split] = ds
         return self._sets[split]
 
+    def has_split(self, split: str) -> bool:
+        """Whether the data has this split (a reader raises ``SplitNotFound`` when it does not)."""
+        try:
+            self.dataset(split)
+        except SplitNotFound:
+            return False
+        return True
+
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(
-            stage, SPLITS
-        )
+        # fitting builds (and so checks) the test split too: a bad test file stops the run before
+        # training, not after it
+        wanted = {"validate": ("val",), "test": ("test",)}.get(stage, SPLITS)
         for split in wanted:
-            if split in self.dataset_factories:
+            if split == "test" and stage != "test":
+                self.has_split(split)  # optional while fitting
+            elif split in self.dataset_factories:
                 self.dataset(split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        native = self.eval_native and split != "train"
         return DataLoader(
             self.dataset(split),
             batch_size=self.batch_size if split == "train" else self.val_batch_size,
@@ -109,6 +132,7 @@ class SegDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             worker_init_fn=reseed_worker,
+            collate_fn=collate_native if native else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -136,6 +160,30 @@ class SegDataModule(L.LightningDataModule):
             "std": self.std,
             "input_size": self.input_size,
         }
+
+
+# geometric transforms whose output the module can map back to the label by resizing the logits
+_RESIZES = (A.Resize, A.LongestMaxSize, A.SmallestMaxSize)
+
+
+def _require_resize_only(augmentations, split: str) -> None:
+    """Native-resolution scoring upsamples logits to the label: only resizes can precede it."""
+    for t in augmentations or []:
+        if not isinstance(t, (*_RESIZES, A.ImageOnlyTransform)):
+            raise RtsegError(
+                f"data.eval_native scores {split} at each label's own size, so data.augmentations."
+                f"{split} may only resize (or change pixel values), not {type(t).__name__}: "
+                "set data.eval_native=false"
+            )
+
+
+def collate_native(batch):
+    """Images stacked (one input size); masks stacked when all one size, else kept as a list."""
+    images = torch.stack([img for img, _ in batch])
+    masks = [m for _, m in batch]
+    if all(m.shape == masks[0].shape for m in masks):
+        return images, torch.stack(masks)
+    return images, masks
 
 
 def _default_palette(n: int) -> list[list[int]]:

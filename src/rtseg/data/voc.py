@@ -2,8 +2,8 @@
 
 ``ImageSets/Segmentation/<split>.txt`` names one image id per line; ``JPEGImages/<id>.jpg`` pairs with
 ``SegmentationClass/<id>.png``, a palette ("P" mode) PNG whose indices are the 21 classes and whose
-255 border around objects is the ignore label. The test labels were never published, so the test
-split reads ``test_fallback`` (val) instead, and says so.
+255 border around objects is the ignore label. The test labels were never published: there is no
+test split (``SplitNotFound``) unless ``test_fallback`` names one to read instead.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from rtseg.data.base import IGNORE_INDEX, PairedFiles, require_dir
-from rtseg.errors import DataError
+from rtseg.errors import DataError, SplitNotFound
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def voc(
     masks_dir: str = "SegmentationClass",
     lists_dir: str = "ImageSets/Segmentation",
     image_suffix: str = ".jpg",
-    test_fallback: str | None = "val",
+    test_fallback: str | None = None,
     verify: bool = True,
     transform=None,
 ) -> PairedFiles:
@@ -43,7 +43,9 @@ def voc(
     base = require_dir(
         Path(root), "Pascal VOC root (set data.root or VOC_DIR; expected .../VOCdevkit/VOC2012)"
     )
-    if split == "test" and test_fallback:
+    if split == "test":
+        if not test_fallback:
+            raise SplitNotFound("Pascal VOC has no public test labels: there is no test split")
         log.warning("Pascal VOC has no public test labels: the test split uses %s", test_fallback)
         split = test_fallback
     images = require_dir(base / images_dir, "VOC image")

@@ -51,6 +51,7 @@ class RunRecord:
     val_miou_best: float | None = None
     val_iou: dict[str, float] | None = None
     test_miou: float | None = None
+    # the split the test stage read: test, a declared fallback (val), or none (no test split: no stage)
     test_split: str | None = None
     best_ckpt: str | None = None
     last_ckpt: str | None = None
