@@ -19,8 +19,23 @@ from rtseg.errors import RtsegError
 
 log = logging.getLogger("rtseg")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = Path(os.environ.get("RTSEG_CONF_DIR", REPO_ROOT / "conf")).resolve()
+PACKAGE_DIR = Path(__file__).resolve().parent
+# the checkout's root (src/rtseg/utils.py -> .); meaningless for an installed wheel, see CHECKOUT
+REPO_ROOT = PACKAGE_DIR.parents[1]
+CHECKOUT = REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() else None
+
+
+def _conf_dir() -> Path:
+    """``RTSEG_CONF_DIR``, else the configs a wheel ships (``rtseg/conf``), else the checkout's ``conf/``."""
+    if os.environ.get("RTSEG_CONF_DIR"):
+        return Path(os.environ["RTSEG_CONF_DIR"]).resolve()
+    shipped = PACKAGE_DIR / "conf"
+    if (shipped / "train.yaml").is_file():
+        return shipped
+    return REPO_ROOT / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 _UID = secrets.token_hex(2)
 
@@ -87,7 +102,10 @@ def user_errors_as_one_line(fn: Callable) -> Callable:
     return wrapper
 
 
-def git_commit(repo: Path = REPO_ROOT) -> str | None:
+def git_commit(repo: Path | None = CHECKOUT) -> str | None:
+    """The checkout's commit (``-dirty`` with local changes); None for an installed wheel."""
+    if repo is None:
+        return None
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5
