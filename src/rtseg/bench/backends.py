@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from rtseg.errors import RtsegError
+from rtseg.errors import MissingExtra, RtsegError
 from rtseg.models.output import logits_to_labels
+from rtseg.utils import require
 
 log = logging.getLogger("rtseg.bench")
 
@@ -240,6 +241,7 @@ def export_onnx(
     net: nn.Module, path: Path, input_size, batch_size: int = 1, dynamic_batch: bool = False
 ) -> Path:
     """TorchScript-based exporter (the dynamo one needs onnxscript, not installed), opset 17."""
+    require("onnx", "ONNX export")  # torch.onnx.export writes the file with it
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.zeros(batch_size, 3, *input_size)
@@ -278,18 +280,13 @@ def quantize_onnx_int8(
     fp32_path: Path, int8_path: Path, calibration: Iterable[torch.Tensor]
 ) -> Path:
     """Static QDQ int8 (per-channel weights, MinMax activations) with ONNX Runtime's quantiser."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    q = require("onnxruntime.quantization", "int8 quantisation")
 
     batches = [np.ascontiguousarray(b.numpy(), dtype=np.float32) for b in calibration]
     if not batches:
         raise BackendUnavailable("int8 needs calibration images (got none)")
 
-    class Reader(CalibrationDataReader):
+    class Reader(q.CalibrationDataReader):
         def __init__(self):
             self.it = iter(batches)
 
@@ -299,13 +296,13 @@ def quantize_onnx_int8(
 
     logging.disable(logging.WARNING)  # the quantiser warns on the root logger about pre-processing
     try:
-        quantize_static(
+        q.quantize_static(
             str(fp32_path),
             str(int8_path),
             Reader(),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            quant_format=q.QuantFormat.QDQ,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
             per_channel=True,
         )
     finally:
@@ -374,10 +371,7 @@ class OrtBackend(Backend, _Exported):
         onnx_path=None,
         **_,
     ):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BackendUnavailable("onnxruntime not installed") from None
+        ort = require("onnxruntime", f"backend={name}")
         Backend.__init__(self, input_size, batch_size, threads)
         self.name = name
         self.precision = "int8" if int8 else "fp32"
@@ -453,10 +447,7 @@ class OpenVinoBackend(Backend, _Exported):
         model_path=None,
         **_,
     ):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise BackendUnavailable("openvino not installed") from None
+        ov = require("openvino", f"backend={name}")
         Backend.__init__(self, input_size, batch_size, threads)
         self.name = name
         self.path = Path(model_path) if model_path else self._onnx(net, workdir, int8, calibration)
@@ -559,6 +550,8 @@ def create_backend(
         )
     except BackendUnavailable:
         raise
+    except MissingExtra as e:  # "backend=openvino needs OpenVINO: pip install 'rtseg[deploy]'"
+        raise BackendUnavailable(str(e)) from None
     except ImportError as e:
         raise BackendUnavailable(f"{name}: {e}") from None
     except Exception as e:  # noqa: BLE001 - an export/compile failure means "cannot run this net here"

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from rtseg.bench.backends import ONNX_OPSET, export_onnx, quantize_onnx_int8
 from rtseg.errors import RtsegError
-from rtseg.utils import CONF_DIR, user_errors_as_one_line
+from rtseg.utils import CONF_DIR, require, user_errors_as_one_line
 
 log = logging.getLogger("rtseg.export")
 
@@ -146,10 +146,7 @@ def _export_via_temp(
 
 
 def _openvino(onnx_path: Path, xml_path: Path) -> Path:
-    try:
-        import openvino as ov
-    except ImportError:
-        raise ExportError("format=openvino needs the openvino package") from None
+    ov = require("openvino", "format=openvino")
     # compress_to_fp16=False: keep fp32 weights; the runtime picks its precision at load time
     ov.save_model(ov.convert_model(str(onnx_path)), str(xml_path), compress_to_fp16=False)
     return xml_path
