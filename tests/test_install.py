@@ -177,3 +177,26 @@ def test_core_runs_without_the_optional_dependencies(tmp_path):
     out = _run([sys.executable, "-c", code], tmp_path, env)
     assert "(36, 48)" in out.stdout
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    "entrypoint, override",
+    [
+        ("rtseg.train", "hydra.run.dir={}/run"),
+        ("rtseg.realtime.cli", "output={}/out.mp4"),
+    ],
+)
+def test_output_path_below_a_file_is_one_line(entrypoint, override, tmp_path, monkeypatch, capsys):
+    import importlib
+
+    blocker = tmp_path / "somefile"
+    blocker.write_text("keep me")
+    arg = override.format(blocker)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [entrypoint, arg, f"paths.log_dir={tmp_path}/logs"])
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(entrypoint).main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: {arg}: {blocker} is a file, expected a folder there"
+    assert blocker.read_text() == "keep me"

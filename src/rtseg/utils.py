@@ -127,6 +127,37 @@ def user_errors_as_one_line(fn: Callable) -> Callable:
     return wrapper
 
 
+def refuse_path_under_file(path: str | Path, key: str, folder: bool = False) -> None:
+    """One line instead of a deep mkdir traceback when an output path lies below an existing file."""
+    p = Path(path).expanduser().absolute()
+    for candidate in ([p] if folder else []) + list(p.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise RtsegError(f"{key}={path}: {candidate} is a file, expected a folder there")
+            return
+
+
+RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
+
+
+def run_dirs_checked(main: Callable) -> Callable:
+    """Put above ``@hydra.main``: Hydra makes the run folder before the task, with a traceback if it cannot."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        for arg in sys.argv[1:]:
+            key, sep, value = arg.lstrip("+~").partition("=")
+            if sep and value and key in RUN_DIR_KEYS:
+                try:
+                    refuse_path_under_file(value, key, folder=True)
+                except RtsegError as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    sys.exit(2)
+        return main(*args, **kwargs)
+
+    return wrapper
+
+
 def git_commit(repo: Path | None = CHECKOUT) -> str | None:
     """The checkout's commit (``-dirty`` with local changes); None for an installed wheel."""
     if repo is None:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from rtseg.bench.backends import ONNX_OPSET, export_onnx, quantize_onnx_int8
 from rtseg.errors import RtsegError
-from rtseg.utils import CONF_DIR, require, user_errors_as_one_line
+from rtseg.utils import CONF_DIR, require, run_dirs_checked, user_errors_as_one_line
 
 log = logging.getLogger("rtseg.export")
 
@@ -228,6 +228,7 @@ def run_export(cfg: DictConfig) -> tuple[Path, Path]:
     return path, sidecar
 
 
+@run_dirs_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:

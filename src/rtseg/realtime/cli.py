@@ -33,7 +33,14 @@ from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
 from rtseg.realtime.sinks import FolderSink, NullSink, VideoFileSink, make_sinks
 from rtseg.realtime.sources import Source, open_source
-from rtseg.utils import CONF_DIR, set_threads, to_container, user_errors_as_one_line
+from rtseg.utils import (
+    CONF_DIR,
+    refuse_path_under_file,
+    run_dirs_checked,
+    set_threads,
+    to_container,
+    user_errors_as_one_line,
+)
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -105,6 +112,8 @@ def realtime(cfg: DictConfig) -> dict:
     set_threads(cfg.get("threads"))
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("output") and cfg.sink in ("file", "folder"):  # before any slow work
+        refuse_path_under_file(cfg.output, "output", folder=cfg.sink == "folder")
     source = build_source(cfg)  # first: a bad source fails before the slow model loading
     drop = cfg.drop if cfg.drop != "auto" else ("latest" if source.live else "none")
     log.info(
@@ -235,6 +244,7 @@ def run_benchmark(
     return {"model_only": mod, "sequential": seq, "threads": threads}
 
 
+@run_dirs_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="realtime")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:
