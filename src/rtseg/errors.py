@@ -31,3 +31,7 @@ class SinkError(RtsegError):
 
 class SplitNotFound(DataError):
     """A dataset without the requested split (e.g. no test labels): callers skip that stage."""
+
+
+class MissingExtra(RtsegError):
+    """An optional dependency that is not installed; the message names the pip command that adds it."""

@@ -21,6 +21,7 @@ from rtseg.utils import (
     git_commit,
     hydra_context,
     output_dir,
+    run_dirs_checked,
     set_threads,
     to_container,
     user_errors_as_one_line,
@@ -266,6 +267,7 @@ def print_summary(record: RunRecord) -> None:
     Console().print(table)
 
 
+@run_dirs_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> float | None:

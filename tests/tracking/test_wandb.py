@@ -65,3 +65,17 @@ def test_read_offline_run_rejects_other_files(tmp_path):
     bad.write_bytes(b"not a wandb file")
     with pytest.raises(ValueError, match="not a W&B run file"):
         read_offline_run(bad)
+
+
+def test_server_unreachable_answers_quickly_offline(monkeypatch):
+    import socket
+
+    from rtseg.tracking.wandb import server_unreachable
+
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:1")  # nothing listens on port 1
+    assert "127.0.0.1:1" in server_unreachable(timeout_s=1.0)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert server_unreachable(timeout_s=1.0) is None

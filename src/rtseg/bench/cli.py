@@ -34,7 +34,13 @@ from rtseg.bench.report import (
     write_results,
 )
 from rtseg.errors import DataError, RtsegError
-from rtseg.utils import CONF_DIR, hydra_context, output_dir, user_errors_as_one_line
+from rtseg.utils import (
+    CONF_DIR,
+    hydra_context,
+    output_dir,
+    run_dirs_checked,
+    user_errors_as_one_line,
+)
 
 log = logging.getLogger("rtseg.bench")
 
@@ -265,6 +271,7 @@ def _log_wandb(cfg: DictConfig, rows: list[dict], out: Path) -> None:
         finish_wandb(wandb_loggers)
 
 
+@run_dirs_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="benchmark")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:

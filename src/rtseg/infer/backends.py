@@ -22,7 +22,7 @@ import torch
 from rtseg.errors import BackendUnavailable
 from rtseg.infer.onnx import export_onnx, quantize_onnx_int8
 from rtseg.models.output import logits_to_labels
-from rtseg.utils import has_fast_bf16
+from rtseg.utils import has_fast_bf16, require
 
 
 class Backend:
@@ -274,10 +274,7 @@ class OrtBackend(Backend, _Exported):
         onnx_path=None,
         **_,
     ):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BackendUnavailable("onnxruntime not installed") from None
+        ort = require("onnxruntime", f"backend={name}")
         Backend.__init__(self, input_size, batch_size, threads)
         self.name = name
         self.precision = "int8" if int8 else "fp32"
@@ -353,10 +350,7 @@ class OpenVinoBackend(Backend, _Exported):
         model_path=None,
         **_,
     ):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise BackendUnavailable("openvino not installed") from None
+        ov = require("openvino", f"backend={name}")
         Backend.__init__(self, input_size, batch_size, threads)
         self.name = name
         self.path = Path(model_path) if model_path else self._onnx(net, workdir, int8, calibration)

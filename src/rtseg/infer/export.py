@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from rtseg.errors import ExportError, RtsegError
 from rtseg.infer.onnx import ONNX_OPSET, export_onnx, quantize_onnx_int8
 from rtseg.infer.sidecar import sidecar_path, write_sidecar
-from rtseg.utils import CONF_DIR, output_dir, user_errors_as_one_line
+from rtseg.utils import CONF_DIR, output_dir, require, run_dirs_checked, user_errors_as_one_line
 
 log = logging.getLogger("rtseg.export")
 
@@ -102,10 +102,7 @@ def _export_via_temp(
 
 
 def _openvino(onnx_path: Path, xml_path: Path) -> Path:
-    try:
-        import openvino as ov
-    except ImportError:
-        raise ExportError("format=openvino needs the openvino package") from None
+    ov = require("openvino", "format=openvino")
     # compress_to_fp16=False: keep fp32 weights; the runtime picks its precision at load time
     ov.save_model(ov.convert_model(str(onnx_path)), str(xml_path), compress_to_fp16=False)
     return xml_path
@@ -174,6 +171,7 @@ def run_export(cfg: DictConfig) -> tuple[Path, Path]:
     return path, sidecar
 
 
+@run_dirs_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:

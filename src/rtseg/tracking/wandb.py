@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("rtseg.wandb")
+
+DEFAULT_HOST = "https://api.wandb.ai"
 
 
 def flat_config(cfg: DictConfig) -> dict:
@@ -38,6 +45,7 @@ def prepare_wandb_logger(logger, sweep_dir: str | None, cfg: DictConfig) -> None
 
     if not isinstance(logger, WandbLogger):
         return
+    fall_back_offline_if_unreachable(logger)
     if logger._wandb_init.get("group") is None and sweep_dir:
         logger._wandb_init["group"] = Path(sweep_dir).name
     # the experiment preset's name is a tag too, so W&B can filter "all runs of experiment X"
@@ -54,6 +62,37 @@ def prepare_wandb_logger(logger, sweep_dir: str | None, cfg: DictConfig) -> None
         logger._wandb_init["name"] = (
             f"{Path(sweep_dir).name}/{run_dir.name}" if sweep_dir else run_dir.name
         )
+
+
+def server_unreachable(timeout_s: float = 3.0) -> str | None:
+    """Why the W&B server (``WANDB_BASE_URL`` or api.wandb.ai) cannot be reached, None if it can.
+
+    wandb.init itself waits ~90 s before failing with a traceback and no run; a TCP connect with a
+    short timeout answers in seconds.
+    """
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("WANDB_BASE_URL") or DEFAULT_HOST)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as e:
+        return f"{host}:{port}: {e.strerror or type(e).__name__}"
+    return None
+
+
+def fall_back_offline_if_unreachable(logger) -> None:
+    """``WANDB_MODE=online`` with no reachable server: log offline (one warning), not a traceback."""
+    mode = logger._wandb_init.get("mode") or os.environ.get("WANDB_MODE") or "online"
+    if mode not in ("online", "run"):
+        return  # offline / dryrun / disabled: nothing to reach, no delay
+    reason = server_unreachable()
+    if reason is not None:
+        log.warning(
+            "W&B server not reachable (%s): logging offline instead; upload later with `wandb sync`",
+            reason,
+        )
+        logger._wandb_init["mode"] = "offline"
 
 
 def finish_wandb(loggers) -> None:

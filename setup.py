@@ -1,0 +1,10 @@
+"""Ships the top-level ``conf/`` inside the wheel as ``rtseg/conf``: one copy of the configs, found
+by an installed package from any folder. Everything else is declared in pyproject.toml."""
+
+from setuptools import find_namespace_packages, find_packages, setup
+
+conf_groups = [f"rtseg.conf.{name}" for name in find_namespace_packages("conf")]
+setup(
+    packages=[*find_packages("src"), "rtseg.conf", *conf_groups],
+    package_dir={"": "src", "rtseg.conf": "conf"},
+)
