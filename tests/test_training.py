@@ -217,6 +217,7 @@ def test_checkpoint_from_other_model_or_class_count_is_refused(compose_cfg, tmp_
             *TINY,
             "data.num_classes=3",
             "data.class_names=[a,b,c]",
+            "data.palette=[[0,0,0],[255,0,0],[0,255,0]]",
             f"checkpoint={ckpt}",
         ],
         run_dir=tmp_path / "e1",
