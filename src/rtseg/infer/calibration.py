@@ -17,6 +17,27 @@ from rtseg.errors import RtsegError
 
 log = logging.getLogger("rtseg.infer")
 
+NO_IMAGES = (
+    "int8 needs real calibration images and none could be read: pass the checkpoint's data=... "
+    "(and data.root=...); rtseg never calibrates int8 on random input"
+)
+
+
+class Calibration(list):
+    """Calibration images (``(1, 3, H, W)`` tensors) that remember where they came from, so every int8
+    artifact can record its calibration source and count."""
+
+    def __init__(self, images=(), source: str = "images given by the caller"):
+        super().__init__(images)
+        self.source = source
+
+    def describe(self) -> dict:
+        return {"source": self.source, "images": len(self)}
+
+
+def describe_calibration(images) -> dict:
+    return images.describe() if isinstance(images, Calibration) else Calibration(images).describe()
+
 
 class DatasetImages:
     """(image, mask) pairs of one data config, normalised with the checkpoint's mean/std, at an input size."""
@@ -59,3 +80,17 @@ class DatasetImages:
             log.warning("cannot read %s/%s (%s)", self.name, split, e)
             self.unavailable = f"cannot read {self.name}/{split} ({e})"
             return []
+
+    def calibration(self, split: str, n: int, input_size) -> Calibration:
+        """The first ``n`` images of ``split`` as a ``Calibration`` naming them (empty when unreadable)."""
+        images = [x for x, _ in self.pairs(split, n, input_size)]
+        return Calibration(images, f"{self.name}/{split} images (the first {len(images)})")
+
+
+def dataset_images(data_cfg, meta: dict) -> DatasetImages | None:
+    """``data=...`` when given, else the data config the checkpoint recorded; None when it has none."""
+    if data_cfg is None:
+        if not meta.get("data_yaml"):
+            return None
+        data_cfg = OmegaConf.create(meta["data_yaml"])
+    return DatasetImages(data_cfg, meta)
