@@ -49,9 +49,12 @@ class DatasetImages:
         self.name = data_cfg.get("name")
         self.unavailable: str | None = None
         self.datamodule = None
-        if meta.get("dataset") not in (None, self.name):
+        trained, given = meta.get("num_classes"), data_cfg.get("num_classes")
+        other_classes = trained and given and trained != given and not data_cfg.get("binary_class")
+        if meta.get("dataset") not in (None, self.name) or other_classes:
             self.unavailable = (
-                f"checkpoint was trained on {meta.get('dataset')} but data={self.name}"
+                f"checkpoint was trained on {meta.get('dataset')} ({trained} classes) but "
+                f"data={self.name} has {given}: pass data={meta.get('dataset')}"
             )
             return
         try:

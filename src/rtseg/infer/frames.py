@@ -12,11 +12,16 @@ import cv2
 import numpy as np
 import torch
 
+#: realtime's default (conf/realtime.yaml ``interpolation``); the benchmark's e2e figure uses the same
+DEFAULT_INTERPOLATION = "linear"
+
 
 class Preprocess:
     """BGR frame -> normalised float32 RGB CHW at the model's input size (resized once)."""
 
-    def __init__(self, size: tuple[int, int], mean, std, interpolation: str = "area"):
+    def __init__(
+        self, size: tuple[int, int], mean, std, interpolation: str = DEFAULT_INTERPOLATION
+    ):
         self.h, self.w = int(size[0]), int(size[1])
         self.mean = (np.asarray(mean, np.float32) * 255).reshape(3, 1, 1)
         self.inv_std = (1.0 / (np.asarray(std, np.float32) * 255)).reshape(3, 1, 1)
@@ -46,7 +51,7 @@ class FramePipeline:
         backend,
         mean: Sequence[float],
         std: Sequence[float],
-        interpolation: str = "linear",
+        interpolation: str = DEFAULT_INTERPOLATION,
     ):
         self.backend = backend
         self.size_hw = tuple(backend.input_size)
