@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rtseg.errors import RtsegError
 
@@ -43,12 +44,16 @@ class DatasetImages:
     """(image, mask) pairs of one data config, normalised with the checkpoint's mean/std, at an input size."""
 
     def __init__(self, data_cfg: DictConfig | dict, meta: dict):
-        # resolved here: the data config may refer to top-level keys (${seed}) absent below it
-        if isinstance(data_cfg, DictConfig):
-            data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
-        self.name = data_cfg.get("name")
         self.unavailable: str | None = None
         self.datamodule = None
+        # resolved here: the data config may refer to top-level keys (${seed}) absent below it
+        try:
+            if isinstance(data_cfg, DictConfig):
+                data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+        except OmegaConfBaseException as e:
+            self.name, self.unavailable = data_cfg.get("name"), f"data config unusable ({e})"
+            return
+        self.name = data_cfg.get("name")
         trained, given = meta.get("num_classes"), data_cfg.get("num_classes")
         other_classes = trained and given and trained != given and not data_cfg.get("binary_class")
         if meta.get("dataset") not in (None, self.name) or other_classes:
@@ -95,5 +100,6 @@ def dataset_images(data_cfg, meta: dict) -> DatasetImages | None:
     if data_cfg is None:
         if not meta.get("data_yaml"):
             return None
-        data_cfg = OmegaConf.create(meta["data_yaml"])
+        # recorded as the ``data`` node: its ``${data.root}`` needs the node under that name
+        data_cfg = OmegaConf.create({"data": OmegaConf.create(meta["data_yaml"])}).data
     return DatasetImages(data_cfg, meta)
