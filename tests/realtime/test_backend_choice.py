@@ -52,15 +52,13 @@ def test_int8_calibrates_on_the_dataset_and_records_it(realtime_cfg, tiny_ckpt, 
 
 def test_int8_outside_the_limits_is_refused(realtime_cfg, tiny_ckpt):
     pytest.importorskip("onnxruntime")
-    cfg = realtime_cfg(
-        *SMALL,
-        *DATA,
-        f"checkpoint={tiny_ckpt}",
-        "backend=onnxruntime-int8",
-        "int8.max_miou_drop=-1",
-    )
-    with pytest.raises(RtsegError, match="outside the limits.*val mIoU drop"):
+    over = [*SMALL, *DATA, f"checkpoint={tiny_ckpt}", "backend=onnxruntime-int8"]
+    cfg = realtime_cfg(*over, "int8.max_miou_drop=-1")
+    with pytest.raises(RtsegError, match="outside the limits.*val mIoU drop.*int8.enforce=false"):
         realtime(cfg)
+    # int8.enforce=false: run it anyway, the measured quality recorded
+    info = realtime(realtime_cfg(*over, "int8.max_miou_drop=-1", "int8.enforce=false"))
+    assert info["calibration"]["quality"]["accepted"] is False
 
 
 def test_int8_with_no_images_refuses_in_one_line(tiny_ckpt, tmp_path):

@@ -89,6 +89,7 @@ def backend_choice(cfg: DictConfig) -> BackendChoice:
         calibration_images=int(cfg.calibration.get("images", 32)),
         int8_eval_images=int(cfg.int8.get("eval_images", 16)),
         int8_limits=Int8Limits.from_cfg(cfg.get("int8")),
+        int8_enforce=bool(cfg.int8.get("enforce", True)),
         auto_cache_dir=Path(auto["cache_dir"]) if auto.get("cache_dir") else None,
         auto_seconds=float(auto.get("seconds", 4.0)),
         auto_margin=float(auto.get("margin", 0.05)),
