@@ -199,7 +199,7 @@ def _measure_backend(
         "throughput": batch * 1e3 / stats["median_ms"],
         "runs": stats["runs"],
         "agreement": agree,
-        "agrees": agree >= knobs.agreement_tol if agree is not None else None,
+        "agrees": _agrees(backend, agree, knobs.agreement_tol),
         "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20
         if backend.device == "cuda"
         else (mem.peak_mb if knobs.memory else None),
@@ -261,6 +261,14 @@ def speedups(rows: list[dict]) -> list[str]:
                     f"is {best['fps'] / p['fps']:.2f}x torchvision LRASPP-MobileNetV3-L {p['backend']} ({p['fps']:.1f} fps) at {p['input_size']}"
                 )
     return lines
+
+
+def _agrees(backend, agree: float | None, tol: float) -> bool | None:
+    """fp32/bf16 by the agreement tolerance; int8 by the int8 limits it was judged on (mIoU drop)."""
+    q = backend.quality or {}
+    if backend.precision == "int8" and "accepted" in q:
+        return bool(q["accepted"])
+    return agree >= tol if agree is not None else None
 
 
 def _note(backend) -> str | None:
