@@ -30,7 +30,8 @@ def data_config(cfg: DictConfig, meta: dict) -> DictConfig:
             f"{meta.get('checkpoint')} records no data config (written before rtseg stored one): "
             f"pass data={meta.get('dataset') or '...'} (and data.root=...)"
         )
-    return OmegaConf.create(meta["data_yaml"])
+    # recorded as the ``data`` node: its ``${data.root}`` references need it under that name
+    return OmegaConf.create({"data": OmegaConf.create(meta["data_yaml"])}).data
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -43,3 +43,34 @@ def time_fn(
         "min_ms": float(arr.min()),
         "runs": len(arr),
     }
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]],
+    seconds: float = 4.0,
+    min_rounds: int = 5,
+    warmup: int = 2,
+    syncs: dict[str, Callable[[], None] | None] | None = None,
+) -> dict[str, list[float]]:
+    """Per-name run times (ms) taken in rounds A B C, B C A, C A B, ... for about ``seconds`` in total.
+
+    Timed one after another, a candidate timed during a burst of other load looks slower than one
+    timed after it; interleaved, every candidate sees the same load, so their medians compare.
+    The start rotates every round so no candidate always runs right after another.
+    """
+    syncs = syncs or {}
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    start, rounds = time.perf_counter(), 0
+    while rounds < min_rounds or time.perf_counter() - start < seconds:
+        for name in names[rounds % len(names) :] + names[: rounds % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            if syncs.get(name):
+                syncs[name]()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+        rounds += 1
+    return times

@@ -16,7 +16,7 @@ from rtseg.infer.backends import Backend
 from rtseg.infer.frames import FramePipeline
 
 SIZE = (32, 32)
-FAST = Knobs(warmup=1, min_runs=3, min_seconds=0.05, auto_min_seconds=0.05)
+FAST = Knobs(warmup=1, min_runs=3, min_seconds=0.05, auto_seconds=0.05)
 
 
 def _inputs(n=2):
@@ -88,12 +88,12 @@ def test_auto_never_picks_a_disagreeing_backend(tiny_net, tmp_path, wrong_regist
         candidates=["wrong", "eager"],
         images=images,
         cache_dir=tmp_path,
-        min_seconds=0.05,
-        min_runs=3,
+        seconds=0.05,
+        min_rounds=3,
     )
     assert backend.name == "eager"
     trials = {t["backend"]: t for t in backend.auto_trials}
-    assert trials["wrong"]["agrees"] is False and trials["eager"]["agrees"] is True
+    assert trials["wrong"]["accepted"] is False and trials["eager"]["accepted"] is True
     # the choice is cached per machine + model + size + batch + threads and reused
     cache = (tmp_path / "auto.json").read_text()
     assert "ThreeConvNet" in cache and "32x32" in cache
@@ -111,8 +111,8 @@ def test_auto_never_picks_a_disagreeing_backend(tiny_net, tmp_path, wrong_regist
             images=images,
             cache_key="other",
             cache_dir=tmp_path,
-            min_seconds=0.01,
-            min_runs=1,
+            seconds=0.01,
+            min_rounds=1,
         )
 
 

@@ -104,6 +104,7 @@ def test_int8_export_calibrates_on_training_images(tiny_checkpoint, tmp_path):
             f"checkpoint={tiny_checkpoint}",
             "int8=true",
             "calibration_images=2",
+            "int8_eval_images=2",
             "data.input_size=[32,32]",
             f"out_dir={tmp_path}",
             "name=tiny",
@@ -111,7 +112,12 @@ def test_int8_export_calibrates_on_training_images(tiny_checkpoint, tmp_path):
     )
     GlobalHydra.instance().clear()
     path, sidecar = run_export(cfg)
-    assert path.name == "tiny.int8.onnx" and json.loads(sidecar.read_text())["precision"] == "int8"
+    side = json.loads(sidecar.read_text())
+    assert path.name == "tiny.int8.onnx" and side["precision"] == "int8"
+    assert sidecar.name == "tiny.int8.json"  # beside an fp32 tiny.onnx, each keeps its own record
+    assert side["calibration"] == {"source": "synthetic/train images (the first 2)", "images": 2}
+    q = side["quality"]["onnxruntime-int8"]
+    assert q["eval_images"] == 2 and "miou_drop_points" in q and "accepted" in q
 
 
 def test_coreml_conversion_when_coremltools_is_installed(tiny_checkpoint, tmp_path):

@@ -46,5 +46,8 @@ def test_best_refuses_two_class_sets_of_one_dataset(tmp_path):
 
 
 def test_a_folder_that_is_not_a_run_is_named(tmp_path):
-    with pytest.raises(CheckpointError, match="not a run folder"):
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file or a run folder"):
+        choose_checkpoint(str(tmp_path), tmp_path)
+    (tmp_path / "epoch3.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="pass a file: checkpoint=.*epoch3.ckpt"):
         choose_checkpoint(str(tmp_path), tmp_path)

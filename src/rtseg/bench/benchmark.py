@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,8 @@ from rtseg.bench.measure import PeakRSS
 from rtseg.bench.peak import peak_for
 from rtseg.errors import BackendUnavailable
 from rtseg.infer.auto import agreement, reference_labels, resolve_backend
-from rtseg.infer.backends import fit_batch
 from rtseg.infer.frames import FramePipeline
+from rtseg.infer.quality import Int8Limits, eval_miou
 from rtseg.infer.registry import load_exported
 from rtseg.models.cost import count_gflops, count_params
 from rtseg.timing import time_fn
@@ -50,8 +49,10 @@ class Knobs:
     e2e: bool = True
     memory: bool = True
     auto_candidates: Sequence[str] | None = None
-    auto_min_seconds: float = 1.0
+    auto_seconds: float = 4.0
+    auto_margin: float = 0.05
     auto_cache_dir: Path | None = None
+    int8_limits: Int8Limits = field(default_factory=Int8Limits)
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Inputs:
 
     agreement: list[torch.Tensor]
     calibration: list[torch.Tensor] | None = None
+    # labelled images for the int8 limits (val mIoU drop); empty: int8 is judged on agreement
+    int8_pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     eval_pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     mean: Sequence[float] = (0.485, 0.456, 0.406)
     std: Sequence[float] = (0.229, 0.224, 0.225)
@@ -173,8 +176,9 @@ def _measure_backend(
             backend = resolve_backend(
                 name, net, input_size, batch, threads,
                 candidates=knobs.auto_candidates, calibration=inputs.calibration, workdir=workdir,
-                images=inputs.agreement, agreement_tol=knobs.agreement_tol, cache_dir=knobs.auto_cache_dir,
-                min_seconds=knobs.auto_min_seconds,
+                images=inputs.agreement, pairs=inputs.int8_pairs, num_classes=num_classes,
+                agreement_tol=knobs.agreement_tol, int8_limits=knobs.int8_limits,
+                cache_dir=knobs.auto_cache_dir, seconds=knobs.auto_seconds, margin=knobs.auto_margin,
             )  # fmt: skip
         x = torch.randn(batch, 3, *input_size, generator=torch.Generator().manual_seed(0))
         if backend.device == "cuda":
@@ -195,11 +199,11 @@ def _measure_backend(
         "throughput": batch * 1e3 / stats["median_ms"],
         "runs": stats["runs"],
         "agreement": agree,
-        "agrees": agree >= knobs.agreement_tol if agree is not None else None,
+        "agrees": _agrees(backend, agree, knobs.agreement_tol),
         "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20
         if backend.device == "cuda"
         else (mem.peak_mb if knobs.memory else None),
-        "note": backend.note or None,
+        "note": _note(backend),
     }
     if knobs.e2e:
         pipe = FramePipeline(backend, inputs.mean, inputs.std)
@@ -218,22 +222,6 @@ def _measure_backend(
         if reference:
             row.update(miou_drop=eval_miou(reference, inputs.eval_pairs, num_classes, None) - ours)
     return row
-
-
-@torch.inference_mode()
-def eval_miou(
-    labels_fn, pairs, num_classes: int, batch: int | None, ignore_index: int = 255
-) -> float:
-    """mIoU of a labelling function on (image, mask) pairs, both at the input size."""
-    from rtseg.metrics import SegMetrics
-
-    metric = SegMetrics(num_classes, ignore_index=ignore_index)
-    for x, mask in pairs:
-        xb = x if batch is None else fit_batch(x, batch)
-        pred = labels_fn(xb)[: len(x)]
-        metric.update(pred, mask)
-    value = float(metric.compute()["miou"])
-    return value if not math.isnan(value) else 0.0
 
 
 def peer_network(num_classes: int) -> nn.Module:
@@ -273,6 +261,27 @@ def speedups(rows: list[dict]) -> list[str]:
                     f"is {best['fps'] / p['fps']:.2f}x torchvision LRASPP-MobileNetV3-L {p['backend']} ({p['fps']:.1f} fps) at {p['input_size']}"
                 )
     return lines
+
+
+def _agrees(backend, agree: float | None, tol: float) -> bool | None:
+    """fp32/bf16 by the agreement tolerance; int8 by the int8 limits it was judged on (mIoU drop)."""
+    q = backend.quality or {}
+    if backend.precision == "int8" and "accepted" in q:
+        return bool(q["accepted"])
+    return agree >= tol if agree is not None else None
+
+
+def _note(backend) -> str | None:
+    """The backend's note, plus for int8 where it was calibrated and whether it passed the limits."""
+    bits = [backend.note] if backend.note else []
+    if backend.calibration:
+        bits.append(
+            f"int8 calibrated on {backend.calibration['images']} {backend.calibration['source']}"
+        )
+    q = backend.quality or {}
+    if backend.precision == "int8" and q.get("reason"):
+        bits.append(f"{'within' if q['accepted'] else 'outside'} int8 limits: {q['reason']}")
+    return "; ".join(bits) or None
 
 
 def random_frames(batch: int, frame_hw: Sequence[int], seed: int = 0) -> np.ndarray:

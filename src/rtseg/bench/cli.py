@@ -34,6 +34,7 @@ from rtseg.bench.report import (
     write_results,
 )
 from rtseg.errors import DataError, RtsegError
+from rtseg.infer.quality import Int8Limits
 from rtseg.utils import (
     CONF_DIR,
     hydra_context,
@@ -124,6 +125,8 @@ def sample_inputs(cfg: DictConfig, meta: dict, input_size) -> Inputs:
 
     Agreement falls back to random input (noted in the table) when the data cannot be read or
     does not match the checkpoint's dataset; calibration never does (int8 rows are then skipped).
+    A trained network's int8 is judged on the val mIoU drop over ``int8.eval_images`` labelled
+    images; an untrained one (model=..., random weights) on agreement only.
     """
     from rtseg.infer.calibration import DatasetImages
 
@@ -137,8 +140,11 @@ def sample_inputs(cfg: DictConfig, meta: dict, input_size) -> Inputs:
         torch.randn(1, 3, *input_size, generator=g) for _ in range(int(cfg.agreement.images))
     ]
     inputs.source = cfg.data.name if agree else "random"
-    calib = data.pairs(cfg.calibration.split, int(cfg.calibration.images), input_size)
-    inputs.calibration = [x for x, _ in calib] or None
+    inputs.calibration = data.calibration(
+        cfg.calibration.split, int(cfg.calibration.images), input_size
+    )
+    if meta.get("checkpoint") or meta.get("source_checkpoint"):
+        inputs.int8_pairs = data.pairs(cfg.agreement.split, int(cfg.int8.eval_images), input_size)
     if cfg.get("eval_miou"):
         inputs.eval_pairs = data.pairs(cfg.agreement.split, int(cfg.eval_images), input_size)
         if not inputs.eval_pairs:
@@ -182,7 +188,8 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
         warmup=int(cfg.measure.warmup), min_runs=int(cfg.measure.min_runs), min_seconds=float(cfg.measure.min_seconds),
         agreement_tol=float(cfg.agreement.tol), e2e=bool(cfg.e2e), memory=bool(cfg.measure.memory),
         auto_candidates=list(cfg.auto.candidates) if cfg.auto.candidates else None,
-        auto_min_seconds=float(cfg.auto.min_seconds), auto_cache_dir=Path(cfg.auto.cache_dir),
+        auto_seconds=float(cfg.auto.seconds), auto_margin=float(cfg.auto.margin),
+        auto_cache_dir=Path(cfg.auto.cache_dir), int8_limits=Int8Limits.from_cfg(cfg.int8),
     )  # fmt: skip
     workdir = Path(cfg.workdir) if cfg.get("workdir") else out / "export"
     common = dict(

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from rtseg.errors import BackendUnavailable
+from rtseg.infer.calibration import NO_IMAGES, describe_calibration
 from rtseg.infer.onnx import export_onnx, quantize_onnx_int8
+from rtseg.infer.quality import fit_batch
 from rtseg.models.output import logits_to_labels
 from rtseg.utils import has_fast_bf16, require
 
@@ -33,6 +35,14 @@ class Backend:
     device: str = "cpu"
     #: called after each timed run so asynchronous devices are timed to completion
     sync: Callable[[], None] | None = None
+    #: the file this backend runs (exported/quantised ONNX), None for in-process torch
+    path: Path | None = None
+    #: int8 only: {"source": where the calibration images came from, "images": how many}
+    calibration: dict | None = None
+    #: measured against eager fp32 (agreement, mIoU drop, accepted) once judged
+    quality: dict | None = None
+    #: set by ``auto``: the cache entry (artifact, hashes, versions, trials, margin)
+    auto: dict | None = None
 
     def __init__(
         self, input_size: tuple[int, int], batch_size: int = 1, threads: int | None = None
@@ -206,13 +216,6 @@ def _cuda_compile(net, input_size, batch_size=1, threads=None, **kw):
 # --------------------------------------------------------------------------- ONNX files (exported once per network and size)
 
 
-def random_calibration(
-    input_size, n: int = 8, batch_size: int = 1, seed: int = 0
-) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(batch_size, 3, *input_size, generator=g) for _ in range(n)]
-
-
 class _Exported:
     """Exports once per backend into ``workdir`` (a temp dir by default)."""
 
@@ -233,9 +236,9 @@ class _Exported:
             done.add(fp32)
         if not int8:
             return fp32
-        if calibration is None:
-            calibration = random_calibration(self.input_size, batch_size=self.batch_size)
-            self.note = "int8 calibrated on random input"
+        if not calibration:  # never noise: without real images there is no int8
+            raise BackendUnavailable(NO_IMAGES)
+        self.calibration = describe_calibration(calibration)
         q = wd / f"{stem}.int8.onnx"
         if q not in done:  # ORT and OpenVINO int8 share one quantised file per network and size
             quantize_onnx_int8(fp32, q, [fit_batch(b, self.batch_size) for b in calibration])
@@ -245,14 +248,6 @@ class _Exported:
 
 # files this process exported per network (weakly keyed: a freed network forgets its files)
 _WRITTEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def fit_batch(b: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Repeat or cut a batch to the exported (static) batch size."""
-    if len(b) == batch_size:
-        return b
-    reps = -(-batch_size // len(b))
-    return b.repeat(reps, 1, 1, 1)[:batch_size]
 
 
 # --------------------------------------------------------------------------- ONNX Runtime

@@ -12,25 +12,54 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rtseg.errors import RtsegError
 
 log = logging.getLogger("rtseg.infer")
+
+NO_IMAGES = (
+    "int8 needs real calibration images and none could be read: pass the checkpoint's data=... "
+    "(and data.root=...); rtseg never calibrates int8 on random input"
+)
+
+
+class Calibration(list):
+    """Calibration images (``(1, 3, H, W)`` tensors) that remember where they came from, so every int8
+    artifact can record its calibration source and count."""
+
+    def __init__(self, images=(), source: str = "images given by the caller"):
+        super().__init__(images)
+        self.source = source
+
+    def describe(self) -> dict:
+        return {"source": self.source, "images": len(self)}
+
+
+def describe_calibration(images) -> dict:
+    return images.describe() if isinstance(images, Calibration) else Calibration(images).describe()
 
 
 class DatasetImages:
     """(image, mask) pairs of one data config, normalised with the checkpoint's mean/std, at an input size."""
 
     def __init__(self, data_cfg: DictConfig | dict, meta: dict):
-        # resolved here: the data config may refer to top-level keys (${seed}) absent below it
-        if isinstance(data_cfg, DictConfig):
-            data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
-        self.name = data_cfg.get("name")
         self.unavailable: str | None = None
         self.datamodule = None
-        if meta.get("dataset") not in (None, self.name):
+        # resolved here: the data config may refer to top-level keys (${seed}) absent below it
+        try:
+            if isinstance(data_cfg, DictConfig):
+                data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+        except OmegaConfBaseException as e:
+            self.name, self.unavailable = data_cfg.get("name"), f"data config unusable ({e})"
+            return
+        self.name = data_cfg.get("name")
+        trained, given = meta.get("num_classes"), data_cfg.get("num_classes")
+        other_classes = trained and given and trained != given and not data_cfg.get("binary_class")
+        if meta.get("dataset") not in (None, self.name) or other_classes:
             self.unavailable = (
-                f"checkpoint was trained on {meta.get('dataset')} but data={self.name}"
+                f"checkpoint was trained on {meta.get('dataset')} ({trained} classes) but "
+                f"data={self.name} has {given}: pass data={meta.get('dataset')}"
             )
             return
         try:
@@ -59,3 +88,18 @@ class DatasetImages:
             log.warning("cannot read %s/%s (%s)", self.name, split, e)
             self.unavailable = f"cannot read {self.name}/{split} ({e})"
             return []
+
+    def calibration(self, split: str, n: int, input_size) -> Calibration:
+        """The first ``n`` images of ``split`` as a ``Calibration`` naming them (empty when unreadable)."""
+        images = [x for x, _ in self.pairs(split, n, input_size)]
+        return Calibration(images, f"{self.name}/{split} images (the first {len(images)})")
+
+
+def dataset_images(data_cfg, meta: dict) -> DatasetImages | None:
+    """``data=...`` when given, else the data config the checkpoint recorded; None when it has none."""
+    if data_cfg is None:
+        if not meta.get("data_yaml"):
+            return None
+        # recorded as the ``data`` node: its ``${data.root}`` needs the node under that name
+        data_cfg = OmegaConf.create({"data": OmegaConf.create(meta["data_yaml"])}).data
+    return DatasetImages(data_cfg, meta)

@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from rtseg.errors import ExportError, RtsegError
+from rtseg.infer.calibration import Calibration, describe_calibration
 from rtseg.infer.onnx import ONNX_OPSET, export_onnx, quantize_onnx_int8
 from rtseg.infer.sidecar import sidecar_path, write_sidecar
 from rtseg.utils import CONF_DIR, output_dir, require, run_dirs_checked, user_errors_as_one_line
@@ -61,7 +62,8 @@ def export_checkpoint(
         path = _coreml(net, out_dir / f"{stem}.mlpackage", size, batch_size)
     else:
         path = _export_via_temp(net, fmt, out_dir, stem, size, batch_size, int8, calibration)
-    sidecar = write_sidecar(path, meta, size, fmt, precision, batch_size)
+    extra = {"calibration": describe_calibration(calibration)} if int8 else None
+    sidecar = write_sidecar(path, meta, size, fmt, precision, batch_size, extra)
     return path, sidecar
 
 
@@ -133,16 +135,30 @@ def _coreml(net, path: Path, size, batch_size: int) -> Path:
     return path
 
 
-def calibration_images(cfg: DictConfig, meta: dict, size, n: int) -> list[torch.Tensor] | None:
-    """Training images of the checkpoint's dataset for int8 calibration (None when data is unreadable)."""
-    from rtseg.infer.calibration import DatasetImages
+def record_int8_quality(path: Path, net, meta: dict, calibration, pairs) -> dict:
+    """Run the written int8 file against eager fp32 on real images; the result goes into its sidecar."""
+    from rtseg.infer.auto import judge
+    from rtseg.infer.registry import from_file
+    from rtseg.infer.sidecar import read_sidecar
 
-    images = [x for x, _ in DatasetImages(cfg.data, meta).pairs("train", n, size)]
-    return images or None
+    side = read_sidecar(path)
+    name = "openvino-int8" if path.suffix == ".xml" else "onnxruntime-int8"
+    backend = from_file(name, path, side["input_size"], int(side["batch_size"]))
+    backend.calibration = side.get("calibration")
+    images = [x for x, _ in pairs] or list(calibration)[:4]
+    return judge(
+        backend,
+        net,
+        images,
+        pairs,
+        meta.get("num_classes"),
+        ignore_index=meta.get("ignore_index") or 255,
+    )
 
 
 def run_export(cfg: DictConfig) -> tuple[Path, Path]:
     from rtseg.checkpoint import load_network
+    from rtseg.infer.calibration import DatasetImages
     from rtseg.infer.spec import choose_checkpoint
 
     choice = choose_checkpoint(cfg.get("checkpoint"), cfg.paths.log_dir)
@@ -152,22 +168,27 @@ def run_export(cfg: DictConfig) -> tuple[Path, Path]:
         )
     ckpt_path = str(choice.path)
     out = Path(cfg.out_dir) if cfg.get("out_dir") else output_dir(cfg)
-    calibration = None
+    calibration, pairs = Calibration(), []
     if cfg.get("int8"):
-        _, meta = load_network(ckpt_path)
+        net, meta = load_network(ckpt_path)
         size = cfg.get("input_size") or meta["input_size"]
-        calibration = calibration_images(cfg, meta, size, int(cfg.calibration_images))
+        data = DatasetImages(cfg.data, meta)  # training images of the checkpoint's dataset
+        calibration = data.calibration("train", int(cfg.calibration_images), size)
+        pairs = data.pairs("val", int(cfg.get("int8_eval_images", 16)), size)
     path, sidecar = export_checkpoint(
         ckpt_path,
         cfg.format,
         out,
         cfg.get("input_size"),
         bool(cfg.get("int8")),
-        calibration,
+        calibration or None,
         int(cfg.batch_size),
         cfg.get("name"),
     )
     print(f"wrote {path} (opset {ONNX_OPSET} source) and {sidecar}")
+    if cfg.get("int8"):
+        q = record_int8_quality(path, net, meta, calibration, pairs)
+        print(f"int8 calibrated on {len(calibration)} {calibration.source}: {q['reason']}")
     return path, sidecar
 
 

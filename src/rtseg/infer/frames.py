@@ -12,11 +12,16 @@ import cv2
 import numpy as np
 import torch
 
+#: realtime's default (conf/realtime.yaml ``interpolation``); the benchmark's e2e figure uses the same
+DEFAULT_INTERPOLATION = "linear"
+
 
 class Preprocess:
     """BGR frame -> normalised float32 RGB CHW at the model's input size (resized once)."""
 
-    def __init__(self, size: tuple[int, int], mean, std, interpolation: str = "area"):
+    def __init__(
+        self, size: tuple[int, int], mean, std, interpolation: str = DEFAULT_INTERPOLATION
+    ):
         self.h, self.w = int(size[0]), int(size[1])
         self.mean = (np.asarray(mean, np.float32) * 255).reshape(3, 1, 1)
         self.inv_std = (1.0 / (np.asarray(std, np.float32) * 255)).reshape(3, 1, 1)
@@ -38,6 +43,20 @@ class Preprocess:
         return x
 
 
+def class_maps(backend, x: torch.Tensor, n: int | None = None) -> np.ndarray:
+    """``(B, H, W)`` uint8 class maps at the input size (the first ``n`` of a padded batch): the
+    step after the network that realtime's inference stage and the benchmark's e2e figure share."""
+    return backend.labels(x)[:n].to(torch.uint8).numpy()
+
+
+def to_frame_size(maps: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+    """Class maps resized (nearest) to the frame's size, as the mask sink writes them."""
+    if maps.shape[1:] == tuple(frame_hw):
+        return maps
+    h, w = frame_hw
+    return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in maps])
+
+
 class FramePipeline:
     """``(H, W, 3)`` or ``(B, H, W, 3)`` uint8 BGR frames -> ``(B, H, W)`` uint8 class maps (same H, W)."""
 
@@ -46,7 +65,7 @@ class FramePipeline:
         backend,
         mean: Sequence[float],
         std: Sequence[float],
-        interpolation: str = "linear",
+        interpolation: str = DEFAULT_INTERPOLATION,
     ):
         self.backend = backend
         self.size_hw = tuple(backend.input_size)
@@ -55,13 +74,6 @@ class FramePipeline:
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.stack([self._pre(f) for f in frames]))
 
-    def postprocess(self, labels: torch.Tensor, frame_hw: tuple[int, int]) -> np.ndarray:
-        maps = labels.to(torch.uint8).numpy()
-        if maps.shape[1:] == tuple(frame_hw):
-            return maps
-        h, w = frame_hw
-        return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in maps])
-
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         frames = frames[None] if frames.ndim == 3 else frames
-        return self.postprocess(self.backend.labels(self.preprocess(frames)), frames.shape[1:3])
+        return to_frame_size(class_maps(self.backend, self.preprocess(frames)), frames.shape[1:3])

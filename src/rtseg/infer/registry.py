@@ -51,6 +51,20 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
 }
 
 
+#: simplest first: when candidates are within noise of each other, ``auto`` takes the simplest
+#: (fewest moving parts to deploy: in-process torch, then one runtime file, then reduced precision,
+#: int8 last since it also depends on calibration)
+SIMPLICITY = [
+    "eager", "channels_last", "cuda", "bf16", "bf16-contiguous", "cuda-fp16", "compile",
+    "cuda-compile", "onnxruntime", "onnxruntime-default", "openvino", "openvino-default",
+    "openvino-bf16", "onnxruntime-int8", "openvino-int8",
+]  # fmt: skip
+
+
+def simplicity(name: str) -> int:
+    return SIMPLICITY.index(name) if name in SIMPLICITY else len(SIMPLICITY)
+
+
 def create_backend(
     name: str,
     net: nn.Module,
@@ -95,6 +109,27 @@ def default_candidates() -> list[str]:
     return names
 
 
+def from_file(
+    name: str, path: Path, input_size, batch_size: int = 1, threads: int | None = None
+) -> Backend:
+    """Backend ``name`` running the given .onnx/.xml file as it is (no export, no re-quantisation)."""
+    path = Path(path)
+    int8 = ".int8." in path.name
+    if name.startswith("openvino") or path.suffix == ".xml":
+        hint = {"openvino-bf16": "bf16", "openvino-default": None, "openvino-int8": None}.get(
+            name, "f32"
+        )
+        b = OpenVinoBackend(
+            None, input_size, batch_size, threads, name=name, hint=hint, model_path=path
+        )
+    elif name.startswith("onnxruntime") and path.suffix == ".onnx":
+        b = OrtBackend(None, input_size, batch_size, threads, name=name, int8=int8, onnx_path=path)
+    else:
+        raise BackendUnavailable(f"{name} cannot run a file ({path.name})")
+    b.name = name
+    return b
+
+
 def load_exported(
     path: str | Path, backend: str | None = None, threads: int | None = None
 ) -> tuple[Backend, dict]:
@@ -110,15 +145,12 @@ def load_exported(
     size = tuple(meta.get("input_size") or (0, 0))
     batch = int(meta.get("batch_size", 1))
     int8 = ".int8." in path.name
-    if path.suffix == ".xml" or (backend or "").startswith("openvino"):
-        hint = {"openvino-bf16": "bf16", "openvino-default": None, "openvino-int8": None}.get(
-            backend, "f32"
-        )
-        name = backend or ("openvino-int8" if int8 else "openvino")
-        b = OpenVinoBackend(None, size, batch, threads, name=name, hint=hint, model_path=path)
-    elif path.suffix == ".onnx":
-        name = "onnxruntime-int8" if int8 else "onnxruntime"
-        b = OrtBackend(None, size, batch, threads, name=name, int8=int8, onnx_path=path)
-    else:
+    if path.suffix not in (".xml", ".onnx"):
         raise BackendUnavailable(f"{path}: expected an exported .onnx or .xml file")
+    if path.suffix == ".xml" or (backend or "").startswith("openvino"):
+        name = backend or ("openvino-int8" if int8 else "openvino")
+    else:
+        name = "onnxruntime-int8" if int8 else "onnxruntime"
+    b = from_file(name, path, size, batch, threads)
+    b.calibration = meta.get("calibration")
     return b, meta

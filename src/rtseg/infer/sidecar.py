@@ -12,9 +12,9 @@ SIDECAR_KEYS = ("dataset", "num_classes", "class_names", "palette", "ignore_inde
 
 
 def sidecar_path(model_path: Path) -> Path:
-    """``model.onnx`` -> ``model.json``; an .mlpackage folder -> ``model.json`` beside it."""
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.name.split(".")[0] + ".json")
+    """``model.onnx`` -> ``model.json``, ``model.int8.onnx`` -> ``model.int8.json`` (an fp32 file and its
+    int8 version in one folder keep separate records); an .mlpackage folder -> ``model.json`` beside it."""
+    return Path(model_path).with_suffix(".json")
 
 
 def read_sidecar(model_path: Path) -> dict:
@@ -29,8 +29,24 @@ def read_sidecar(model_path: Path) -> dict:
         raise ExportError(f"{path}: not valid JSON ({e})") from None
 
 
+def update_sidecar(model_path: Path, **fields) -> Path:
+    """Merge ``fields`` into the sidecar (created when absent): artifacts record calibration and
+    quality after they are measured."""
+    path = sidecar_path(model_path)
+    data = json.loads(path.read_text()) if path.is_file() else {"file": Path(model_path).name}
+    data.update(fields)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
 def write_sidecar(
-    model_path: Path, meta: dict, input_size, fmt: str, precision: str, batch_size: int = 1
+    model_path: Path,
+    meta: dict,
+    input_size,
+    fmt: str,
+    precision: str,
+    batch_size: int = 1,
+    extra: dict | None = None,
 ) -> Path:
     data = {k: meta.get(k) for k in SIDECAR_KEYS}
     data.update(
@@ -44,6 +60,7 @@ def write_sidecar(
         format=fmt,
         precision=precision,
         file=Path(model_path).name,
+        **(extra or {}),
     )
     path = sidecar_path(model_path)
     path.write_text(json.dumps(data, indent=2))

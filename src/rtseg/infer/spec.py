@@ -113,7 +113,12 @@ def choose_best(
 def from_run_dir(run_dir: Path) -> Choice:
     record_path = run_dir / RECORD_NAME
     if not record_path.is_file():
-        raise CheckpointError(f"{run_dir} is not a run folder (no {RECORD_NAME})")
+        ckpts = sorted(run_dir.glob("*.ckpt"))[:1]
+        hint = f" (pass a file: checkpoint={ckpts[0]})" if ckpts else ""
+        raise CheckpointError(
+            f"checkpoint={run_dir} is a folder, not a checkpoint file or a run folder (no {RECORD_NAME}): "
+            f"pass a .ckpt file, a run folder or best{hint}"
+        )
     rec = RunRecord.load(record_path)
     for label, ckpt in (("best", rec.best_ckpt), ("last", rec.last_ckpt)):
         if ckpt and Path(ckpt).is_file():

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rtseg.errors import SinkError
 from rtseg.infer.frames import Preprocess
+from rtseg.infer.quality import Int8Limits
 from rtseg.realtime.benchmark import (
     in_thread,
     model_only,
@@ -30,7 +31,7 @@ from rtseg.realtime.benchmark import (
     write_report,
 )
 from rtseg.realtime.http import HttpSink
-from rtseg.realtime.model import RealtimeModel
+from rtseg.realtime.model import BackendChoice, RealtimeModel
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
 from rtseg.realtime.progress import Progress
@@ -89,7 +90,8 @@ def build_source(
 
 
 def calibration_frames(cfg: DictConfig, size, mean, std) -> tuple[list, str]:
-    """Real frames of the stream itself, preprocessed as the pipeline does, for int8 calibration.
+    """Real frames of the stream itself, preprocessed as the pipeline does: agreement with eager
+    fp32 is judged on them (and int8 calibrates on them when the dataset cannot be read).
 
     Every ``stride``-th of the first frames is taken so the set is not one near-identical shot.
     """
@@ -108,6 +110,22 @@ def calibration_frames(cfg: DictConfig, size, mean, std) -> tuple[list, str]:
     finally:
         source.close()
     return frames, f"frames of {source.name} (every {stride}th of the first {n * stride})"
+
+
+def backend_choice(cfg: DictConfig) -> BackendChoice:
+    auto = cfg.get("auto") or {}
+    return BackendChoice(
+        name=cfg.backend,
+        data=cfg.get("data"),
+        calibration_images=int(cfg.calibration.get("images", 32)),
+        int8_eval_images=int(cfg.int8.get("eval_images", 16)),
+        int8_limits=Int8Limits.from_cfg(cfg.get("int8")),
+        int8_enforce=bool(cfg.int8.get("enforce", True)),
+        auto_cache_dir=Path(auto["cache_dir"]) if auto.get("cache_dir") else None,
+        auto_seconds=float(auto.get("seconds", 4.0)),
+        auto_margin=float(auto.get("margin", 0.05)),
+        auto_candidates=list(auto["candidates"]) if auto.get("candidates") else None,
+    )
 
 
 @contextmanager
@@ -159,7 +177,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     model = RealtimeModel(
         cfg.checkpoint,
         cfg.paths.log_dir,
-        cfg.backend,
+        backend_choice(cfg),
         cfg.get("size"),
         cfg.max_batch,
         cfg.get("threads"),
@@ -239,7 +257,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "max_batch": pcfg.max_batch,
         "workers": pcfg.workers,
         "drop": drop,
-        "threads": cfg.get("threads"),
+        "threads": model.threads,
         "interrupted": interrupted,
         "source_error": str(pipeline.source_error) if pipeline.source_error else None,
         "outputs": outputs,
@@ -264,7 +282,7 @@ def run_benchmark(
     Both use the backend with ``sequential_threads`` (default: the pipeline's ``threads``, i.e. the
     very same backend object; another value builds a second backend with that thread count).
     """
-    threads = cfg.get("sequential_threads")
+    threads = cfg.get("sequential_threads") or model.threads
     infer = model.standalone_infer(threads)
     in_thread(warm_up, infer, model.size, 1)
     mod = in_thread(model_only, infer, model.size, 1, float(cfg.get("benchmark_seconds", 1.0)))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from rtseg.errors import SourceError
-from rtseg.infer.frames import Preprocess
+from rtseg.infer.frames import Preprocess, class_maps
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
@@ -126,7 +126,7 @@ class Infer:
         x = torch.from_numpy(np.stack(xs))
         if size is not None and size > n:  # pad a partial batch to the backend's fixed batch
             x = torch.cat([x, x[-1:].expand(size - n, *x.shape[1:])])
-        return backend.labels(x)[:n].to(torch.uint8).numpy()
+        return class_maps(backend, x, n)
 
 
 @dataclass
