@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from rtseg.infer.frames import Preprocess
-from rtseg.realtime.benchmark import (
+from rtseg.realtime.baselines import (
     in_thread,
     model_only,
     print_report,
