@@ -168,7 +168,7 @@ def realtime(cfg: DictConfig) -> dict:
 
     bench = None
     if cfg.benchmark and not interrupted and stats["frames_written"]:
-        bench = run_benchmark(
+        bench = measure_baselines(
             cfg, model, pipeline.source, preprocess, overlay, hud_label, stats["frames_written"]
         )
     info = {
@@ -203,7 +203,7 @@ def realtime(cfg: DictConfig) -> dict:
     return info
 
 
-def run_benchmark(
+def measure_baselines(
     cfg, model: RealtimeModel, source: Source, preprocess, overlay, hud_label, frames: int
 ) -> dict:
     """Model-only fps and the sequential loop over the same source, same backend, same sink type.
