@@ -13,7 +13,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from rtseg.bench.cli import run_benchmark
-from rtseg.bench.report import summarize
+from rtseg.bench.report import summarize_bench_sweep
 from rtseg.errors import RtsegError
 from rtseg.utils import compose_config as compose_cfg
 
@@ -101,7 +101,7 @@ def test_multirun_summary_concatenates_jobs(tmp_path):
             "plots=false",
             "e2e=false",
         )
-    summary = summarize(tmp_path)
+    summary = summarize_bench_sweep(tmp_path)
     df = pd.read_csv(summary)
     assert sorted(df["backend"]) == ["eager", "onnxruntime"]
     assert "| baseline |" in (tmp_path / "summary.md").read_text()

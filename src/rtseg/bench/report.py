@@ -187,7 +187,7 @@ def plot_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
-def summarize(sweep_dir: Path) -> Path | None:
+def summarize_bench_sweep(sweep_dir: Path) -> Path | None:
     """Concatenate every job's results.csv under a multirun folder into summary.csv + summary.md."""
     sweep_dir = Path(sweep_dir)
     frames = [pd.read_csv(p) for p in sorted(sweep_dir.glob("**/results.csv"))]
@@ -224,4 +224,4 @@ class SummaryCallback(Callback):
     """Hydra callback: at the end of ``rtseg-bench -m ...`` write the sweep's summary.csv and summary.md."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        summarize(Path(config.hydra.sweep.dir))
+        summarize_bench_sweep(Path(config.hydra.sweep.dir))
