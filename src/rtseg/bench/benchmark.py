@@ -30,7 +30,7 @@ from rtseg.timing import time_fn
 
 log = logging.getLogger("rtseg.bench")
 
-COLUMNS = [
+RESULT_COLUMNS = [
     "model", "input_size", "backend", "resolved", "precision", "device", "batch", "threads",
     "latency_ms_median", "latency_ms_p90", "fps", "throughput",
     "e2e_latency_ms_median", "e2e_latency_ms_p90", "e2e_fps", "frame_size",
@@ -139,7 +139,7 @@ def benchmark_network(
                     row["achieved_gflops"] = gflops * batch / (row["latency_ms_median"] / 1e3)
                     row["peak_gflops"] = peak
                     row["pct_of_peak"] = 100 * row["achieved_gflops"] / peak if peak else None
-                rows.append({c: row.get(c) for c in COLUMNS})
+                rows.append({c: row.get(c) for c in RESULT_COLUMNS})
     return rows
 
 

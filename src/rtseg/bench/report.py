@@ -12,7 +12,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rtseg.bench.benchmark import COLUMNS
+from rtseg.bench.benchmark import RESULT_COLUMNS
 
 log = logging.getLogger("rtseg.bench")
 
@@ -124,7 +124,7 @@ def write_results(
 ) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     paths = {
         "csv": out_dir / "results.csv",
         "json": out_dir / "results.json",
