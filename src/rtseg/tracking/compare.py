@@ -16,7 +16,7 @@ import pandas as pd
 
 from rtseg.tracking.runs import RunRecord, find_runs
 
-COLUMNS = [
+LEADERBOARD_COLUMNS = [
     "run",
     "data",
     "model",
@@ -71,7 +71,7 @@ def leaderboard(records: list[RunRecord], root: str | Path) -> pd.DataFrame:
     df = pd.DataFrame(
         rows,
         columns=[
-            *COLUMNS,
+            *LEADERBOARD_COLUMNS,
             "experiment",
             "test_miou",
             "latency_ms",
@@ -139,7 +139,7 @@ def plot_pareto(
     return path
 
 
-def markdown_table(df: pd.DataFrame, columns: list[str] = COLUMNS) -> str:
+def markdown_table(df: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> str:
     """Leaderboard columns as a GitHub markdown table (experiments/ READMEs, sweep summaries)."""
     shown = format_rows(df, columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -147,7 +147,7 @@ def markdown_table(df: pd.DataFrame, columns: list[str] = COLUMNS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_rows(df: pd.DataFrame, columns: list[str] = COLUMNS) -> list[list[str]]:
+def format_rows(df: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> list[list[str]]:
     def fmt(col, v):
         if v is None or (isinstance(v, float) and pd.isna(v)):
             return "-"
@@ -169,7 +169,7 @@ def print_table(df: pd.DataFrame, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for col in COLUMNS:
+    for col in LEADERBOARD_COLUMNS:
         label = {
             "val_miou": "val mIoU",
             "params_m": "params (M)",

@@ -16,7 +16,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rtseg.tracking.compare import COLUMNS, leaderboard, markdown_table, plot_pareto
+from rtseg.tracking.compare import LEADERBOARD_COLUMNS, leaderboard, markdown_table, plot_pareto
 from rtseg.tracking.runs import find_runs
 
 log = logging.getLogger("rtseg.sweep")
@@ -34,7 +34,7 @@ def summarize_sweep(
         df = leaderboard(records, sweep_dir)
         df["overrides"] = varying_overrides(df["overrides"])
         md = f"# Sweep {sweep_dir.name}: {len(df)} training jobs\n\n" + markdown_table(
-            df, [*COLUMNS, "overrides"]
+            df, [*LEADERBOARD_COLUMNS, "overrides"]
         )
         plot_pareto(df, sweep_dir / "pareto.png", title=f"val mIoU vs fps: {sweep_dir.name}")
     else:
