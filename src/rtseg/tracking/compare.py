@@ -164,7 +164,7 @@ def format_rows(df: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> l
     return [[fmt(c, row[c]) for c in columns] for _, row in df.iterrows()]
 
 
-def print_table(df: pd.DataFrame, title: str) -> None:
+def print_leaderboard(df: pd.DataFrame, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no run records (run.json) under {root}", file=sys.stderr)
         return 2
     df = leaderboard(records, root)
-    print_table(df, f"{len(df)} runs under {root}")
+    print_leaderboard(df, f"{len(df)} runs under {root}")
     csv_path = Path(args.csv or root / "leaderboard.csv")
     df.to_csv(csv_path, index=False)
     png = plot_pareto(
