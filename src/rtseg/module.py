@@ -14,7 +14,7 @@ from rtseg.losses import SegLoss
 from rtseg.metrics import SegMetrics
 from rtseg.models.output import logits_to_labels
 
-STAGES = ("train", "val", "test")
+SPLITS = ("train", "val", "test")
 
 
 class SegmentationModule(L.LightningModule):
@@ -51,7 +51,7 @@ class SegmentationModule(L.LightningModule):
         self.train_metrics = train_metrics
         # ModuleDict keys may not shadow nn.Module attributes such as "train"
         self.metrics = nn.ModuleDict(
-            {f"{s}_scores": SegMetrics(self.metric_classes, ignore_index) for s in STAGES}
+            {f"{s}_scores": SegMetrics(self.metric_classes, ignore_index) for s in SPLITS}
         )
         self.val_miou_best = MaxMetric()
 
