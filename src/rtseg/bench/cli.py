@@ -28,8 +28,8 @@ from rtseg.bench.peak import measure_peaks
 from rtseg.bench.report import (
     header_text,
     machine_header,
-    markdown_table,
     plot_results,
+    results_markdown,
     sort_rows,
     write_results,
 )
@@ -226,7 +226,7 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
             log.warning("plots failed: %s", e)
     print(header_text(header))
     print(f"agreement inputs: {inputs.source}; tolerance {knobs.agreement_tol:.3f} ((!) = below)\n")
-    print(markdown_table(rows))
+    print(results_markdown(rows), end="")
     for ln in lines:
         print(f"- {ln}")
     print(f"\nresults: {paths['csv']}")

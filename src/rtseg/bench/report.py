@@ -13,6 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from rtseg.bench.benchmark import RESULT_COLUMNS
+from rtseg.utils import markdown_table
 
 log = logging.getLogger("rtseg.bench")
 
@@ -109,14 +110,11 @@ def _cell(row: dict, col: str, fmt: str) -> str:
     return fmt.format(v).replace("|", "/")
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = [
-        "| " + " | ".join(h for _, h, _ in DISPLAY) + " |",
-        "|" + "|".join("---" for _ in DISPLAY) + "|",
-    ]
-    for r in rows:
-        lines.append("| " + " | ".join(_cell(r, c, f) for c, _, f in DISPLAY) + " |")
-    return "\n".join(lines)
+def results_markdown(rows: list[dict]) -> str:
+    """The benchmark rows as a markdown table, in the DISPLAY columns and formats."""
+    return markdown_table(
+        [h for _, h, _ in DISPLAY], ([_cell(r, c, f) for c, _, f in DISPLAY] for r in rows)
+    )
 
 
 def write_results(
@@ -134,7 +132,7 @@ def write_results(
     paths["json"].write_text(
         json.dumps({"machine": header, **(extra or {}), "rows": rows}, indent=2, default=str)
     )
-    paths["md"].write_text(header_text(header) + "\n\n" + markdown_table(rows) + "\n")
+    paths["md"].write_text(header_text(header) + "\n\n" + results_markdown(rows))
     return paths
 
 
@@ -200,7 +198,7 @@ def summarize_bench_sweep(sweep_dir: Path) -> Path | None:
     )
     header_file = next(iter(sorted(sweep_dir.glob("**/results.json"))), None)
     header = json.loads(header_file.read_text())["machine"] if header_file else None
-    text = (header_text(header) + "\n\n" if header else "") + markdown_table(rows) + "\n"
+    text = (header_text(header) + "\n\n" if header else "") + results_markdown(rows)
     from rtseg.bench.benchmark import speedups
 
     lines = speedups(rows)
@@ -221,7 +219,11 @@ def _isnan(v) -> bool:
 
 
 class SummaryCallback(Callback):
-    """Hydra callback: at the end of ``rtseg-bench -m ...`` write the sweep's summary.csv and summary.md."""
+    """Hydra callback: at the end of ``rtseg-bench -m ...`` write the sweep's summary.csv and summary.md.
+
+    ``conf/benchmark.yaml`` puts it in the ``sweep_summary`` slot of ``conf/hydra/default.yaml``, in
+    place of the training summary, so one summary (with the machine header) is written per sweep.
+    """
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         summarize_bench_sweep(Path(config.hydra.sweep.dir))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from rtseg.tracking.runs import RunRecord, find_runs
+from rtseg.utils import markdown_table
 
 LEADERBOARD_COLUMNS = [
     "run",
@@ -139,12 +140,9 @@ def plot_pareto(
     return path
 
 
-def markdown_table(df: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> str:
+def leaderboard_markdown(df: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> str:
     """Leaderboard columns as a GitHub markdown table (experiments/ READMEs, sweep summaries)."""
-    shown = format_rows(df, columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in shown]
-    return "\n".join(lines) + "\n"
+    return markdown_table(columns, format_rows(df, columns))
 
 
 def format_rows(df: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> list[list[str]]:
