@@ -1,7 +1,7 @@
 """rtseg-bench: latency/fps of a model (config or checkpoint) across backends, batch sizes and threads.
 
 rtseg-bench model=lraspp input_size=[360,480] backends=[eager,onnxruntime,openvino,auto]
-rtseg-bench checkpoint=logs/train/runs/.../best.ckpt data=camvid eval_miou=true
+rtseg-bench checkpoint=logs/train/runs/<run> data=camvid eval_miou=true   # its best-*.ckpt
 rtseg-bench -m model=baseline,lraspp,fastscnn input_size=[360,480]   # + summary.csv at the end
 """
 
