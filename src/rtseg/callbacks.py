@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from rtseg.models.cost import count_gflops, count_params, eager_latency_ms
 from rtseg.tracking.runs import RunRecord
+from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +197,8 @@ class LogPredictions(L.Callback):
         with torch.no_grad():
             preds = pl_module.predict_labels(pl_module(images[:n]))
         meta = pl_module.hparams.get("meta") or {}
-        mean = torch.tensor(meta.get("mean", [0.485, 0.456, 0.406])).view(3, 1, 1)
-        std = torch.tensor(meta.get("std", [0.229, 0.224, 0.225])).view(3, 1, 1)
+        mean = torch.tensor(meta.get("mean", IMAGENET_MEAN)).view(3, 1, 1)
+        std = torch.tensor(meta.get("std", IMAGENET_STD)).view(3, 1, 1)
         labels = dict(enumerate(pl_module.class_names))
         ignore = pl_module.ignore_index
         labels[ignore] = "void"

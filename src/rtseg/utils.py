@@ -189,6 +189,19 @@ def to_container(cfg: DictConfig | dict) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
+# ImageNet's channel statistics (RGB, 0-1 scale): what pretrained encoders expect, and the
+# normalisation assumed wherever a checkpoint or a data config names none
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_palette(n: int) -> list[list[int]]:
+    """``n`` RGB colours, the same on every call: for datasets and checkpoints that name none."""
+    import numpy as np
+
+    return np.random.default_rng(0).integers(0, 256, (n, 3)).tolist()
+
+
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """A GitHub markdown table of cells already formatted as text: the one table writer of rtseg."""
 

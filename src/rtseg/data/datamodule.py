@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import lightning as L
-import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from rtseg.data.base import IGNORE_INDEX
 from rtseg.data.transforms import build_transform, reseed_worker
+from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD, default_palette
 
 SPLITS = ("train", "val", "test")
 
@@ -41,8 +41,8 @@ class SegDataModule(L.LightningDataModule):
         class_names: Sequence[str],
         palette: Sequence[Sequence[int]] | None = None,
         augmentations: Mapping[str, Sequence] | None = None,
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
         ignore_index: int = IGNORE_INDEX,
         input_size: Sequence[int] = (128, 160),
         batch_size: int = 16,
@@ -61,7 +61,7 @@ class SegDataModule(L.LightningDataModule):
         self.dataset_factories = dict(datasets)
         self.num_classes = num_classes
         self.class_names = list(class_names)
-        self.palette = [list(c) for c in (palette or _default_palette(num_classes))]
+        self.palette = [list(c) for c in (palette or default_palette(num_classes))]
         self.augmentations = dict(augmentations or {})
         self.mean, self.std = list(mean), list(std)
         self.ignore_index = ignore_index
@@ -136,8 +136,3 @@ class SegDataModule(L.LightningDataModule):
             "std": self.std,
             "input_size": self.input_size,
         }
-
-
-def _default_palette(n: int) -> list[list[int]]:
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (n, 3)).tolist()

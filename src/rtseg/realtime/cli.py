@@ -33,11 +33,16 @@ from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
 from rtseg.realtime.sinks import FolderSink, NullSink, VideoFileSink, make_sinks
 from rtseg.realtime.sources import Source, open_source
-from rtseg.utils import CONF_DIR, set_threads, to_container, user_errors_as_one_line
+from rtseg.utils import (
+    CONF_DIR,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    set_threads,
+    to_container,
+    user_errors_as_one_line,
+)
 
 log = logging.getLogger("rtseg.realtime")
-
-DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -126,7 +131,7 @@ def realtime(cfg: DictConfig) -> dict:
         calibration_frames=lambda size, mean, std: calibration_frames(cfg, size, mean, std),
     )
     meta, size, backend, choice = model.meta, model.size, model.backend, model.choice
-    mean, std = meta.get("mean") or DEFAULT_MEAN, meta.get("std") or DEFAULT_STD
+    mean, std = meta.get("mean") or IMAGENET_MEAN, meta.get("std") or IMAGENET_STD
     preprocess = Preprocess(size, mean, std, cfg.interpolation)
     overlay_cfg = to_container(cfg.overlay)
     overlay = Overlay(meta.get("palette"), meta.get("class_names"), **overlay_cfg)
