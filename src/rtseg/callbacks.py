@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from rtseg.models.cost import count_gflops, count_params, eager_latency_ms
+from rtseg.models.output import logits_to_labels
 from rtseg.tracking.runs import RunRecord
 from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD
 
@@ -195,7 +196,7 @@ class LogPredictions(L.Callback):
         images, masks = batch
         n = min(self.num_images, len(images))
         with torch.no_grad():
-            preds = pl_module.predict_labels(pl_module(images[:n]))
+            preds = logits_to_labels(pl_module(images[:n]))
         meta = pl_module.hparams.get("meta") or {}
         mean = torch.tensor(meta.get("mean", IMAGENET_MEAN)).view(3, 1, 1)
         std = torch.tensor(meta.get("std", IMAGENET_STD)).view(3, 1, 1)

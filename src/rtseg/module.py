@@ -58,10 +58,6 @@ class SegmentationModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def predict_labels(self, output: torch.Tensor) -> torch.Tensor:
-        """Class map from network output: argmax, or the sign of the binary net's tanh."""
-        return logits_to_labels(output)
-
     def _step(self, batch, stage: str) -> torch.Tensor:
         images, masks = batch
         output = self(images)
@@ -80,7 +76,7 @@ class SegmentationModule(L.LightningModule):
             sync_dist=stage != "train",
         )
         if stage != "train" or self.train_metrics:
-            self.metrics[f"{stage}_scores"].update(self.predict_labels(output.detach()), masks)
+            self.metrics[f"{stage}_scores"].update(logits_to_labels(output.detach()), masks)
         return loss
 
     def training_step(self, batch, batch_idx):
