@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from rtseg.infer.frames import Preprocess
@@ -37,18 +36,13 @@ from rtseg.utils import (
     CONF_DIR,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    output_dir,
     set_threads,
     to_container,
     user_errors_as_one_line,
 )
 
 log = logging.getLogger("rtseg.realtime")
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path(cfg.paths.output_dir)
 
 
 def build_source(cfg: DictConfig, max_frames: int | None = None) -> Source:
@@ -108,7 +102,7 @@ def stop_on_signals(stop):
 
 def realtime(cfg: DictConfig) -> dict:
     set_threads(cfg.get("threads"))
-    run_dir = run_dir_of(cfg)
+    run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     source = build_source(cfg)  # first: a bad source fails before the slow model loading
     drop = cfg.drop if cfg.drop != "auto" else ("latest" if source.live else "none")
