@@ -20,6 +20,7 @@ from rtseg.utils import (
     CONF_DIR,
     git_commit,
     hydra_context,
+    instantiate_all,
     output_dir,
     set_threads,
     to_container,
@@ -137,19 +138,11 @@ def train(cfg: DictConfig) -> dict:
         record.extra["resumed_wall_time_s"] = previous.wall_time_s or 0.0
     module.run_record = record
 
-    loggers = [
-        instantiate(c)
-        for c in (cfg.get("logger") or {}).values()
-        if c is not None and "_target_" in c
-    ]
+    loggers = instantiate_all(cfg.get("logger"))
     for lg in loggers:
         prepare_wandb_logger(lg, ctx["sweep_dir"], cfg)
         lg.log_hyperparams(flat_config(cfg))
-    callbacks = [
-        instantiate(c)
-        for c in (cfg.get("callbacks") or {}).values()
-        if c is not None and "_target_" in c
-    ]
+    callbacks = instantiate_all(cfg.get("callbacks"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     fmt = choose_format(cfg, net, meta_yaml=module.hparams["meta"]["model_yaml"])

@@ -185,6 +185,14 @@ def compose_config(config_name: str, overrides: list[str] | None = None, hydra: 
         GlobalHydra.instance().clear()
 
 
+def instantiate_all(group: DictConfig | None) -> list:
+    """One object per entry of a config group such as ``logger`` or ``callbacks``; entries set to
+    null (or without ``_target_``) are switched off."""
+    from hydra.utils import instantiate
+
+    return [instantiate(c) for c in (group or {}).values() if c is not None and "_target_" in c]
+
+
 def to_container(cfg: DictConfig | dict) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 

@@ -34,7 +34,13 @@ from rtseg.bench.report import (
     write_results,
 )
 from rtseg.errors import DataError, RtsegError
-from rtseg.utils import CONF_DIR, hydra_context, output_dir, user_errors_as_one_line
+from rtseg.utils import (
+    CONF_DIR,
+    hydra_context,
+    instantiate_all,
+    output_dir,
+    user_errors_as_one_line,
+)
 
 log = logging.getLogger("rtseg.bench")
 
@@ -240,11 +246,7 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
 
 def _log_wandb(cfg: DictConfig, rows: list[dict], out: Path) -> None:
     """With logger=wandb: the table and plots as one offline W&B run per job."""
-    loggers = [
-        instantiate(c)
-        for c in (cfg.get("logger") or {}).values()
-        if c is not None and "_target_" in c
-    ]
+    loggers = instantiate_all(cfg.get("logger"))
     if not loggers:
         return
     from lightning.pytorch.loggers import WandbLogger
