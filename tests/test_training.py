@@ -135,14 +135,27 @@ def test_train_then_eval_reproduces_test_metric(compose_cfg, tmp_path):
 
 
 class InterruptAt(L.Callback):
-    """Simulates Ctrl-C at the start of a given epoch."""
+    """Simulates Ctrl-C (or, with ``error``, a crash) at the start of a given epoch."""
 
-    def __init__(self, epoch: int):
-        self.epoch = epoch
+    def __init__(self, epoch: int, error: bool = False):
+        self.epoch, self.error = epoch, error
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
-            raise KeyboardInterrupt
+            raise RuntimeError("boom") if self.error else KeyboardInterrupt
+
+
+def test_a_failed_run_is_recorded_once_with_its_error(compose_cfg, tmp_path):
+    crash = [
+        f"+callbacks.crash._target_={__name__}.InterruptAt",
+        "+callbacks.crash.epoch=1",
+        "+callbacks.crash.error=true",
+    ]
+    with pytest.raises(RuntimeError, match="boom"):
+        train(compose_cfg(overrides=[*TINY, *FAST_TRAIN, "trainer.max_epochs=2", *crash]))
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: boom"
+    assert record["epochs"] == 1 and record["ended"]
 
 
 class FirstEpoch(L.Callback):
