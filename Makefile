@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_SILENT := true
 
-LOGS ?= logs
+# where runs are (make leaderboard, wandb-sync, demo): RTSEG_LOG_DIR as for the entrypoints, else logs
+LOGS ?= $(or $(RTSEG_LOG_DIR),logs)
 VIDEO ?= $(firstword $(wildcard ../shared/data/video/solidWhiteRight.mp4))
 CAMVID_DIR ?= $(firstword $(wildcard ../shared/data/camvid) data/camvid)
 DEMO := $(LOGS)/demo

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 
+import pytest
 import torch
 
 from rtseg import schedules
@@ -37,3 +39,24 @@ def test_budget_only_counts_time_spent():
     time.sleep(0.01)
     sched.step()
     assert opt.param_groups[0]["lr"] > 0.99
+
+
+def test_cosine_warms_up_then_decays_to_its_floor():
+    opt = _opt()
+    sched = schedules.cosine(opt, total_steps=14, warmup_steps=4, min_factor=0.1)
+    lrs = []
+    for _ in range(14):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    lrs.append(opt.param_groups[0]["lr"])
+    expected = [(s + 1) / 4 for s in range(4)] + [
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t / 10)) for t in range(11)
+    ]
+    assert lrs == pytest.approx(expected, abs=1e-6)
+
+
+def test_cosine_without_warm_up_starts_at_the_full_rate():
+    opt = _opt()
+    schedules.cosine(opt, total_steps=10)
+    assert opt.param_groups[0]["lr"] == 1.0

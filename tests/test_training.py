@@ -16,6 +16,7 @@ from rtseg.checkpoint import load_network
 from rtseg.errors import CheckpointError
 from rtseg.eval import evaluate
 from rtseg.models.baseline import ThreeConvNet
+from rtseg.models.output import logits_to_labels
 from rtseg.train import train
 from rtseg.utils import user_errors_as_one_line
 
@@ -87,7 +88,7 @@ def test_overfits_one_batch(compose_cfg):
         loss = module.loss_fn(module(images), masks)
         loss.backward()
         opt.step()
-    module.metrics["val_scores"].update(module.predict_labels(module(images)), masks)
+    module.metrics["val_scores"].update(logits_to_labels(module(images)), masks)
     miou = module.metrics["val_scores"].compute()["miou"].item()
     assert miou >= 0.95 or _unet_overfits(images, masks)
 
@@ -164,14 +165,27 @@ def test_no_test_split_means_no_test_stage(compose_cfg, tmp_path, capsys):
 
 
 class InterruptAt(L.Callback):
-    """Simulates Ctrl-C at the start of a given epoch."""
+    """Simulates Ctrl-C (or, with ``error``, a crash) at the start of a given epoch."""
 
-    def __init__(self, epoch: int):
-        self.epoch = epoch
+    def __init__(self, epoch: int, error: bool = False):
+        self.epoch, self.error = epoch, error
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
-            raise KeyboardInterrupt
+            raise RuntimeError("boom") if self.error else KeyboardInterrupt
+
+
+def test_a_failed_run_is_recorded_once_with_its_error(compose_cfg, tmp_path):
+    crash = [
+        f"+callbacks.crash._target_={__name__}.InterruptAt",
+        "+callbacks.crash.epoch=1",
+        "+callbacks.crash.error=true",
+    ]
+    with pytest.raises(RuntimeError, match="boom"):
+        train(compose_cfg(overrides=[*TINY, *FAST_TRAIN, "trainer.max_epochs=2", *crash]))
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: boom"
+    assert record["epochs"] == 1 and record["ended"]
 
 
 class FirstEpoch(L.Callback):

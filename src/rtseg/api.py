@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from rtseg.errors import RtsegError
-
-DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD
 
 
 class SegModel:
@@ -36,7 +35,7 @@ class SegModel:
         self.classes: list[str] = list(meta.get("class_names") or [])
         self.palette: list[list[int]] = [list(c) for c in meta.get("palette") or []]
         self._pre = Preprocess(
-            self.size, meta.get("mean") or DEFAULT_MEAN, meta.get("std") or DEFAULT_STD, "area"
+            self.size, meta.get("mean") or IMAGENET_MEAN, meta.get("std") or IMAGENET_STD, "area"
         )
         self._overlay = Overlay(self.palette, self.classes, hud=False)
 

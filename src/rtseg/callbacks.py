@@ -12,7 +12,9 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from rtseg.models.cost import count_gflops, count_params, eager_latency_ms
+from rtseg.models.output import logits_to_labels
 from rtseg.tracking.runs import RunRecord
+from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 
@@ -107,17 +109,29 @@ class TrainThroughput(L.Callback):
 
 
 class RunRecordWriter(L.Callback):
-    """Keeps ``run.json`` up to date: written at fit start, after each validation, and at the end."""
+    """Owns the run record: writes ``run.json`` at fit start, after each validation, at the end, and
+    marks it failed/interrupted when fit or test raises. ``rtseg-train`` hands it the record it
+    filled from the config (``attach``); without one it starts a bare record in the run folder."""
 
-    def __init__(self):
-        self.record: RunRecord | None = None
+    def __init__(self, record: RunRecord | None = None):
+        self.record = record
         self._t0 = time.time()
+
+    @classmethod
+    def attach(cls, callbacks: list, record: RunRecord) -> RunRecordWriter:
+        """The writer among ``callbacks`` (added when the config has none), now owning ``record``."""
+        writer = next((c for c in callbacks if isinstance(c, cls)), None)
+        if writer is None:
+            writer = cls()
+            callbacks.append(writer)
+        writer.record = record
+        return writer
 
     def setup(self, trainer, pl_module, stage):
         if stage != "fit" or trainer.global_rank != 0:
             return
-        base = getattr(pl_module, "run_record", None)
-        self.record = base if base is not None else RunRecord(run_dir=trainer.default_root_dir)
+        if self.record is None:
+            self.record = RunRecord(run_dir=trainer.default_root_dir)
         self._t0 = time.time()
         self.record.save()
 
@@ -194,10 +208,10 @@ class LogPredictions(L.Callback):
         images, masks = batch
         n = min(self.num_images, len(images))
         with torch.no_grad():
-            preds = pl_module.predict_labels(pl_module(images[:n]))
+            preds = logits_to_labels(pl_module(images[:n]))
         meta = pl_module.hparams.get("meta") or {}
-        mean = torch.tensor(meta.get("mean", [0.485, 0.456, 0.406])).view(3, 1, 1)
-        std = torch.tensor(meta.get("std", [0.229, 0.224, 0.225])).view(3, 1, 1)
+        mean = torch.tensor(meta.get("mean", IMAGENET_MEAN)).view(3, 1, 1)
+        std = torch.tensor(meta.get("std", IMAGENET_STD)).view(3, 1, 1)
         labels = dict(enumerate(pl_module.class_names))
         ignore = pl_module.ignore_index
         labels[ignore] = "void"

@@ -76,7 +76,7 @@ def evaluate(cfg: DictConfig) -> dict:
     run = trainer.validate if split == "val" else trainer.test
     run(module, datamodule=datamodule, verbose=False)
     scores = module.last_scores[split]
-    print_table(scores, f"{choice.path.name} on {datamodule.name}/{split}")
+    print_scores(scores, f"{choice.path.name} on {datamodule.name}/{split}")
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(
@@ -85,7 +85,7 @@ def evaluate(cfg: DictConfig) -> dict:
     return scores
 
 
-def print_table(scores: dict, title: str) -> None:
+def print_scores(scores: dict, title: str) -> None:
     table = Table(title=title)
     table.add_column("class")
     table.add_column("IoU %", justify="right")

@@ -15,7 +15,7 @@ from rtseg.losses import SegLoss
 from rtseg.metrics import SegMetrics
 from rtseg.models.output import logits_to_labels
 
-STAGES = ("train", "val", "test")
+SPLITS = ("train", "val", "test")
 
 
 def to_label_size(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -59,16 +59,12 @@ class SegmentationModule(L.LightningModule):
         self.train_metrics = train_metrics
         # ModuleDict keys may not shadow nn.Module attributes such as "train"
         self.metrics = nn.ModuleDict(
-            {f"{s}_scores": SegMetrics(self.metric_classes, ignore_index) for s in STAGES}
+            {f"{s}_scores": SegMetrics(self.metric_classes, ignore_index) for s in SPLITS}
         )
         self.val_miou_best = MaxMetric()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-    def predict_labels(self, output: torch.Tensor) -> torch.Tensor:
-        """Class map from network output: argmax, or the sign of the binary net's tanh."""
-        return logits_to_labels(output)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         images, masks = batch
@@ -84,7 +80,7 @@ class SegmentationModule(L.LightningModule):
             out = to_label_size(out, target)
             loss = loss + self.loss_fn(out, target) * (len(target) / len(images))
             if stage != "train" or self.train_metrics:
-                self.metrics[f"{stage}_scores"].update(self.predict_labels(out.detach()), target)
+                self.metrics[f"{stage}_scores"].update(logits_to_labels(out.detach()), target)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage} loss is {loss.item()} at step {self.global_step}: lower module.optimizer.lr"

@@ -1,14 +1,23 @@
-"""Per-step learning-rate schedules that need the run's total step count (filled in by the module)."""
+"""Per-step learning-rate schedules that need the run's total step count (filled in by the module).
+
+``poly`` is ours because torch has no wall-clock budget; ``cosine`` is torch's schedulers behind
+the ``(optimizer, total_steps)`` signature that ``conf/module`` configs instantiate.
+"""
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import uuid
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    SequentialLR,
+)
 
 
 def _warmup(step: int, warmup_steps: int) -> float:
@@ -67,15 +76,14 @@ def poly(
 
 def cosine(
     optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_factor: float = 0.0
-) -> LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return _warmup(step, warmup_steps)
-        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return LambdaLR(optimizer, factor)
-
-
-def constant(optimizer: Optimizer, total_steps: int) -> LambdaLR:
-    return LambdaLR(optimizer, lambda step: 1.0)
+) -> LRScheduler:
+    """Linear warm-up, then cosine decay to ``min_factor`` * lr at ``total_steps``: torch's own
+    schedulers, taking the ``total_steps`` the module passes. (A constant lr: ``scheduler: null``.)"""
+    base_lr = optimizer.param_groups[0]["lr"]
+    decay = CosineAnnealingLR(
+        optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=min_factor * base_lr
+    )
+    if warmup_steps <= 0:
+        return decay
+    warmup = LinearLR(optimizer, 1 / warmup_steps, 1.0, total_iters=max(1, warmup_steps - 1))
+    return SequentialLR(optimizer, [warmup, decay], milestones=[warmup_steps])

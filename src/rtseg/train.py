@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
+from rtseg.callbacks import RunRecordWriter
 from rtseg.checkpoint import check_matches, read_checkpoint
 from rtseg.precision import choose
 from rtseg.tracking.runs import RunRecord
@@ -20,6 +21,7 @@ from rtseg.utils import (
     CONF_DIR,
     git_commit,
     hydra_context,
+    instantiate_all,
     output_dir,
     run_dirs_checked,
     set_threads,
@@ -136,21 +138,13 @@ def train(cfg: DictConfig) -> dict:
     if previous is not None and resume:
         record.started = previous.started
         record.extra["resumed_wall_time_s"] = previous.wall_time_s or 0.0
-    module.run_record = record
 
-    loggers = [
-        instantiate(c)
-        for c in (cfg.get("logger") or {}).values()
-        if c is not None and "_target_" in c
-    ]
+    loggers = instantiate_all(cfg.get("logger"))
     for lg in loggers:
         prepare_wandb_logger(lg, ctx["sweep_dir"], cfg)
         lg.log_hyperparams(flat_config(cfg))
-    callbacks = [
-        instantiate(c)
-        for c in (cfg.get("callbacks") or {}).values()
-        if c is not None and "_target_" in c
-    ]
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    RunRecordWriter.attach(callbacks, record)  # it saves the record and marks failures from now on
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     fmt = choose_format(cfg, net, meta_yaml=module.hparams["meta"]["model_yaml"])
@@ -162,10 +156,7 @@ def train(cfg: DictConfig) -> dict:
     t0 = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        if trainer.interrupted:
-            record.status = "interrupted"
-            if trainer.global_rank == 0:
-                record.save()
+        if trainer.interrupted:  # the writer has marked the record
             return {}
         results = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -184,7 +175,6 @@ def train(cfg: DictConfig) -> dict:
             trainer.global_rank != 0
         ):  # DDP: rank 0 alone writes the run record and prints the summary
             return results
-        record = module.run_record
         record.status = "finished"
         record.ended = time.time()
         if record.wall_time_s is None:
@@ -198,17 +188,6 @@ def train(cfg: DictConfig) -> dict:
                 lg.experiment.summary.update({k: v for k, v in summary.items() if v is not None})
         print_summary(record)
         return results
-    except BaseException as e:
-        if record.status == "running" and trainer.global_rank == 0:
-            record.status = (
-                "interrupted"
-                if isinstance(e, KeyboardInterrupt) or trainer.interrupted
-                else "failed"
-            )
-            record.error = f"{type(e).__name__}: {e}"[:500]
-            record.ended = time.time()
-            record.save()
-        raise
     finally:
         finish_wandb(loggers)
 

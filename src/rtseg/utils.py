@@ -10,7 +10,7 @@ import re
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -259,5 +259,35 @@ def compose_config(config_name: str, overrides: list[str] | None = None, hydra: 
         GlobalHydra.instance().clear()
 
 
+def instantiate_all(group: DictConfig | None) -> list:
+    """One object per entry of a config group such as ``logger`` or ``callbacks``; entries set to
+    null (or without ``_target_``) are switched off."""
+    from hydra.utils import instantiate
+
+    return [instantiate(c) for c in (group or {}).values() if c is not None and "_target_" in c]
+
+
 def to_container(cfg: DictConfig | dict) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+# ImageNet's channel statistics (RGB, 0-1 scale): what pretrained encoders expect, and the
+# normalisation assumed wherever a checkpoint or a data config names none
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_palette(n: int) -> list[list[int]]:
+    """``n`` RGB colours, the same on every call: for datasets and checkpoints that name none."""
+    import numpy as np
+
+    return np.random.default_rng(0).integers(0, 256, (n, 3)).tolist()
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A GitHub markdown table of cells already formatted as text: the one table writer of rtseg."""
+
+    def line(cells) -> str:
+        return "| " + " | ".join(map(str, cells)) + " |"
+
+    return "\n".join([line(columns), "|" + "---|" * len(columns), *map(line, rows)]) + "\n"

@@ -13,7 +13,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from rtseg.bench.cli import run_benchmark
-from rtseg.bench.report import summarize
+from rtseg.bench.report import summarize_bench_sweep
 from rtseg.errors import RtsegError
 from rtseg.utils import compose_config as compose_cfg
 
@@ -101,14 +101,15 @@ def test_multirun_summary_concatenates_jobs(tmp_path):
             "plots=false",
             "e2e=false",
         )
-    summary = summarize(tmp_path)
+    summary = summarize_bench_sweep(tmp_path)
     df = pd.read_csv(summary)
     assert sorted(df["backend"]) == ["eager", "onnxruntime"]
-    assert "| baseline |" in (tmp_path / "summary.md").read_text()
-    # and `-m` runs it: the callback is wired in conf/benchmark.yaml
+    text = (tmp_path / "summary.md").read_text()
+    assert "| baseline |" in text and text.startswith("CPU: ")  # the machine header survives
+    # and `-m` runs it, in place of the training summary: one summary.md per sweep
     cfg = compose_cfg("benchmark", [], hydra=True)
-    GlobalHydra.instance().clear()
-    assert cfg.hydra.callbacks.bench_summary._target_ == "rtseg.bench.report.SummaryCallback"
+    assert list(cfg.hydra.callbacks) == ["sweep_summary"]
+    assert cfg.hydra.callbacks.sweep_summary._target_ == "rtseg.bench.report.SummaryCallback"
 
 
 def test_bad_input_size_is_a_user_error(tmp_path):
@@ -179,7 +180,6 @@ MODELS = sorted(
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_compose(preset):
     cfg = compose_cfg("benchmark", [f"bench={preset}"])
-    GlobalHydra.instance().clear()
     assert cfg.name and cfg.model._target_
 
 
@@ -192,7 +192,6 @@ def test_every_model_config_is_benchmarkable(model, tmp_path):
     from rtseg.bench.benchmark import Inputs, Knobs, benchmark_network
 
     cfg = compose_cfg("benchmark", [f"model={model}"])
-    GlobalHydra.instance().clear()
     net = instantiate(cfg.model)
     knobs = Knobs(warmup=0, min_runs=1, min_seconds=0.0, e2e=False, memory=False)
     inputs = Inputs(agreement=[torch.randn(1, 3, 128, 128)])
@@ -211,7 +210,6 @@ def test_every_model_config_exports_to_onnx(model, tmp_path):
     from rtseg.infer.registry import create_backend
 
     cfg = compose_cfg("benchmark", [f"model={model}"])
-    GlobalHydra.instance().clear()
     net = instantiate(cfg.model).eval()
     backend = create_backend("onnxruntime", net, (128, 128), threads=1, workdir=tmp_path)
     assert agreement(backend, reference_labels(net), [torch.randn(1, 3, 128, 128)]) > 0.99

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtseg.bench.benchmark import COLUMNS, Inputs, Knobs, benchmark_network, random_frames
+from rtseg.bench.benchmark import RESULT_COLUMNS, Inputs, Knobs, benchmark_network, random_frames
 from rtseg.bench.peak import gemm_gflops
 from rtseg.errors import BackendUnavailable
 from rtseg.infer import auto, registry
@@ -58,8 +58,8 @@ def test_quick_benchmark_fills_every_column(tiny_net, tmp_path):
     assert [r["backend"] for r in rows] == ["eager", "onnxruntime"]
     optional = {"resolved", "miou_eval", "miou_drop", "note"}
     for r in rows:
-        assert list(r) == COLUMNS
-        missing = [c for c in COLUMNS if c not in optional and r[c] is None]
+        assert list(r) == RESULT_COLUMNS
+        missing = [c for c in RESULT_COLUMNS if c not in optional and r[c] is None]
         assert not missing, f"{r['backend']} has no {missing}"
         assert r["latency_ms_p90"] >= r["latency_ms_median"] > 0
         assert r["fps"] == pytest.approx(1e3 / r["latency_ms_median"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from rtseg.tracking.wandb import flat_config, offline_runs, read_offline_run
+from rtseg.tracking.wandb import flat_config
+
+from .wandb_offline import offline_runs, read_offline_run
 
 
 def test_multirun_jobs_are_separate_runs_in_one_group(wandb_sweep):

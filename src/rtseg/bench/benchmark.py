@@ -26,10 +26,11 @@ from rtseg.infer.quality import Int8Limits, eval_miou
 from rtseg.infer.registry import load_exported
 from rtseg.models.cost import count_gflops, count_params
 from rtseg.timing import time_fn
+from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger("rtseg.bench")
 
-COLUMNS = [
+RESULT_COLUMNS = [
     "model", "input_size", "backend", "resolved", "precision", "device", "batch", "threads",
     "latency_ms_median", "latency_ms_p90", "fps", "throughput",
     "e2e_latency_ms_median", "e2e_latency_ms_p90", "e2e_fps", "frame_size",
@@ -64,8 +65,8 @@ class Inputs:
     # labelled images for the int8 limits (val mIoU drop); empty: int8 is judged on agreement
     int8_pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     eval_pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
-    mean: Sequence[float] = (0.485, 0.456, 0.406)
-    std: Sequence[float] = (0.229, 0.224, 0.225)
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
     source: str = "random"
 
 
@@ -142,7 +143,7 @@ def benchmark_network(
                     row["achieved_gflops"] = gflops * batch / (row["latency_ms_median"] / 1e3)
                     row["peak_gflops"] = peak
                     row["pct_of_peak"] = 100 * row["achieved_gflops"] / peak if peak else None
-                rows.append({c: row.get(c) for c in COLUMNS})
+                rows.append({c: row.get(c) for c in RESULT_COLUMNS})
     return rows
 
 

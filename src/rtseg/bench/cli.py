@@ -1,7 +1,7 @@
 """rtseg-bench: latency/fps of a model (config or checkpoint) across backends, batch sizes and threads.
 
 rtseg-bench model=lraspp input_size=[360,480] backends=[eager,onnxruntime,openvino,auto]
-rtseg-bench checkpoint=logs/train/runs/.../best.ckpt data=camvid eval_miou=true
+rtseg-bench checkpoint=logs/train/runs/<run> data=camvid eval_miou=true   # its best-*.ckpt
 rtseg-bench -m model=baseline,lraspp,fastscnn input_size=[360,480]   # + summary.csv at the end
 """
 
@@ -28,8 +28,8 @@ from rtseg.bench.peak import measure_peaks
 from rtseg.bench.report import (
     header_text,
     machine_header,
-    markdown_table,
     plot_results,
+    results_markdown,
     sort_rows,
     write_results,
 )
@@ -38,6 +38,7 @@ from rtseg.infer.quality import Int8Limits
 from rtseg.utils import (
     CONF_DIR,
     hydra_context,
+    instantiate_all,
     output_dir,
     run_dirs_checked,
     user_errors_as_one_line,
@@ -239,7 +240,7 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
             log.warning("plots failed: %s", e)
     print(header_text(header))
     print(f"agreement inputs: {inputs.source}; tolerance {knobs.agreement_tol:.3f} ((!) = below)\n")
-    print(markdown_table(rows))
+    print(results_markdown(rows), end="")
     for ln in lines:
         print(f"- {ln}")
     print(f"\nresults: {paths['csv']}")
@@ -253,11 +254,7 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
 
 def _log_wandb(cfg: DictConfig, rows: list[dict], out: Path) -> None:
     """With logger=wandb: the table and plots as one offline W&B run per job."""
-    loggers = [
-        instantiate(c)
-        for c in (cfg.get("logger") or {}).values()
-        if c is not None and "_target_" in c
-    ]
+    loggers = instantiate_all(cfg.get("logger"))
     if not loggers:
         return
     from lightning.pytorch.loggers import WandbLogger

@@ -12,7 +12,8 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rtseg.bench.benchmark import COLUMNS
+from rtseg.bench.benchmark import RESULT_COLUMNS
+from rtseg.utils import markdown_table
 
 log = logging.getLogger("rtseg.bench")
 
@@ -109,14 +110,11 @@ def _cell(row: dict, col: str, fmt: str) -> str:
     return fmt.format(v).replace("|", "/")
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = [
-        "| " + " | ".join(h for _, h, _ in DISPLAY) + " |",
-        "|" + "|".join("---" for _ in DISPLAY) + "|",
-    ]
-    for r in rows:
-        lines.append("| " + " | ".join(_cell(r, c, f) for c, _, f in DISPLAY) + " |")
-    return "\n".join(lines)
+def results_markdown(rows: list[dict]) -> str:
+    """The benchmark rows as a markdown table, in the DISPLAY columns and formats."""
+    return markdown_table(
+        [h for _, h, _ in DISPLAY], ([_cell(r, c, f) for c, _, f in DISPLAY] for r in rows)
+    )
 
 
 def write_results(
@@ -124,7 +122,7 @@ def write_results(
 ) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     paths = {
         "csv": out_dir / "results.csv",
         "json": out_dir / "results.json",
@@ -134,7 +132,7 @@ def write_results(
     paths["json"].write_text(
         json.dumps({"machine": header, **(extra or {}), "rows": rows}, indent=2, default=str)
     )
-    paths["md"].write_text(header_text(header) + "\n\n" + markdown_table(rows) + "\n")
+    paths["md"].write_text(header_text(header) + "\n\n" + results_markdown(rows))
     return paths
 
 
@@ -187,7 +185,7 @@ def plot_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
-def summarize(sweep_dir: Path) -> Path | None:
+def summarize_bench_sweep(sweep_dir: Path) -> Path | None:
     """Concatenate every job's results.csv under a multirun folder into summary.csv + summary.md."""
     sweep_dir = Path(sweep_dir)
     frames = [pd.read_csv(p) for p in sorted(sweep_dir.glob("**/results.csv"))]
@@ -200,7 +198,7 @@ def summarize(sweep_dir: Path) -> Path | None:
     )
     header_file = next(iter(sorted(sweep_dir.glob("**/results.json"))), None)
     header = json.loads(header_file.read_text())["machine"] if header_file else None
-    text = (header_text(header) + "\n\n" if header else "") + markdown_table(rows) + "\n"
+    text = (header_text(header) + "\n\n" if header else "") + results_markdown(rows)
     from rtseg.bench.benchmark import speedups
 
     lines = speedups(rows)
@@ -221,7 +219,11 @@ def _isnan(v) -> bool:
 
 
 class SummaryCallback(Callback):
-    """Hydra callback: at the end of ``rtseg-bench -m ...`` write the sweep's summary.csv and summary.md."""
+    """Hydra callback: at the end of ``rtseg-bench -m ...`` write the sweep's summary.csv and summary.md.
+
+    ``conf/benchmark.yaml`` puts it in the ``sweep_summary`` slot of ``conf/hydra/default.yaml``, in
+    place of the training summary, so one summary (with the machine header) is written per sweep.
+    """
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        summarize(Path(config.hydra.sweep.dir))
+        summarize_bench_sweep(Path(config.hydra.sweep.dir))

@@ -6,7 +6,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import albumentations as A
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -14,6 +13,7 @@ from rtseg.data.base import IGNORE_INDEX
 from rtseg.data.palette import resolve_palette
 from rtseg.data.transforms import build_transform, reseed_worker
 from rtseg.errors import RtsegError, SplitNotFound
+from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD, default_palette
 
 SPLITS = ("train", "val", "test")
 
@@ -46,8 +46,8 @@ class SegDataModule(L.LightningDataModule):
         palette: Sequence[Sequence[int]] | None = None,
         palette_file: str | None = None,
         augmentations: Mapping[str, Sequence] | None = None,
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
         ignore_index: int = IGNORE_INDEX,
         input_size: Sequence[int] = (128, 160),
         batch_size: int = 16,
@@ -69,7 +69,7 @@ class SegDataModule(L.LightningDataModule):
         self.num_classes = num_classes
         self.class_names = list(class_names)
         colours = resolve_palette(palette, palette_file, num_classes, class_names)
-        self.palette = colours or _default_palette(num_classes)
+        self.palette = colours or default_palette(num_classes)
         self.augmentations = dict(augmentations or {})
         self.mean, self.std = list(mean), list(std)
         self.ignore_index = ignore_index
@@ -184,8 +184,3 @@ def collate_native(batch):
     if all(m.shape == masks[0].shape for m in masks):
         return images, torch.stack(masks)
     return images, masks
-
-
-def _default_palette(n: int) -> list[list[int]]:
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (n, 3)).tolist()

@@ -16,13 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from rtseg.errors import SinkError
 from rtseg.infer.frames import Preprocess
 from rtseg.infer.quality import Int8Limits
-from rtseg.realtime.benchmark import (
+from rtseg.realtime.baselines import (
     in_thread,
     model_only,
     print_report,
@@ -46,6 +45,9 @@ from rtseg.realtime.sinks import (
 from rtseg.realtime.sources import Source, SyntheticSource, open_source
 from rtseg.utils import (
     CONF_DIR,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    output_dir,
     refuse_path_under_file,
     run_dirs_checked,
     set_threads,
@@ -54,14 +56,6 @@ from rtseg.utils import (
 )
 
 log = logging.getLogger("rtseg.realtime")
-
-DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path(cfg.paths.output_dir)
 
 
 def synthetic_options(cfg: DictConfig) -> dict:
@@ -159,7 +153,7 @@ def realtime(cfg: DictConfig) -> dict:
 
 def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     set_threads(cfg.get("threads"))
-    run_dir = run_dir_of(cfg)
+    run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("output") and cfg.sink in ("file", "folder"):  # before any slow work
         refuse_path_under_file(cfg.output, "output", folder=cfg.sink == "folder")
@@ -185,7 +179,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         calibration_frames=lambda size, mean, std: calibration_frames(cfg, size, mean, std),
     )
     meta, size, backend, choice = model.meta, model.size, model.backend, model.choice
-    mean, std = meta.get("mean") or DEFAULT_MEAN, meta.get("std") or DEFAULT_STD
+    mean, std = meta.get("mean") or IMAGENET_MEAN, meta.get("std") or IMAGENET_STD
     preprocess = Preprocess(size, mean, std, cfg.interpolation)
     overlay_cfg = to_container(cfg.overlay)
     overlay = Overlay(meta.get("palette"), meta.get("class_names"), **overlay_cfg)
@@ -239,7 +233,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
 
     bench = None
     if cfg.benchmark and not interrupted and stats["frames_written"]:
-        bench = run_benchmark(
+        bench = measure_baselines(
             cfg, model, pipeline.source, preprocess, overlay, hud_label, stats["frames_written"]
         )
     info = {
@@ -274,7 +268,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     return info
 
 
-def run_benchmark(
+def measure_baselines(
     cfg, model: RealtimeModel, source: Source, preprocess, overlay, hud_label, frames: int
 ) -> dict:
     """Model-only fps and the sequential loop over the same source, same backend, same sink type.

@@ -10,12 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from rtseg.utils import default_palette
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-
-def fallback_palette(n: int) -> list[list[int]]:
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (n, 3)).tolist()
 
 
 class Overlay:
@@ -36,7 +33,7 @@ class Overlay:
         palette = [list(c) for c in (palette or [])]
         n = max(len(names), len(palette))
         if len(palette) < n:
-            palette += fallback_palette(n)[len(palette) :]
+            palette += default_palette(n)[len(palette) :]
         self.class_names = names or [str(i) for i in range(n)]
         self.palette = palette
         self.alpha, self.legend, self.hud = float(alpha), legend, hud

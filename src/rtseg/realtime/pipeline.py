@@ -376,11 +376,11 @@ class Pipeline:
             "wall_s": wall,
             "fps": self.written / wall if wall > 0 else 0.0,
             "mean_batch": float(np.mean(self.batches)) if self.batches else 0.0,
-            "latency_ms": {s: summarize(self.times[s]) for s in STAGES},
+            "latency_ms": {s: latency_stats(self.times[s]) for s in STAGES},
         }
 
 
-def summarize(values) -> dict:
+def latency_stats(values) -> dict:
     if not values:
         return {"median": None, "p90": None}
     arr = np.asarray(values)

@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from rtseg.tracking.runs import RunRecord, find_runs
+from rtseg.utils import markdown_table
 
-COLUMNS = [
+LEADERBOARD_COLUMNS = [
     "run",
     "data",
     "model",
@@ -71,7 +72,7 @@ def leaderboard(records: list[RunRecord], root: str | Path) -> pd.DataFrame:
     df = pd.DataFrame(
         rows,
         columns=[
-            *COLUMNS,
+            *LEADERBOARD_COLUMNS,
             "experiment",
             "test_miou",
             "latency_ms",
@@ -139,15 +140,12 @@ def plot_pareto(
     return path
 
 
-def markdown_table(df: pd.DataFrame, columns: list[str] = COLUMNS) -> str:
+def leaderboard_markdown(df: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> str:
     """Leaderboard columns as a GitHub markdown table (experiments/ READMEs, sweep summaries)."""
-    shown = format_rows(df, columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in shown]
-    return "\n".join(lines) + "\n"
+    return markdown_table(columns, format_rows(df, columns))
 
 
-def format_rows(df: pd.DataFrame, columns: list[str] = COLUMNS) -> list[list[str]]:
+def format_rows(df: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> list[list[str]]:
     def fmt(col, v):
         if v is None or (isinstance(v, float) and pd.isna(v)):
             return "-"
@@ -164,12 +162,12 @@ def format_rows(df: pd.DataFrame, columns: list[str] = COLUMNS) -> list[list[str
     return [[fmt(c, row[c]) for c in columns] for _, row in df.iterrows()]
 
 
-def print_table(df: pd.DataFrame, title: str) -> None:
+def print_leaderboard(df: pd.DataFrame, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for col in COLUMNS:
+    for col in LEADERBOARD_COLUMNS:
         label = {
             "val_miou": "val mIoU",
             "params_m": "params (M)",
@@ -220,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no run records (run.json) under {root}", file=sys.stderr)
         return 2
     df = leaderboard(records, root)
-    print_table(df, f"{len(df)} runs under {root}")
+    print_leaderboard(df, f"{len(df)} runs under {root}")
     csv_path = Path(args.csv or root / "leaderboard.csv")
     df.to_csv(csv_path, index=False)
     png = plot_pareto(
