@@ -118,11 +118,39 @@ def check_rtseg_command(command: str) -> None:
             assert OmegaConf.select(cfg, key, default=KeyError) is not KeyError, key
 
 
+def check_pip_install(command: str) -> None:
+    """``pip install .`` / ``'.[a,b]'`` / ``-c FILE``: the extras are declared and the files exist."""
+    words = shlex.split(command)[2:]
+    declared = set(
+        re.findall(
+            r"^([\w-]+) = \[",
+            (REPO / "pyproject.toml").read_text().split("[project.optional-dependencies]")[1],
+            re.M,
+        )
+    )
+    for i, word in enumerate(words):
+        if word == "-c":
+            assert (REPO / words[i + 1]).is_file(), f"{command}: no {words[i + 1]}"
+        found = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", word)
+        if found and found.group(1):
+            missing = set(found.group(1).split(",")) - declared
+            assert not missing, f"{command}: extras {sorted(missing)} are not in pyproject.toml"
+
+
+def without_env(command: str) -> str:
+    """``NAME=value cmd ...`` -> ``cmd ...`` (the variables are the shell's, not Hydra's)."""
+    words = shlex.split(command)
+    while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+        words = words[1:]
+    return shlex.join(words)
+
+
 @pytest.mark.parametrize(
     ("doc", "command"),
     [pytest.param(d, c, id=f"{d}: {c[:60]}") for d, c in documented_commands()],
 )
 def test_documented_command(doc, command):
+    command = without_env(command)
     program = shlex.split(command)[0].rsplit("/", 1)[-1]
     if program == "make":
         targets = [w for w in shlex.split(command)[1:] if "=" not in w]
@@ -136,6 +164,8 @@ def test_documented_command(doc, command):
                     check_rtseg_command(line.strip())
     elif program.startswith("rtseg-"):
         check_rtseg_command(command)
+    elif program == "pip" and shlex.split(command)[1] == "install":
+        check_pip_install(command)
     else:
         assert program in ("export", "find"), f"{doc}: an unchecked command: {command}"
 

@@ -265,7 +265,7 @@ def test_binary_tanh_form_trains(compose_cfg):
 def test_online_without_a_server_falls_back_offline_and_keeps_the_record(
     compose_cfg, tmp_path, monkeypatch, caplog
 ):
-    from rtseg.tracking.wandb import offline_runs
+    from .tracking.wandb_offline import offline_runs
 
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:1")  # refused at once: no server
