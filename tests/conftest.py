@@ -1,4 +1,5 @@
-"""Shared fixtures: Hydra composition with tiny synthetic data so that real training runs stay fast."""
+"""Shared fixtures: Hydra composition with tiny synthetic data so that real training runs stay fast,
+and the two test checkpoints (one trained, one hand-written)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from rtseg.utils import compose_config  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from rtseg.data.synthetic import CLASS_NAMES, PALETTE  # noqa: E402
+from rtseg.models.baseline import ThreeConvNet  # noqa: E402
+from rtseg.module import SegmentationModule  # noqa: E402
+from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD, compose_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,3 +115,55 @@ def tiny_checkpoint(tmp_path_factory):
     best = sorted((out / "checkpoints").glob("best*.ckpt"))
     assert best, f"training wrote no best checkpoint in {out}"
     return best[0]
+
+
+def write_checkpoint(path, width: int = 8, yaml_width: int | None = None, val_miou: float = 0.5):
+    """A checkpoint laid out as rtseg-train writes it (Lightning keys, meta in hyper_parameters).
+
+    Hand-written where a test needs what training cannot give quickly: a given input size
+    (32x48), a chosen val mIoU, or weights that do not fit the recorded model (``yaml_width``).
+    """
+    torch.manual_seed(0)
+    model_cfg = {
+        "_target_": "rtseg.models.baseline.ThreeConvNet",
+        "num_classes": len(CLASS_NAMES),
+        "width": yaml_width or width,
+    }
+    meta = {
+        "dataset": "synthetic",
+        "num_classes": len(CLASS_NAMES),
+        "class_names": list(CLASS_NAMES),
+        "palette": [list(c) for c in PALETTE],
+        "ignore_index": 255,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "input_size": [32, 48],
+        "model_yaml": OmegaConf.to_yaml(OmegaConf.create(model_cfg)),
+    }
+    module = SegmentationModule(
+        ThreeConvNet(len(CLASS_NAMES), width=width),
+        num_classes=len(CLASS_NAMES),
+        class_names=list(CLASS_NAMES),
+        meta=meta,
+    )
+    ckpt = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "callbacks": {
+            "ModelCheckpoint{'monitor': 'val/miou'}": {"best_model_score": torch.tensor(val_miou)}
+        },
+    }
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    """A hand-written 7-class baseline checkpoint at 32x48 (see ``write_checkpoint``)."""
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+
+
+@pytest.fixture
+def checkpoint_writer():
+    """``write_checkpoint`` for tests that need their own hand-written checkpoint."""
+    return write_checkpoint

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from rtseg.eval import evaluate
 from rtseg.tracking.runs import RunRecord
-from rtseg.utils import CONF_DIR, REPO_ROOT
+from rtseg.utils import REPO_ROOT, compose_config
 
 DATA = [
     "data=synthetic",
@@ -69,20 +67,17 @@ def test_ddp_two_cpu_processes_log_val_miou_once(tmp_path):
     assert record.val_miou_best == pytest.approx(logged, abs=1e-6)
     assert out.count("val mIoU (best)") == 1, "the summary was printed by more than one rank"
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "eval",
-            overrides=[
-                *DATA,
-                f"checkpoint={record.best_ckpt}",
-                "split=val",
-                "data.val_batch_size=16",
-                f"paths.output_dir={tmp_path / 'eval'}",
-                "threads=1",
-            ],
-        )
-    GlobalHydra.instance().clear()
+    cfg = compose_config(
+        "eval",
+        [
+            *DATA,
+            f"checkpoint={record.best_ckpt}",
+            "split=val",
+            "data.val_batch_size=16",
+            f"paths.output_dir={tmp_path / 'eval'}",
+            "threads=1",
+        ],
+    )
     scores = evaluate(cfg)
     assert scores["miou"] == pytest.approx(logged, abs=1e-5), (
         "DDP val mIoU is not the whole val split's"

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from nbclient import NotebookClient
 
 from rtseg.train import train
-from rtseg.utils import CONF_DIR, REPO_ROOT
+from rtseg.utils import REPO_ROOT, compose_config
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 TINY = [
@@ -38,17 +36,10 @@ TINY = [
 def log_dir(tmp_path_factory) -> Path:
     """A log folder holding one finished 2-epoch baseline run, laid out like rtseg-train's."""
     root = tmp_path_factory.mktemp("nb_logs")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                *TINY,
-                f"paths.log_dir={root}",
-                f"paths.output_dir={root / 'train/runs/tiny'}",
-            ],
-        )
-    GlobalHydra.instance().clear()
+    cfg = compose_config(
+        "train",
+        [*TINY, f"paths.log_dir={root}", f"paths.output_dir={root / 'train/runs/tiny'}"],
+    )
     train(cfg)
     return root
 

@@ -9,11 +9,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from rtseg.utils import CONF_DIR
+from rtseg.utils import compose_config
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -132,9 +131,7 @@ def write_folder(
 
 def compose_data(*overrides: str):
     """The composed train config (``cfg.data`` is what ``rtseg-train`` would build)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+    return compose_config("train", list(overrides))
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -19,7 +17,7 @@ from rtseg.losses import SegLoss
 from rtseg.models.cost import count_params
 from rtseg.models.fastscnn import FastSCNN, adaptive_avg_pool
 from rtseg.models.pretrained import NORMALIZATION
-from rtseg.utils import CONF_DIR, to_container
+from rtseg.utils import CONF_DIR, compose_config, to_container
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 SYNTHETIC_CLASSES = 7
@@ -34,9 +32,7 @@ def one_thread():
 
 
 def compose_train(*overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=["data=synthetic", "logger=none", *overrides])
+    return compose_config("train", ["data=synthetic", "logger=none", *overrides])
 
 
 def build_net(name: str, *overrides: str) -> torch.nn.Module:

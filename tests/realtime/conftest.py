@@ -1,4 +1,4 @@
-"""Fixtures for the realtime tests: a tiny checkpoint, an indexed video, composed configs."""
+"""Fixtures for the realtime tests: an indexed video, composed configs (checkpoints: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,10 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
-from rtseg.utils import CONF_DIR  # noqa: E402
+from rtseg.utils import compose_config  # noqa: E402
 
-from .helpers import FRAME_H, FRAME_W, encode_index, save_checkpoint  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tiny_ckpt(tmp_path_factory):
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+from .helpers import FRAME_H, FRAME_W, encode_index  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,18 +34,15 @@ def realtime_cfg(tmp_path):
     """compose(realtime, overrides) with the run folder and log dir inside tmp_path."""
 
     def make(*overrides):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(
-                "realtime",
-                overrides=[
-                    f"paths.output_dir={tmp_path / 'run'}",
-                    f"paths.log_dir={tmp_path / 'logs'}",
-                    "backend=eager",
-                    "threads=1",
-                    *overrides,
-                ],
-            )
+        return compose_config(
+            "realtime",
+            [
+                f"paths.output_dir={tmp_path / 'run'}",
+                f"paths.log_dir={tmp_path / 'logs'}",
+                "backend=eager",
+                "threads=1",
+                *overrides,
+            ],
+        )
 
-    yield make
-    GlobalHydra.instance().clear()
+    return make

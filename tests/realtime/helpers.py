@@ -1,54 +1,12 @@
-"""Helpers for the realtime tests: a tiny checkpoint writer, frame-index encoding, video reading."""
+"""Helpers for the realtime tests: frame-index encoding, video reading."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
-from omegaconf import OmegaConf
-
-from rtseg.data.synthetic import CLASS_NAMES, PALETTE
-from rtseg.models.baseline import ThreeConvNet
-from rtseg.module import SegmentationModule
 
 FRAME_H, FRAME_W = 64, 96
 BITS = 8  # frame index encoded as 8 black/white blocks along the bottom of each test frame
-
-
-def save_checkpoint(path, width: int = 8, yaml_width: int | None = None, val_miou: float = 0.5):
-    """A checkpoint laid out as rtseg-train writes it (Lightning keys, meta in hyper_parameters)."""
-    torch.manual_seed(0)
-    model_cfg = {
-        "_target_": "rtseg.models.baseline.ThreeConvNet",
-        "num_classes": len(CLASS_NAMES),
-        "width": yaml_width or width,
-    }
-    meta = {
-        "dataset": "synthetic",
-        "num_classes": len(CLASS_NAMES),
-        "class_names": list(CLASS_NAMES),
-        "palette": [list(c) for c in PALETTE],
-        "ignore_index": 255,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
-        "input_size": [32, 48],
-        "model_yaml": OmegaConf.to_yaml(OmegaConf.create(model_cfg)),
-    }
-    module = SegmentationModule(
-        ThreeConvNet(len(CLASS_NAMES), width=width),
-        num_classes=len(CLASS_NAMES),
-        class_names=list(CLASS_NAMES),
-        meta=meta,
-    )
-    ckpt = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "callbacks": {
-            "ModelCheckpoint{'monitor': 'val/miou'}": {"best_model_score": torch.tensor(val_miou)}
-        },
-    }
-    torch.save(ckpt, path)
-    return path
 
 
 def encode_index(frame: np.ndarray, index: int) -> None:

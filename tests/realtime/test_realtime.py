@@ -24,7 +24,7 @@ from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import ImageFolderSource, SyntheticSource, VideoSource, open_source
 from rtseg.tracking.runs import RunRecord
 
-from .helpers import FRAME_H, FRAME_W, decode_index, save_checkpoint, video_info
+from .helpers import FRAME_H, FRAME_W, decode_index, video_info
 
 CLI = [sys.executable, "-c", "from rtseg.realtime.cli import main; main()"]
 
@@ -200,9 +200,9 @@ def test_missing_source_is_one_line_and_nonzero(tmp_path):
     assert len(lines) == 1 and "/no/such/file.mp4" in lines[0], res.stderr
 
 
-def test_mismatched_checkpoint_gives_its_error(realtime_cfg, tmp_path):
+def test_mismatched_checkpoint_gives_its_error(realtime_cfg, tmp_path, checkpoint_writer):
     # weights of a width-16 net, recorded as a width-8 net
-    bad = save_checkpoint(tmp_path / "bad.ckpt", width=16, yaml_width=8)
+    bad = checkpoint_writer(tmp_path / "bad.ckpt", width=16, yaml_width=8)
     with pytest.raises(CheckpointError, match="does not fit"):
         realtime(realtime_cfg("synthetic.frames=2", f"checkpoint={bad}"))
     junk = tmp_path / "junk.ckpt"
@@ -249,11 +249,11 @@ def test_checkpoint_best_picks_highest_val_miou(tmp_path):
         choose_checkpoint({"path": "best", "dataset": "synthetic", "tag": "y"}, logs)
 
 
-def test_best_through_the_entrypoint(realtime_cfg, tmp_path):
+def test_best_through_the_entrypoint(realtime_cfg, tmp_path, checkpoint_writer):
     """checkpoint=best (the default) finds the run under paths.log_dir and loads it."""
     ckpt_dir = tmp_path / "logs" / "train" / "runs" / "r1" / "checkpoints"
     ckpt_dir.mkdir(parents=True)
-    ckpt = save_checkpoint(ckpt_dir / "best.ckpt")
+    ckpt = checkpoint_writer(ckpt_dir / "best.ckpt")
     RunRecord(
         run_dir=str(ckpt_dir.parent),
         status="finished",

@@ -13,7 +13,8 @@ from rtseg.utils import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 MODELS = "baseline,unet" if (REPO_ROOT / "conf" / "model" / "unet.yaml").is_file() else "baseline"
-TINY = [
+# tiny runs through the console script (a subprocess, so no in-process fixtures)
+TINY_CLI = [
     "data.lengths.train=16",
     "data.lengths.val=8",
     "data.lengths.test=8",
@@ -56,7 +57,7 @@ def wandb_sweep(tmp_path_factory) -> Path:
         "trainer.max_epochs=1",
         "logger=wandb",
         f"hydra.sweep.dir={sweep}",
-        *TINY,
+        *TINY_CLI,
     ]
     if MODELS == "baseline":  # no second architecture yet: two widths of the baseline
         args.append("model.width=8,16")

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class
 
-from rtseg.utils import CONF_DIR
+from rtseg.utils import compose_config
 
 
 def hydra_cfg(*overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    GlobalHydra.instance().clear()
-    return cfg.hydra
+    return compose_config("train", list(overrides), hydra=True).hydra
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import yaml
 
 from rtseg.tracking.runs import find_runs
 
-from .conftest import BIN, TINY, run_cli
+from .conftest import BIN, TINY_CLI, run_cli
 
 
 @pytest.mark.slow
@@ -23,7 +23,7 @@ def test_optuna_sweep_maximises_val_miou_best(tmp_path):
         "model.width=8",
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={sweep}",
-        *[o for o in TINY if not o.startswith("data.input_size")],
+        *[o for o in TINY_CLI if not o.startswith("data.input_size")],
     ]
     run_cli(args, timeout=600)
     records = find_runs(sweep)
