@@ -63,6 +63,13 @@ def camvid_dir() -> Path:
 
 
 @pytest.fixture
+def tiny_train_overrides() -> list[str]:
+    """TINY + FAST_TRAIN without the logger choice, for tests in sub-packages (which cannot import
+    this module) that pick their own logger."""
+    return [*TINY, *(o for o in FAST_TRAIN if not o.startswith("logger="))]
+
+
+@pytest.fixture
 def compose_cfg(tmp_path):
     """compose_cfg(config_name, overrides) -> DictConfig with the run folder under tmp_path."""
 

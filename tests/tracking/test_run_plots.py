@@ -15,12 +15,6 @@ from rtseg.tracking import plots
 from rtseg.utils import REPO_ROOT
 
 PNGS = ("confusion_matrix.png", "class_iou.png", "learning_curves.png")
-TINY_CLI = [
-    "data=synthetic", "data.input_size=[64,80]", "data.lengths.train=32", "data.lengths.val=16",
-    "data.lengths.test=16", "data.batch_size=8", "data.val_batch_size=16", "threads=1",
-    "trainer.enable_model_summary=false", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
-    "callbacks.model_cost.latency_min_runs=2", "callbacks.model_cost.latency_min_seconds=0",
-]  # fmt: skip
 
 
 def _is_drawn_png(path: Path) -> None:
@@ -29,7 +23,7 @@ def _is_drawn_png(path: Path) -> None:
     assert img.std() > 10, f"{path} looks blank"
 
 
-def test_rtseg_train_writes_the_pngs_and_sends_them_to_wandb(tmp_path):
+def test_rtseg_train_writes_the_pngs_and_sends_them_to_wandb(tmp_path, tiny_train_overrides):
     run = tmp_path / "run"
     exe = Path(sys.executable).parent / "rtseg-train"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "rtseg.train"]
@@ -41,7 +35,7 @@ def test_rtseg_train_writes_the_pngs_and_sends_them_to_wandb(tmp_path):
         "RTSEG_LOG_DIR": str(tmp_path / "logs"),
     }
     proc = subprocess.run(
-        [*cmd, *TINY_CLI, "logger=wandb", "trainer.max_epochs=2", f"hydra.run.dir={run}"],
+        [*cmd, *tiny_train_overrides, "logger=wandb", "trainer.max_epochs=2", f"hydra.run.dir={run}"],
         capture_output=True, text=True, env=env, timeout=400, cwd=REPO_ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -54,13 +48,13 @@ def test_rtseg_train_writes_the_pngs_and_sends_them_to_wandb(tmp_path):
     assert media == {"confusion", "iou", "curves"}, media
 
 
-def test_tensorboard_logger_gets_the_plots(compose_cfg, tmp_path):
+def test_tensorboard_logger_gets_the_plots(compose_cfg, tmp_path, tiny_train_overrides):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from rtseg.train import train
 
-    cfg = compose_cfg(overrides=[*TINY_CLI, "logger=tensorboard", "trainer.max_epochs=1", "test=false"])  # fmt: skip
+    cfg = compose_cfg(overrides=[*tiny_train_overrides, "logger=tensorboard", "trainer.max_epochs=1", "test=false"])  # fmt: skip
     train(cfg)
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
     assert {"plots/confusion", "plots/iou", "plots/curves"} <= set(events.Tags()["images"])
