@@ -35,7 +35,12 @@ def time_fn(
         if sync:
             sync()
         times.append((time.perf_counter() - t0) * 1e3)
-    arr = np.asarray(times)
+    return latency_summary(times)
+
+
+def latency_summary(times_ms) -> dict:
+    """Median, p90, mean, min (ms) and count of a list of run times."""
+    arr = np.asarray(times_ms)
     return {
         "median_ms": float(np.median(arr)),
         "p90_ms": float(np.percentile(arr, 90)),
