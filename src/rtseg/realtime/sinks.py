@@ -47,7 +47,7 @@ class VideoFileSink(Sink):
         path: str | Path,
         fps: float | None = 30.0,
         codec: str = "h264",
-        preset: str = "veryfast",
+        preset: str = "ultrafast",
         crf: int = 23,
     ):
         if codec not in ("h264", "mp4v"):

@@ -40,7 +40,7 @@ class H264Writer:
         fps: float,
         size: tuple[int, int],
         encoder: str,
-        preset: str = "veryfast",
+        preset: str = "ultrafast",
         crf: int = 23,
     ):
         import av
