@@ -51,3 +51,15 @@ def test_a_folder_that_is_not_a_run_is_named(tmp_path):
     (tmp_path / "epoch3.ckpt").write_bytes(b"")
     with pytest.raises(CheckpointError, match="pass a file: checkpoint=.*epoch3.ckpt"):
         choose_checkpoint(str(tmp_path), tmp_path)
+
+
+def test_best_falls_back_to_a_shipped_model_only_when_nothing_was_trained(tmp_path):
+    spec = {"path": "best", "fallback": "camvid"}
+    choice = choose_checkpoint(spec, tmp_path)
+    assert str(choice.path) == "camvid" and "no trained run" in choice.reason
+    with pytest.raises(CheckpointError, match="no trained run"):  # no fallback: refused
+        choose_checkpoint("best", tmp_path)
+    with pytest.raises(CheckpointError, match="not a shipped model"):
+        choose_checkpoint({"path": "best", "fallback": "nope"}, tmp_path)
+    trained = _run(tmp_path, "syn", "synthetic", list("abcdefg"), 0.5)
+    assert choose_checkpoint(spec, tmp_path).path == trained

@@ -25,7 +25,7 @@ class Choice:
 
 
 def checkpoint_spec(cfg_checkpoint) -> dict:
-    """``checkpoint=PATH`` (a string) or ``checkpoint.{path,dataset,experiment,tag,model}`` (a mapping)."""
+    """``checkpoint=PATH`` (a string) or ``checkpoint.{path,dataset,experiment,tag,model,fallback}``."""
     if cfg_checkpoint is None:
         return {"path": "best"}
     if isinstance(cfg_checkpoint, str | Path):
@@ -38,11 +38,22 @@ def checkpoint_spec(cfg_checkpoint) -> dict:
 def choose_checkpoint(cfg_checkpoint, log_dir: str | Path) -> Choice:
     spec = checkpoint_spec(cfg_checkpoint)
     path = str(spec["path"])
-    if path == "best":
-        return choose_best(
-            log_dir, **{k: spec.get(k) for k in ("dataset", "experiment", "tag", "model")}
-        )
     from rtseg import zoo
+
+    if path == "best":
+        filters = {k: spec.get(k) for k in ("dataset", "experiment", "tag", "model")}
+        fallback = spec.get("fallback")
+        if fallback and not any(filters.values()) and not _has_trained_runs(log_dir):
+            if not zoo.is_shipped(str(fallback)):
+                raise CheckpointError(
+                    f"checkpoint.fallback={fallback}: not a shipped model ({', '.join(zoo.names())})"
+                )
+            return Choice(
+                Path(str(fallback)),
+                f"no trained run under {log_dir} yet: the shipped model {fallback!r} "
+                "(checkpoint.fallback; train one, or pass checkpoint=...)",
+            )
+        return choose_best(log_dir, **filters)
 
     if zoo.is_shipped(path):
         return Choice(Path(path), f"model {path!r} shipped with rtseg (rtseg.zoo)")
@@ -57,6 +68,10 @@ def choose_checkpoint(cfg_checkpoint, log_dir: str | Path) -> Choice:
     if p.suffix.lower() in EXPORTED_SUFFIXES:
         return Choice(p, "exported model given on the command line", exported=True)
     return Choice(p, "checkpoint given on the command line")
+
+
+def _has_trained_runs(log_dir: str | Path) -> bool:
+    return any(r.best_ckpt and Path(r.best_ckpt).is_file() for r in find_runs(log_dir))
 
 
 def choose_best(
