@@ -36,7 +36,8 @@ demo: $(STAMP) ## the main job: train on built-in scenes, evaluate, benchmark, r
 	$(BIN)/rtseg-eval checkpoint=$(DEMO)/train split=test hydra.run.dir=$(DEMO)/eval
 	$(BIN)/rtseg-bench checkpoint=$$(ls $(DEMO)/train/checkpoints/best-*.ckpt) input_size=[128,160] backends=[eager,bf16,onnxruntime,openvino,auto] hydra.run.dir=$(DEMO)/bench
 	$(BIN)/rtseg-realtime checkpoint=$(DEMO)/train source=synthetic sink=file output=$(DEMO)/realtime.mp4 benchmark=true backend=auto hydra.run.dir=$(DEMO)/realtime
-	$(BIN)/rtseg-realtime checkpoint=camvid source=$(or $(SOURCE),$(VIDEO),synthetic) sink=file output=$(DEMO)/camvid.mp4 benchmark=true backend=auto threads=2 hydra.run.dir=$(DEMO)/camvid
+	$(BIN)/rtseg-realtime checkpoint=camvid source=$(or $(SOURCE),$(VIDEO),synthetic) sink=file output=$(DEMO)/camvid.mp4 benchmark=true backend=auto threads=2 hydra.run.dir=$(DEMO)/camvid \
+		$(if $(wildcard $(CAMVID_DIR)/train),data=camvid data.root=$(CAMVID_DIR))
 	@echo "overlaid videos: $(DEMO)/realtime.mp4 (the model just trained, built-in scenes), $(DEMO)/camvid.mp4 (the shipped CamVid model on $(or $(SOURCE),$(VIDEO),synthetic))"
 
 train: $(STAMP) ## train with the default config (override with ARGS="model=unet ...")
