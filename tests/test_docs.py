@@ -159,7 +159,7 @@ def test_documented_command(doc, command):
                 ["make", "-n", target], cwd=REPO, capture_output=True, text=True, timeout=30
             )
             assert dry.returncode == 0, f"{doc}: make {target}: {dry.stderr.strip()}"
-            for line in dry.stdout.splitlines():
+            for line in dry.stdout.replace("\\\n", " ").splitlines():
                 if re.match(r"^\S*/?rtseg-\w+ ", line.strip()):
                     check_rtseg_command(line.strip())
     elif program.startswith("rtseg-"):
