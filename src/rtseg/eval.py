@@ -16,7 +16,13 @@ from rtseg.checkpoint import load_network, stored_model_config
 from rtseg.errors import CheckpointError, RtsegError, SplitNotFound
 from rtseg.infer.spec import choose_checkpoint
 from rtseg.module import SegmentationModule
-from rtseg.utils import CONF_DIR, output_dir, run_dirs_checked, set_threads, user_errors_as_one_line
+from rtseg.utils import (
+    CONF_DIR,
+    command_line_checked,
+    output_dir,
+    set_threads,
+    user_errors_as_one_line,
+)
 
 log = logging.getLogger("rtseg.eval")
 
@@ -97,7 +103,7 @@ def print_scores(scores: dict, title: str) -> None:
     Console().print(table)
 
 
-@run_dirs_checked
+@command_line_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:

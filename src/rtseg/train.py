@@ -19,11 +19,11 @@ from rtseg.tracking.runs import RunRecord
 from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger
 from rtseg.utils import (
     CONF_DIR,
+    command_line_checked,
     git_commit,
     hydra_context,
     instantiate_all,
     output_dir,
-    run_dirs_checked,
     set_threads,
     to_container,
     user_errors_as_one_line,
@@ -246,7 +246,7 @@ def print_summary(record: RunRecord) -> None:
     Console().print(table)
 
 
-@run_dirs_checked
+@command_line_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> float | None:

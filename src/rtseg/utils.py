@@ -140,7 +140,7 @@ def refuse_path_under_file(path: str | Path, key: str, folder: bool = False) -> 
 RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
 
 
-def run_dirs_checked(main: Callable) -> Callable:
+def command_line_checked(main: Callable) -> Callable:
     """Put above ``@hydra.main``: Hydra makes the run folder before the task, with a traceback if it cannot."""
 
     @functools.wraps(main)

@@ -37,10 +37,10 @@ from rtseg.errors import DataError, RtsegError
 from rtseg.infer.quality import Int8Limits
 from rtseg.utils import (
     CONF_DIR,
+    command_line_checked,
     hydra_context,
     instantiate_all,
     output_dir,
-    run_dirs_checked,
     user_errors_as_one_line,
 )
 
@@ -275,7 +275,7 @@ def _log_wandb(cfg: DictConfig, rows: list[dict], out: Path) -> None:
         finish_wandb(wandb_loggers)
 
 
-@run_dirs_checked
+@command_line_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="benchmark")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:

@@ -22,7 +22,7 @@ from rtseg.errors import ExportError, RtsegError
 from rtseg.infer.calibration import Calibration, describe_calibration
 from rtseg.infer.onnx import ONNX_OPSET, export_onnx, quantize_onnx_int8
 from rtseg.infer.sidecar import sidecar_path, write_sidecar
-from rtseg.utils import CONF_DIR, output_dir, require, run_dirs_checked, user_errors_as_one_line
+from rtseg.utils import CONF_DIR, command_line_checked, output_dir, require, user_errors_as_one_line
 
 log = logging.getLogger("rtseg.export")
 
@@ -192,7 +192,7 @@ def run_export(cfg: DictConfig) -> tuple[Path, Path]:
     return path, sidecar
 
 
-@run_dirs_checked
+@command_line_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:

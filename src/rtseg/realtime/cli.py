@@ -47,9 +47,9 @@ from rtseg.utils import (
     CONF_DIR,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    command_line_checked,
     output_dir,
     refuse_path_under_file,
-    run_dirs_checked,
     set_threads,
     to_container,
     user_errors_as_one_line,
@@ -344,7 +344,7 @@ def make_sinks(
     return sinks
 
 
-@run_dirs_checked
+@command_line_checked
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="realtime")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:
