@@ -200,3 +200,30 @@ def test_output_path_below_a_file_is_one_line(entrypoint, override, tmp_path, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"error: {arg}: {blocker} is a file, expected a folder there"
     assert blocker.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("override", "module", "named"),
+    [
+        ("hparams_search=camvid_optuna", "hydra_plugins.hydra_optuna_sweeper", "optuna"),
+        ("hydra/launcher=parallel", "hydra_plugins.hydra_joblib_launcher", "joblib"),
+        ("hydra/launcher=slurm", "hydra_plugins.hydra_submitit_launcher", "submitit_slurm"),
+    ],
+)
+def test_a_missing_sweep_plugin_is_one_line_before_hydra_composes(
+    monkeypatch, capsys, override, module, named
+):
+    """Without the sweeps extra Hydra would fail composing the plugin's config, before any of our code."""
+    from rtseg.utils import command_line_checked
+
+    ran = []
+    monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr(sys, "argv", ["rtseg-train", "-m", override, "model=baseline"])
+    with pytest.raises(SystemExit) as stop:
+        command_line_checked(lambda: ran.append(1))()
+    assert stop.value.code == 2 and not ran
+    line = capsys.readouterr().err.strip()
+    assert named in line and line.endswith("pip install 'rtseg[sweeps]'"), line
+    monkeypatch.delitem(sys.modules, module)  # installed: the entrypoint runs
+    command_line_checked(lambda: ran.append(1))()
+    assert ran == [1]

