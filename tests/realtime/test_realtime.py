@@ -60,6 +60,7 @@ def test_synthetic_source_end_to_end_writes_playable_mp4(realtime_cfg, tiny_ckpt
     ):
         assert row[key] is not None and row[key] > 0, key
     assert report["pipeline"]["latency_ms"]["inference"]["median"] > 0
+    assert report["pipeline"]["latency_ms"]["postprocess"]["median"] > 0
     assert (tmp_path / "run" / "realtime.csv").read_text().startswith("model,")
     assert info["backend"] == "eager"
 
@@ -98,18 +99,18 @@ class RecordingSink(Sink):
 
 
 class SlowRandomBackend:
-    """Labels of zeros after a random delay: workers overtake each other."""
+    """Logits whose class map is all zeros, after a random delay: workers overtake each other."""
 
     name, precision = "stub", "fp32"
 
     def __init__(self, seed):
         self.rng = np.random.default_rng(seed)
 
-    def labels(self, x):
+    def __call__(self, x):
         import torch
 
         time.sleep(float(self.rng.uniform(0, 0.01)))
-        return torch.zeros(x.shape[0], *x.shape[2:], dtype=torch.long)
+        return torch.zeros(x.shape[0], 2, *x.shape[2:])
 
 
 def stub_pipeline(source, sink, drop, workers=1, max_batch=2):
@@ -339,12 +340,14 @@ class FixedBatchBackend:
     def __init__(self, batch):
         self.batch, self.calls = batch, []
 
-    def labels(self, x):
+    def __call__(self, x):
         import torch
 
         assert x.shape[0] == self.batch
         self.calls.append(self.batch)
-        return torch.arange(x.shape[0]).view(-1, 1, 1).expand(-1, *x.shape[2:])
+        logits = torch.zeros(x.shape[0], 8, *x.shape[2:])  # class map of image i: all i
+        logits[torch.arange(x.shape[0]), torch.arange(x.shape[0])] = 1.0
+        return logits
 
 
 def test_infer_pads_and_chunks_for_fixed_batch_backends():

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import torch
 
+from rtseg.models.output import logits_to_labels
+
 #: realtime's default (conf/realtime.yaml ``interpolation``); the benchmark's e2e figure uses the same
 DEFAULT_INTERPOLATION = "linear"
 
@@ -43,10 +45,15 @@ class Preprocess:
         return x
 
 
-def class_maps(backend, x: torch.Tensor, n: int | None = None) -> np.ndarray:
+def maps_from_logits(logits: torch.Tensor, n: int | None = None) -> np.ndarray:
     """``(B, H, W)`` uint8 class maps at the input size (the first ``n`` of a padded batch): the
-    step after the network that realtime's inference stage and the benchmark's e2e figure share."""
-    return backend.labels(x)[:n].to(torch.uint8).numpy()
+    step after the network that realtime's postprocess stage and the benchmark's e2e figure share."""
+    return logits_to_labels(logits)[:n].to(torch.uint8).numpy()
+
+
+def class_maps(backend, x: torch.Tensor, n: int | None = None) -> np.ndarray:
+    """The backend's class maps for a batch (``maps_from_logits`` of its logits)."""
+    return maps_from_logits(backend(x), n)
 
 
 def to_frame_size(maps: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
