@@ -85,8 +85,6 @@ def compose_cfg(tmp_path):
 
 @pytest.fixture
 def tiny_net():
-    from rtseg.models.baseline import ThreeConvNet
-
     torch.manual_seed(0)
     return ThreeConvNet(num_classes=5, width=8).eval()
 

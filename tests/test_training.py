@@ -263,14 +263,15 @@ def test_binary_tanh_form_trains(compose_cfg):
 
 
 def test_online_without_a_server_falls_back_offline_and_keeps_the_record(
-    compose_cfg, tmp_path, monkeypatch, caplog
+    compose_cfg, tmp_path, monkeypatch, caplog, tiny_train_overrides
 ):
     from .tracking.wandb_offline import offline_runs
 
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:1")  # refused at once: no server
-    overrides = [o for o in FAST_TRAIN if not o.startswith("logger=")]
-    cfg = compose_cfg(overrides=[*TINY, *overrides, "logger=wandb", "trainer.fast_dev_run=true"])
+    cfg = compose_cfg(
+        overrides=[*tiny_train_overrides, "logger=wandb", "trainer.fast_dev_run=true"]
+    )
     assert cfg.logger.wandb.mode == "online"
     with caplog.at_level("WARNING", logger="rtseg.wandb"):
         train(cfg)

@@ -56,6 +56,9 @@ class SegModel:
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """HxW uint8 class maps, one per HxWx3 uint8 RGB image (sizes may differ)."""
+        from rtseg.infer.frames import maps_from_logits
+        from rtseg.infer.quality import fit_batch
+
         images = [self._check(im) for im in images]
         if not images:
             return []
@@ -64,11 +67,8 @@ class SegModel:
         labels = []
         b = self.backend.batch_size
         for i in range(0, len(xs), b):
-            chunk = torch.from_numpy(xs[i : i + b])
-            n = len(chunk)
-            if n < b:  # fixed-batch backends: pad the last chunk
-                chunk = torch.cat([chunk, chunk[-1:].expand(b - n, *chunk.shape[1:])])
-            labels.extend(self.backend.labels(chunk)[:n].to(torch.uint8).numpy())
+            chunk = torch.from_numpy(xs[i : i + b])  # fixed-batch backends: the last one padded
+            labels.extend(maps_from_logits(self.backend(fit_batch(chunk, b)), len(chunk)))
         out = []
         for im, lab in zip(images, labels, strict=True):
             h, w = im.shape[:2]

@@ -264,26 +264,18 @@ class RunPlots(L.Callback):
         self.dirpath, self.confusion_epoch = dirpath, confusion_epoch
         self.history: list[dict] = []
         self.chosen: dict | None = None  # {"epoch", "miou", "confusion"} of the plotted epoch
-        self._loss_sum, self._seen = 0.0, 0
 
     def _row(self, epoch: int) -> dict:
         if not self.history or self.history[-1]["epoch"] != epoch:
             self.history.append({"epoch": epoch})
         return self.history[-1]
 
-    def on_train_epoch_start(self, trainer, pl_module):
-        self._loss_sum, self._seen = 0.0, 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None:
-            n = len(batch[0])
-            self._loss_sum += float(loss.detach()) * n
-            self._seen += n
-
     def on_train_epoch_end(self, trainer, pl_module):
-        if self._seen:
-            self._row(trainer.current_epoch)["train_loss"] = self._loss_sum / self._seen
+        # the module logs train/loss on_epoch (weighted by batch size): read Lightning's mean
+        # rather than pulling every step's loss to the host
+        loss = trainer.callback_metrics.get("train/loss_epoch")
+        if loss is not None:
+            self._row(trainer.current_epoch)["train_loss"] = float(loss)
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking or trainer.global_rank != 0:

@@ -92,7 +92,7 @@ def test_auto_never_picks_a_disagreeing_backend(tiny_net, tmp_path, wrong_regist
         min_rounds=3,
     )
     assert backend.name == "eager"
-    trials = {t["backend"]: t for t in backend.auto_trials}
+    trials = {t["backend"]: t for t in backend.auto["trials"]}
     assert trials["wrong"]["accepted"] is False and trials["eager"]["accepted"] is True
     # the choice is cached per machine + model + size + batch + threads and reused
     cache = (tmp_path / "auto.json").read_text()

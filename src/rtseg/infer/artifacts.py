@@ -40,8 +40,9 @@ def weights_hash(net: nn.Module) -> str:
     return h.hexdigest()
 
 
-def model_key(net: nn.Module) -> str:
-    return f"{type(net).__name__}-{weights_hash(net)[:12]}"
+def model_key(net: nn.Module, weights: str | None = None) -> str:
+    """Architecture + weights hash (pass ``weights`` when already computed: hashing reads every tensor)."""
+    return f"{type(net).__name__}-{(weights or weights_hash(net))[:12]}"
 
 
 def file_sha256(path: Path) -> str:

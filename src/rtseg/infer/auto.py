@@ -121,7 +121,7 @@ def resolve_backend(
     threads = int(threads or torch.get_num_threads())  # fixed: what is measured is what runs
     cache = ArtifactCache(cache_dir)
     weights = weights_hash(net)
-    key = cache.key(cache_key or model_key(net), input_size, batch_size, threads)
+    key = cache.key(cache_key or model_key(net, weights), input_size, batch_size, threads)
     entry, why = cache.lookup(key, weights)
     if entry is not None:
         try:
@@ -193,8 +193,13 @@ def resolve_backend(
             },
             kept[chosen],
         )
+        # an in-process backend (torch, compiled) is the one just measured: no second build
+        backend = kept[chosen] if entry.get("artifact") is None else None
+        if backend is not None:
+            backend.auto = entry
         kept.clear()
-    backend = _from_entry(entry, net, input_size, batch_size, threads)
+    if backend is None:
+        backend = _from_entry(entry, net, input_size, batch_size, threads)
     backend.note = f"auto: {why}"
     return backend
 
@@ -210,5 +215,4 @@ def _from_entry(entry: dict, net, input_size, batch_size: int, threads: int) -> 
     else:
         backend = create_backend(name, net, input_size, batch_size, threads)
     backend.auto = entry
-    backend.auto_trials = entry.get("trials", [])
     return backend

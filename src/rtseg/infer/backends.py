@@ -24,7 +24,7 @@ from rtseg.infer.calibration import NO_IMAGES, describe_calibration
 from rtseg.infer.onnx import export_onnx, quantize_onnx_int8
 from rtseg.infer.quality import fit_batch
 from rtseg.models.output import logits_to_labels
-from rtseg.utils import has_fast_bf16, require
+from rtseg.utils import has_fast_bf16, require, set_threads
 
 
 class Backend:
@@ -82,8 +82,7 @@ class TorchBackend(Backend):
         **_,
     ):
         super().__init__(input_size, batch_size, threads)
-        if threads:
-            torch.set_num_threads(int(threads))
+        set_threads(threads)
         self.name = name
         self.dtype = dtype
         self.precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
@@ -136,18 +135,9 @@ class CompileBackend(TorchBackend):
         threads=None,
         *,
         name="compile",
-        device="cpu",
-        dtype=None,
         **_,
     ):
-        super().__init__(
-            net,
-            input_size,
-            batch_size,
-            threads,
-            name=name,
-            dtype=dtype if device == "cpu" else None,
-        )
+        super().__init__(net, input_size, batch_size, threads, name=name)
         self.net = torch.compile(self.net, dynamic=False)
         t0 = time.perf_counter()
         with torch.inference_mode():

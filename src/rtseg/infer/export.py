@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from rtseg.errors import ExportError, RtsegError
-from rtseg.infer.calibration import Calibration, describe_calibration
+from rtseg.infer.calibration import NO_IMAGES, Calibration, describe_calibration
 from rtseg.infer.onnx import ONNX_OPSET, export_onnx, quantize_onnx_int8
 from rtseg.infer.sidecar import sidecar_path, write_sidecar
 from rtseg.utils import CONF_DIR, command_line_checked, output_dir, require, user_errors_as_one_line
@@ -79,10 +79,7 @@ def _export_via_temp(
     import tempfile
 
     if int8 and not calibration:
-        raise ExportError(
-            "int8=true needs real calibration images and none could be read: pass the checkpoint's "
-            "data=... (and data.root=...); rtseg never calibrates int8 on random input"
-        )
+        raise ExportError(NO_IMAGES)
     with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
         tmp = Path(tmp)
         onnx_path = export_onnx(net, tmp / f"{stem}.onnx", size, batch_size)
@@ -138,13 +135,9 @@ def _coreml(net, path: Path, size, batch_size: int) -> Path:
 def record_int8_quality(path: Path, net, meta: dict, calibration, pairs) -> dict:
     """Run the written int8 file against eager fp32 on real images; the result goes into its sidecar."""
     from rtseg.infer.auto import judge
-    from rtseg.infer.registry import from_file
-    from rtseg.infer.sidecar import read_sidecar
+    from rtseg.infer.registry import load_exported
 
-    side = read_sidecar(path)
-    name = "openvino-int8" if path.suffix == ".xml" else "onnxruntime-int8"
-    backend = from_file(name, path, side["input_size"], int(side["batch_size"]))
-    backend.calibration = side.get("calibration")
+    backend, _ = load_exported(path)  # an int8 file: onnxruntime-int8 / openvino-int8
     images = [x for x, _ in pairs] or list(calibration)[:4]
     return judge(
         backend,

@@ -1,8 +1,9 @@
 """``sink=http``: the overlaid video as a live MJPEG stream plus a small page, on a local port.
 
 Standard library only (``ThreadingHTTPServer``): one thread per client. The sink keeps only the
-latest JPEG; each client thread sends the newest frame it has not sent yet, so a slow client skips
-frames (counted) and never stalls the pipeline, whose sink stage just swaps a reference.
+latest frame; each client thread encodes (once per frame, shared by all viewers) and sends the
+newest frame it has not sent yet, so a slow client skips frames (counted) and never stalls the
+pipeline, whose sink stage just swaps a reference and encodes nothing while no one watches.
 
 Routes: ``/`` the page (video, class legend, stats polled from ``/stats.json``), ``/stream`` the
 MJPEG stream (``multipart/x-mixed-replace``), ``/frame.jpg`` the latest frame, ``/stats.json``.
@@ -91,7 +92,8 @@ class HttpSink(Sink):
         self.stats_fn = stats or dict
         self.page = PAGE.format(legend=legend_html(legend or [])).encode()
         self.cond = threading.Condition()
-        self.jpeg: bytes | None = None
+        self.frame: np.ndarray | None = None  # the latest overlaid frame, encoded only when asked
+        self._jpeg: tuple[int, bytes] | None = None  # (seq, JPEG) of the last frame encoded
         self.seq = -1  # number of the latest frame (counts written frames)
         self.running = True
         self.clients = 0
@@ -115,11 +117,8 @@ class HttpSink(Sink):
     # ------------------------------------------------------------------ sink side
 
     def write(self, index: int, frame: np.ndarray, labels: np.ndarray) -> None:
-        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if not ok:
-            return
-        with self.cond:
-            self.jpeg = buf.tobytes()
+        with self.cond:  # a reference swap: no encoding in the pipeline, nor with no one watching
+            self.frame = frame
             self.seq += 1
             self.cond.notify_all()
         self.frames += 1
@@ -137,11 +136,21 @@ class HttpSink(Sink):
         """The newest frame after ``last`` (waits up to ``timeout``); (last, None) when there is none."""
         with self.cond:
             self.cond.wait_for(lambda: self.seq > last or not self.running, timeout)
-            if self.seq <= last or self.jpeg is None:
+            if self.seq <= last or self.frame is None:
                 return last, None
             if last >= 0:
                 self.skipped += self.seq - last - 1
-            return self.seq, self.jpeg
+            seq, frame, cached = self.seq, self.frame, self._jpeg
+        if cached is not None and cached[0] == seq:  # another viewer encoded this frame already
+            return seq, cached[1]
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            return last, None
+        jpeg = buf.tobytes()
+        with self.cond:
+            if self._jpeg is None or self._jpeg[0] < seq:
+                self._jpeg = (seq, jpeg)
+        return seq, jpeg
 
     def stats(self) -> dict:
         with self.cond:

@@ -18,6 +18,7 @@ inferring, so the threads really overlap even on two cores.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ import torch
 
 from rtseg.errors import SourceError
 from rtseg.infer.frames import Preprocess, maps_from_logits
+from rtseg.infer.quality import fit_batch
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
@@ -133,8 +135,8 @@ class Infer:
     def _run(backend, xs: list[np.ndarray], size: int | None = None) -> tuple[np.ndarray, float]:
         n = len(xs)
         x = torch.from_numpy(np.stack(xs))
-        if size is not None and size > n:  # pad a partial batch to the backend's fixed batch
-            x = torch.cat([x, x[-1:].expand(size - n, *x.shape[1:])])
+        if size is not None:  # pad a partial batch to the backend's fixed batch
+            x = fit_batch(x, size)
         logits = backend(x)
         t0 = time.perf_counter()
         maps = maps_from_logits(logits, n)
@@ -366,7 +368,7 @@ class Pipeline:
 
     def live_stats(self) -> dict:
         """Cheap counters for watchers while running (progress, the HTTP page): no percentiles."""
-        recent = list(self.times["end_to_end"])[-30:]
+        recent = list(itertools.islice(reversed(self.times["end_to_end"]), 30))
         return {
             "frames_captured": self.captured,
             "frames_written": self.written,

@@ -70,15 +70,15 @@ class Progress:
         return text
 
     def update(self) -> None:
-        s = self.stats()
         if self.bar is not None:
+            s = self.stats()
             extra = f"{s['frames_dropped']} dropped" if s["frames_dropped"] else ""
             self.bar.update(self.task, completed=s["frames_written"], fps=s["fps"], extra=extra)
             return
         now = time.perf_counter()
         if self.log_every_s > 0 and now - self._last_log >= self.log_every_s:
             self._last_log = now
-            log.info("progress: %s", self.line(s))
+            log.info("progress: %s", self.line(self.stats()))
 
     def close(self) -> None:
         if self.bar is not None:
