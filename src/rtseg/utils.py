@@ -339,3 +339,14 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str
         return "| " + " | ".join(map(str, cells)) + " |"
 
     return "\n".join([line(columns), "|" + "---|" * len(columns), *map(line, rows)]) + "\n"
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MB blocks (checkpoints, artifacts and shipped weights)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from rtseg.infer.sidecar import sidecar_path, update_sidecar
-from rtseg.utils import cpu_name
+from rtseg.utils import cpu_name, file_sha256
 
 log = logging.getLogger("rtseg.infer")
 
@@ -43,14 +43,6 @@ def weights_hash(net: nn.Module) -> str:
 def model_key(net: nn.Module, weights: str | None = None) -> str:
     """Architecture + weights hash (pass ``weights`` when already computed: hashing reads every tensor)."""
     return f"{type(net).__name__}-{(weights or weights_hash(net))[:12]}"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def runtime_versions() -> dict:

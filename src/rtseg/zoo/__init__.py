@@ -8,11 +8,11 @@ they load with no network access.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from rtseg.errors import CheckpointError
+from rtseg.utils import file_sha256
 
 ZOO_DIR = Path(__file__).parent
 
@@ -45,7 +45,7 @@ def weights(name: str) -> dict:
 
     path = ZOO_DIR / f"{name}.safetensors"
     want = card(name).get("sha256")
-    got = hashlib.sha256(path.read_bytes()).hexdigest()
+    got = file_sha256(path)
     if want and got != want:
         raise CheckpointError(
             f"{path}: sha256 {got[:12]}... does not match its card ({want[:12]}...)"

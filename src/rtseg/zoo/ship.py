@@ -8,7 +8,6 @@ runtime only reads what it writes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from omegaconf import OmegaConf
 from rtseg import zoo
 from rtseg.checkpoint import checkpoint_meta, read_checkpoint
 from rtseg.tracking.runs import RECORD_NAME, RunRecord
+from rtseg.utils import file_sha256
 
 
 def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path:
@@ -50,7 +50,7 @@ def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path
         "train_wall_time_s": record.wall_time_s if record else None,
         "command": command,
         "git_commit": record.git_commit if record else None,
-        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "sha256": file_sha256(out),
         "meta": meta,
     }
     (zoo.ZOO_DIR / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
