@@ -15,7 +15,7 @@ LAYERS = [
     ["errors", "timing", "utils"],
     ["data", "models", "metrics", "losses", "schedules", "precision"],
     ["tracking", "zoo", "checkpoint"],
-    ["module", "callbacks"],
+    ["module", "callbacks", "distill"],
     ["infer"],
     ["bench", "realtime"],
     ["api", "train", "eval", "__init__"],

@@ -1,4 +1,4 @@
-"""Lightning callbacks: model cost at fit start, the run record, prediction overlays for W&B."""
+"""Lightning callbacks: model cost at fit start, the run record, prediction overlays for W&B, EMA."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.loggers import WandbLogger
 
 from rtseg.models.cost import count_gflops, count_params, eager_latency_ms
@@ -108,6 +109,27 @@ class TrainThroughput(L.Callback):
         pl_module.log_dict(self.summary, on_epoch=True, on_step=False)
 
 
+class EMA(WeightAveraging):
+    """An exponential moving average of the weights (BN statistics included), on Lightning's
+    ``WeightAveraging``: validation, checkpoints and the weights left at the end are the average.
+
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates (as timm's and
+    YOLO's model EMA do), so the average covers roughly the last tenth of the steps taken: the
+    random-ish early weights fade out in a 20-epoch run as in a 200-epoch one.
+    """
+
+    def __init__(self, decay: float = 0.9995):
+        if not 0 < decay < 1:
+            raise ValueError(f"callbacks.ema.decay={decay}: expected a value in (0, 1)")
+        self.decay = decay
+        super().__init__(use_buffers=True, avg_fn=self._average)
+
+    def _average(self, averaged: torch.Tensor, current: torch.Tensor, num_averaged) -> torch.Tensor:
+        n = float(num_averaged)
+        d = min(self.decay, (1 + n) / (10 + n))
+        return averaged * d + current * (1 - d)
+
+
 class RunRecordWriter(L.Callback):
     """Owns the run record: writes ``run.json`` at fit start, after each validation, at the end, and
     marks it failed/interrupted when fit or test raises. ``rtseg-train`` hands it the record it
@@ -133,6 +155,10 @@ class RunRecordWriter(L.Callback):
         if self.record is None:
             self.record = RunRecord(run_dir=trainer.default_root_dir)
         self._t0 = time.time()
+        datamodule = trainer.datamodule
+        if hasattr(datamodule, "describe_splits"):  # set up before the callbacks: splits are built
+            self.record.val_protocol = datamodule.val_protocol()
+            self.record.splits = datamodule.describe_splits()
         self.record.save()
 
     def _update(self, trainer, pl_module):

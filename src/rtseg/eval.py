@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rtseg.checkpoint import load_network, stored_model_config
+from rtseg.data.sequences import sequence_of
 from rtseg.errors import CheckpointError, RtsegError, SplitNotFound
 from rtseg.infer.spec import choose_checkpoint
 from rtseg.module import SegmentationModule
@@ -72,9 +73,12 @@ def evaluate(cfg: DictConfig) -> dict:
         train_metrics=False,
     )
     try:
-        datamodule.dataset(split)
+        dataset = datamodule.dataset(split)
     except SplitNotFound as e:
         raise SplitNotFound(f"{e}: nothing to score (split=val scores the val split)") from None
+    sequences = frame_sequences(dataset)
+    if sequences:  # even one: the table says which sequence the split is
+        module.score_groups(split, sequences)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     if trainer_cfg.get("precision") == "auto":
         trainer_cfg["precision"] = "32-true"  # scores are taken in fp32, the reference precision
@@ -83,12 +87,22 @@ def evaluate(cfg: DictConfig) -> dict:
     run(module, datamodule=datamodule, verbose=False)
     scores = module.last_scores[split]
     print_scores(scores, f"{choice.path.name} on {datamodule.name}/{split}")
+    if scores.get("groups"):
+        print_sequence_scores(scores["groups"], f"{datamodule.name}/{split} per video sequence")
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(
         json.dumps({"checkpoint": str(choice.path), "split": split, **scores}, indent=2)
     )
     return scores
+
+
+def frame_sequences(dataset) -> list[str]:
+    """The video sequence of each image of a file-backed split (empty when the names carry none)."""
+    base = getattr(dataset, "base", dataset)
+    pairs = getattr(base, "pairs", None) or []
+    names = [sequence_of(img) for img, _ in pairs]
+    return [] if not names or None in names else names
 
 
 def print_scores(scores: dict, title: str) -> None:
@@ -112,3 +126,20 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def print_sequence_scores(groups: dict[str, dict], title: str) -> None:
+    """Per-class IoU with one column per sequence: where a model generalises and where it memorises."""
+    table = Table(title=title)
+    table.add_column("class")
+    for name in groups:
+        table.add_column(name, justify="right")
+    classes = next(iter(groups.values()))["iou"]
+    for cls in classes:
+        cells = [groups[g]["iou"][cls] for g in groups]
+        table.add_row(cls, *("absent" if v != v else f"{100 * v:.2f}" for v in cells))
+    table.add_section()
+    table.add_row("mIoU", *(f"{100 * g['miou']:.2f}" for g in groups.values()), style="bold")
+    table.add_row("pixel acc", *(f"{100 * g['acc']:.2f}" for g in groups.values()))
+    table.add_row("frames", *(str(g["images"]) for g in groups.values()))
+    Console().print(table)

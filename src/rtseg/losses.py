@@ -10,7 +10,11 @@ from torch import nn
 
 
 class SegLoss(nn.Module):
-    """Cross-entropy (optionally class-weighted or OHEM) plus an optional soft Dice term.
+    """Cross-entropy (optionally class-weighted, optionally OHEM) plus an optional soft Dice term.
+
+    OHEM (online hard example mining, as PSPNet/PP-LiteSeg/PIDNet train on CamVid and Cityscapes)
+    keeps only the pixels whose predicted probability of their true class is below
+    ``ohem_thresh``, and at least the ``ohem_min_kept`` hardest ones; void pixels never count.
 
     A single-channel network is the seed article's binary form: its output is tanh in [-1, 1], read
     as probability ``(t + 1) / 2`` and trained with binary cross-entropy on that probability.
@@ -22,13 +26,18 @@ class SegLoss(nn.Module):
         ce_weight: float = 1.0,
         dice_weight: float = 0.0,
         class_weights: Sequence[float] | None = None,
-        ohem_keep: float | None = None,
+        ohem_thresh: float | None = None,
+        ohem_min_kept: int = 0,
         label_smoothing: float = 0.0,
     ):
         super().__init__()
+        if ohem_thresh is not None and not 0 < ohem_thresh <= 1:
+            raise ValueError(
+                f"module.loss.ohem_thresh={ohem_thresh}: expected a probability in (0, 1]"
+            )
         self.ignore_index = ignore_index
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
-        self.ohem_keep = ohem_keep
+        self.ohem_thresh, self.ohem_min_kept = ohem_thresh, int(ohem_min_kept)
         self.label_smoothing = label_smoothing
         weights = (
             torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
@@ -54,15 +63,60 @@ class SegLoss(nn.Module):
                 reduction="none",
                 label_smoothing=self.label_smoothing,
             )[valid]
-            if self.ohem_keep is not None and pixel.numel() > 0:
-                k = max(1, int(pixel.numel() * self.ohem_keep))
-                pixel = pixel.topk(k).values
+            if self.ohem_thresh is not None and pixel.numel() > 0:
+                pixel = pixel[
+                    ohem_keep(output, target, valid, self.ohem_thresh, self.ohem_min_kept)
+                ]
             ce = pixel.mean() if pixel.numel() > 0 else output.sum() * 0
             probs = output.softmax(1) if self.dice_weight else None
         loss = self.ce_weight * ce
         if self.dice_weight:
             loss = loss + self.dice_weight * _soft_dice(probs, target, valid)
         return loss
+
+
+@torch.no_grad()
+def ohem_keep(
+    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, thresh: float, min_kept: int
+) -> torch.Tensor:
+    """Which valid pixels OHEM trains on: true-class probability below ``thresh``, raised so that
+    at least ``min_kept`` (the hardest) are kept. Returns a mask over ``target[valid]``."""
+    prob = logits.softmax(1).gather(1, (target * valid).unsqueeze(1)).squeeze(1)[valid]
+    threshold = torch.tensor(thresh, dtype=prob.dtype, device=prob.device)
+    if 0 < min_kept < prob.numel():
+        # the min_kept-th smallest probability: a harder batch keeps more, never fewer
+        threshold = torch.maximum(threshold, prob.kthvalue(min_kept).values)
+    elif min_kept >= prob.numel():
+        threshold = prob.max()
+    return prob <= threshold if min_kept else prob < threshold
+
+
+def distillation_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    kind: str = "cwd",
+    temperature: float = 1.0,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Knowledge distillation between two (B, K, H, W) logit maps, scaled by T^2.
+
+    ``logit``: per-pixel KL(teacher || student) of the class distributions at temperature T
+    (Hinton et al.), averaged over ``valid`` pixels. ``cwd``: channel-wise distillation (Shu et
+    al., ICCV 2021): each class channel is a distribution over the image's pixels, and the KL of
+    those distributions is averaged over channels and images. Zero when student equals teacher.
+    """
+    t = float(temperature)
+    student, teacher = student.float() / t, teacher.float() / t
+    if kind == "logit":
+        kl = (teacher.softmax(1) * (teacher.log_softmax(1) - student.log_softmax(1))).sum(1)
+        if valid is not None:
+            kl = kl[valid] if valid.any() else kl.sum() * 0
+        return kl.mean() * t * t
+    if kind == "cwd":
+        s, te = student.flatten(2), teacher.flatten(2)  # (B, K, HW): a distribution per channel
+        kl = (te.softmax(2) * (te.log_softmax(2) - s.log_softmax(2))).sum(2)
+        return kl.mean() * t * t
+    raise ValueError(f"distillation kind={kind!r}: expected logit or cwd")
 
 
 def _soft_dice(probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,10 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MaxMetric
 
+from rtseg.distill import Distillation
 from rtseg.losses import SegLoss
 from rtseg.metrics import SegMetrics
-from rtseg.models.output import logits_to_labels
+from rtseg.models.output import logits_to_labels, split_output
 
 SPLITS = ("train", "val", "test")
 
@@ -30,6 +31,10 @@ class SegmentationModule(L.LightningModule):
 
     ``meta`` (class names, palette, normalisation, input size, the model config) is stored in the
     checkpoint so that evaluation, benchmarking and realtime can rebuild the network from it alone.
+
+    Training-only terms: a network with deep supervision returns ``(logits, aux logits)`` while
+    training, each aux head adding ``aux_weight`` x the loss; ``distill`` adds a teacher's
+    distillation loss. Neither changes what is validated, checkpointed as the network or exported.
     """
 
     def __init__(
@@ -43,9 +48,11 @@ class SegmentationModule(L.LightningModule):
         class_names: Sequence[str] | None = None,
         meta: dict | None = None,
         train_metrics: bool = True,
+        aux_weight: float = 1.0,
+        distill: Distillation | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "distill"])
         self.net = net
         self.binary = num_classes == 1
         self.metric_classes = 2 if self.binary else num_classes
@@ -62,13 +69,41 @@ class SegmentationModule(L.LightningModule):
             {f"{s}_scores": SegMetrics(self.metric_classes, ignore_index) for s in SPLITS}
         )
         self.val_miou_best = MaxMetric()
+        # per-image group names (e.g. video sequences) of a split scored by rtseg-eval
+        self.groups: dict[str, list[str]] = {}
+        self.group_metrics = nn.ModuleDict()
+        self._seen = {s: 0 for s in SPLITS}
+        self.aux_weight = float(aux_weight)
+        self.distill = distill
+        if distill is not None:
+            norm = meta or {}
+            distill.bind(num_classes, norm.get("mean", (0.0,) * 3), norm.get("std", (1.0,) * 3))
+
+    def score_groups(self, stage: str, groups: list[str]) -> None:
+        """Also score ``stage`` per group: ``groups[i]`` names the group of the split's i-th image.
+
+        Needs an unshuffled loader on one device (rtseg-eval); the whole-split score is unchanged.
+        """
+        self.groups[stage] = list(groups)
+        for g in sorted(set(groups)):
+            self.group_metrics[f"{stage}|{g}"] = SegMetrics(self.metric_classes, self.ignore_index)
+
+    def _update_groups(self, stage: str, preds: torch.Tensor, target: torch.Tensor) -> None:
+        for p, t in zip(preds, target, strict=True):
+            group = self.groups[stage][self._seen[stage]]
+            self.group_metrics[f"{stage}|{group}"].update(p[None], t[None])
+            self._seen[stage] += 1
+
+    def on_fit_start(self):
+        if self.distill is not None:
+            self.distill.match(self.net)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         images, masks = batch
-        output = self(images)
+        output, aux = split_output(self(images))
         # val/test masks may be at their own (native) size, per image when sizes differ
         pairs = (
             [(output, masks)]
@@ -80,7 +115,12 @@ class SegmentationModule(L.LightningModule):
             out = to_label_size(out, target)
             loss = loss + self.loss_fn(out, target) * (len(target) / len(images))
             if stage != "train" or self.train_metrics:
-                self.metrics[f"{stage}_scores"].update(logits_to_labels(out.detach()), target)
+                preds = logits_to_labels(out.detach())
+                self.metrics[f"{stage}_scores"].update(preds, target)
+                if stage in self.groups:
+                    self._update_groups(stage, preds, target)
+        if stage == "train":
+            loss = loss + self._training_terms(images, masks, output, aux)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage} loss is {loss.item()} at step {self.global_step}: lower module.optimizer.lr"
@@ -95,6 +135,21 @@ class SegmentationModule(L.LightningModule):
             sync_dist=stage != "train",
         )
         return loss
+
+    def _training_terms(self, images, masks, output, aux) -> torch.Tensor | float:
+        """Deep-supervision and distillation losses (training masks are one stacked tensor)."""
+        extra = 0.0
+        if aux:
+            aux_loss = sum(self.loss_fn(to_label_size(a, masks), masks) for a in aux)
+            self.log(
+                "train/loss_aux", aux_loss, on_step=False, on_epoch=True, batch_size=len(images)
+            )
+            extra = extra + self.aux_weight * aux_loss
+        if self.distill is not None:
+            kd = self.distill(output, images, valid=masks != self.ignore_index)
+            self.log("train/loss_kd", kd, on_step=False, on_epoch=True, batch_size=len(images))
+            extra = extra + kd
+        return extra
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -124,7 +179,19 @@ class SegmentationModule(L.LightningModule):
             stage: scores["confusion"].cpu(),
         }
         self.last_scores = getattr(self, "last_scores", {})
-        self.last_scores[stage] = {
+        self.last_scores[stage] = self._summary(scores)
+        if stage in self.groups:
+            self.last_scores[stage]["groups"] = {}
+            for g in sorted(set(self.groups[stage])):
+                metric = self.group_metrics[f"{stage}|{g}"]
+                entry = self._summary(metric.compute())
+                entry["images"] = self.groups[stage].count(g)
+                self.last_scores[stage]["groups"][g] = entry
+                metric.reset()
+            self._seen[stage] = 0
+
+    def _summary(self, scores: dict) -> dict:
+        return {
             "miou": float(scores["miou"]),
             "acc": float(scores["acc"]),
             "iou": dict(zip(self.class_names, scores["iou"].tolist(), strict=True)),

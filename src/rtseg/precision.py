@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from rtseg.errors import RtsegError
+from rtseg.models.output import split_output
 from rtseg.utils import cpu_flags, cpu_name
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,8 @@ def _step_fn(net: nn.Module, x: torch.Tensor, precision: str):
 
     def step() -> None:
         with autocast:
-            out = net(x)
-        out.float().square().mean().backward()
+            out, aux = split_output(net(x))
+        sum((o.float().square().mean() for o in [out, *aux]), torch.zeros(())).backward()
         net.zero_grad(set_to_none=True)
 
     return step

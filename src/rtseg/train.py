@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from rtseg.callbacks import RunRecordWriter
@@ -92,6 +92,14 @@ def model_name(cfg: DictConfig, ctx: dict) -> str:
     return name
 
 
+def train_without_val(callbacks: list) -> dict:
+    """No val split: nothing to select on, so the checkpoints keep the last (or EMA) weights."""
+    for cb in callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.monitor is not None:
+            cb.monitor, cb.filename = None, "epoch{epoch:03d}"
+    return {"limit_val_batches": 0, "num_sanity_val_steps": 0}
+
+
 def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     ckpt = cfg.get("ckpt_path")
     if ckpt in (None, "", "none"):
@@ -135,6 +143,8 @@ def train(cfg: DictConfig) -> dict:
         seed=int(cfg.seed),
         git_commit=git_commit(),
     )
+    if module.distill is not None:
+        record.extra["distill"] = module.distill.record
     if previous is not None and resume:
         record.started = previous.started
         record.extra["resumed_wall_time_s"] = previous.wall_time_s or 0.0
@@ -149,8 +159,15 @@ def train(cfg: DictConfig) -> dict:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     fmt = choose_format(cfg, net, meta_yaml=module.hparams["meta"]["model_yaml"])
     record.extra["train_format"] = fmt
+    no_val = {} if datamodule.has_split("val") else train_without_val(callbacks)
+    if no_val:
+        log.info("the data has no val split: no validation, the last weights are kept")
     trainer = instantiate(
-        cfg.trainer, precision=fmt["precision"], callbacks=callbacks, logger=loggers or False
+        cfg.trainer,
+        precision=fmt["precision"],
+        callbacks=callbacks,
+        logger=loggers or False,
+        **no_val,
     )
 
     t0 = time.time()

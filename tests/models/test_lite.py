@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from rtseg.errors import RtsegError
+from rtseg.losses import SegLoss
 from rtseg.models import lite
+from rtseg.models.output import split_output
+from rtseg.module import SegmentationModule
 
 SPECS = [
     ("lraspp", {}),
@@ -76,3 +79,34 @@ def test_bad_options_are_one_line_errors():
         )
     with pytest.raises(RtsegError, match="head="):
         lite.create("bisenet", 11)
+
+
+def test_deep_supervision_changes_the_training_loss_not_the_exported_graph(tmp_path):
+    torch.manual_seed(0)
+    kw = dict(head="ppliteseg", num_classes=5, encoder_weights=None, out_stride=4)
+    net = lite.create(**kw, aux_heads=True)
+    x, y = torch.randn(2, 3, 64, 96), torch.randint(0, 5, (2, 64, 96))
+    out, aux = split_output(net.train()(x))
+    assert len(aux) == 3 and all(a.shape == out.shape == (2, 5, 64, 96) for a in aux)
+    assert aux[0].requires_grad
+    plain = lite.create(**kw)
+    missing, unexpected = plain.load_state_dict(net.state_dict(), strict=False)
+    assert not missing and unexpected and all(".head.aux." in k for k in unexpected)
+    # eval mode: one output, identical to the same network without the heads
+    net.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x), plain(x))
+    loss_fn = SegLoss()
+    module = SegmentationModule(net.train(), num_classes=5, train_metrics=False, aux_weight=1.0)
+    module.log = lambda *a, **k: None
+    with_aux = module._step((x, y), "train")
+    assert with_aux > loss_fn(out, y) + 1e-3
+    onnx = pytest.importorskip("onnx")
+    from rtseg.infer.onnx import export_onnx
+
+    graph = onnx.load(str(export_onnx(net, tmp_path / "m.onnx", (128, 160)))).graph
+    assert [o.name for o in graph.output] == ["logits"]
+    plain_graph = onnx.load(str(export_onnx(plain, tmp_path / "p.onnx", (128, 160)))).graph
+    assert len(graph.node) == len(plain_graph.node)
+    assert len(graph.initializer) == len(plain_graph.initializer)
+    assert not [i.name for i in graph.initializer if "aux" in i.name]

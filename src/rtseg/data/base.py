@@ -119,6 +119,8 @@ class PairedFiles(SegmentationDataset):
         self.colours = colours
         # the split actually read (a reader may fall back, e.g. test -> val), for the run record
         self.split = split
+        # how the labelled frames were divided between train and val (a reader's val_protocol)
+        self.protocol: str | None = None
         if not pairs:
             raise DataError("no image/mask pairs found")
         self.pairs = [(Path(i), Path(m)) for i, m in pairs]

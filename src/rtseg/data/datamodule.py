@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from rtseg.data.base import IGNORE_INDEX
 from rtseg.data.palette import resolve_palette
+from rtseg.data.sequences import sequence_counts
 from rtseg.data.transforms import build_transform, reseed_worker
 from rtseg.errors import RtsegError, SplitNotFound
 from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD, default_palette
@@ -116,8 +117,8 @@ class SegDataModule(L.LightningDataModule):
         # training, not after it
         wanted = {"validate": ("val",), "test": ("test",)}.get(stage, SPLITS)
         for split in wanted:
-            if split == "test" and stage != "test":
-                self.has_split(split)  # optional while fitting
+            if split != stage and (split == "test" or (split == "val" and stage == "fit")):
+                self.has_split(split)  # optional while fitting (no val: trained without one)
             elif split in self.dataset_factories:
                 self.dataset(split)
 
@@ -138,11 +139,31 @@ class SegDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+    def val_dataloader(self) -> DataLoader | list:
+        # no val split (e.g. CamVid's trainval protocol): Lightning runs no validation loop
+        return self._loader("val", shuffle=False) if self.has_split("val") else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+    def val_protocol(self) -> str:
+        """How the labelled frames were split into train and val (``standard`` unless a reader says)."""
+        train = self.dataset("train")
+        return getattr(getattr(train, "base", train), "protocol", None) or "standard"
+
+    def describe_splits(self) -> dict[str, dict]:
+        """Per built split: its size and, when file names carry them, the frames per video sequence."""
+        out = {}
+        for split, ds in self._sets.items():
+            base = getattr(ds, "base", ds)
+            pairs = getattr(base, "pairs", None)
+            entry: dict = {"images": len(ds)}
+            if pairs:
+                counts = sequence_counts(img for img, _ in pairs)
+                if counts:
+                    entry["sequences"] = counts
+            out[split] = entry
+        return out
 
     def meta(self) -> dict:
         """What a consumer of a trained model needs to know about its data (stored in checkpoints)."""

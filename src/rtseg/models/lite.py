@@ -20,6 +20,11 @@ encoder, while these heads cost a fraction of it.
   ``out_stride=4`` adds one more UAFM with the 1/4 stage, which matters for thin classes
   (poles, signs) at CamVid's 360x480.
 
+Deep supervision (``aux_heads=true``, PP-LiteSeg's training recipe): a small segmentation head on
+each coarser decoder stage (the SPPM output and every UAFM but the last). In training mode the
+network then returns ``(logits, [aux logits...])``, all at the input size; in eval mode, and so in
+every exported graph, the heads are not run and the output is the logits alone.
+
 Any input size works: the encoder is padded to a multiple of 32 by ``PadToMultiple`` and every
 upsampling targets the exact size of the feature it is fused with.
 """
@@ -155,6 +160,10 @@ class UAFM(nn.Module):
         return self.out(up * alpha + low * (1 - alpha))
 
 
+def seg_head(cin: int, mid: int, num_classes: int) -> nn.Sequential:
+    return nn.Sequential(conv_bn_relu(cin, mid, k=3), nn.Conv2d(mid, num_classes, 1))
+
+
 class PPLiteSegHead(nn.Module):
     """SPPM on the deepest stage, then UAFMs towards high resolution, then the segmentation head."""
 
@@ -165,6 +174,7 @@ class PPLiteSegHead(nn.Module):
         decoder_channels: Sequence[int],
         sppm_inter: int = 128,
         head_channels: int = 64,
+        aux_heads: bool = False,
     ):
         super().__init__()
         # channels / decoder_channels are ordered high resolution first, like the encoder's output
@@ -178,16 +188,26 @@ class PPLiteSegHead(nn.Module):
             UAFM(channels[i], decoder_channels[i + 1], decoder_channels[i])
             for i in reversed(range(len(channels) - 1))
         )
-        self.head = nn.Sequential(
-            conv_bn_relu(decoder_channels[0], head_channels, k=3),
-            nn.Conv2d(head_channels, num_classes, 1),
+        self.head = seg_head(decoder_channels[0], head_channels, num_classes)
+        # deep supervision: one head per coarser stage output, deepest first (training only)
+        self.aux = (
+            nn.ModuleList(
+                seg_head(c, head_channels, num_classes) for c in reversed(decoder_channels[1:])
+            )
+            if aux_heads
+            else None
         )
 
-    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: Sequence[torch.Tensor]):
         x = self.sppm(features[-1])
+        stages = [x]
         for fuse, low in zip(self.fuse, reversed(features[:-1]), strict=True):
             x = fuse(low, x)
-        return self.head(x)
+            stages.append(x)
+        logits = self.head(x)
+        if self.aux is None or not self.training:
+            return logits
+        return logits, [head(y) for head, y in zip(self.aux, stages[:-1], strict=True)]
 
 
 class LiteSegNet(nn.Module):
@@ -197,9 +217,14 @@ class LiteSegNet(nn.Module):
         super().__init__()
         self.encoder, self.head, self.num_classes, self.kind = encoder, head, num_classes, kind
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor):
         feats = self.encoder(x)
-        logits = self.head(feats[0], feats[-1]) if self.kind == "lraspp" else self.head(feats)
+        out = self.head(feats[0], feats[-1]) if self.kind == "lraspp" else self.head(feats)
+        if isinstance(out, tuple):  # training with deep supervision: (logits, aux logits)
+            return self._finish(out[0], x), [self._finish(a, x) for a in out[1]]
+        return self._finish(out, x)
+
+    def _finish(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return torch.tanh(logits) if self.num_classes == 1 else logits
 
@@ -213,9 +238,12 @@ def create(
     decoder_channels: Sequence[int] | None = None,
     inter_channels: int = 128,
     head_channels: int = 64,
+    aux_heads: bool = False,
 ) -> nn.Module:
     """Build ``head`` (``lraspp`` or ``ppliteseg``) on an EfficientNet-Lite encoder, any input size."""
     if head == "lraspp":
+        if aux_heads:
+            raise RtsegError("aux_heads=true: deep supervision is built for head=ppliteseg only")
         if out_stride != 8:
             raise RtsegError(f"lraspp predicts at 1/8 (out_stride=8), got out_stride={out_stride}")
         encoder = LiteEncoder(encoder_name, (8, 32), encoder_weights)
@@ -233,6 +261,7 @@ def create(
             tuple(decoder_channels or default),
             sppm_inter=inter_channels,
             head_channels=head_channels,
+            aux_heads=aux_heads,
         )
     else:
         raise RtsegError(f"head={head!r}: expected lraspp or ppliteseg")

@@ -15,3 +15,10 @@ def logits_to_labels(logits: torch.Tensor) -> torch.Tensor:
     if logits.shape[1] == 1:
         return (logits[:, 0] > 0).long()
     return logits.max(1).indices
+
+
+def split_output(output) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(logits, aux logits): a network with deep supervision returns both while training."""
+    if isinstance(output, tuple):
+        return output[0], list(output[1])
+    return output, []

@@ -24,10 +24,12 @@ class PadToMultiple(nn.Module):
         # (h + m - 1) // m, not -(-h // m): ONNX export turns the latter into a truncating division
         return max((h + m - 1) // m * m, self.min_size), max((w + m - 1) // m * m, self.min_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor):
         h, w = x.shape[-2:]
         ph, pw = self.padded_size(h, w)
         if (ph, pw) == (h, w):
             return self.net(x)
         out = self.net(F.pad(x, (0, pw - w, 0, ph - h), mode=self.mode))
+        if isinstance(out, tuple):  # training with deep supervision: (logits, aux logits)
+            return out[0][..., :h, :w], [a[..., :h, :w] for a in out[1]]
         return out[..., :h, :w]

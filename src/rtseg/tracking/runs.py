@@ -53,6 +53,10 @@ class RunRecord:
     test_miou: float | None = None
     # the split the test stage read: test, a declared fallback (val), or none (no test split: no stage)
     test_split: str | None = None
+    # how train and val were drawn (CamVid: standard | sequence | trainval) and what each split
+    # held: images and frames per video sequence, so a reader sees whether val shares a sequence
+    val_protocol: str | None = None
+    splits: dict | None = None
     best_ckpt: str | None = None
     last_ckpt: str | None = None
     error: str | None = None

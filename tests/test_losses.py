@@ -1,0 +1,46 @@
+"""Losses: OHEM keeps the hardest pixels and never void ones; distillation vanishes at equality."""
+
+from __future__ import annotations
+
+import torch
+
+from rtseg.losses import SegLoss, distillation_loss, ohem_keep
+
+
+def _logits_with_known_confidence():
+    # 1 image, 2 classes, 1x6 pixels: true class 0 everywhere, probability of class 0 rising
+    p0 = torch.tensor([0.1, 0.3, 0.5, 0.8, 0.95, 0.99])
+    logits = torch.stack([p0.log(), (1 - p0).log()]).view(1, 2, 1, 6)
+    target = torch.zeros(1, 1, 6, dtype=torch.long)
+    return logits, target, p0
+
+
+def test_ohem_keeps_the_hardest_pixels_under_the_threshold():
+    logits, target, _ = _logits_with_known_confidence()
+    valid = target != 255
+    kept = ohem_keep(logits, target, valid, thresh=0.7, min_kept=0)
+    assert kept.tolist() == [True, True, True, False, False, False]
+    # min_kept raises the threshold: the 4 hardest are kept even though one is above 0.7
+    kept = ohem_keep(logits, target, valid, thresh=0.7, min_kept=4)
+    assert kept.tolist() == [True, True, True, True, False, False]
+
+
+def test_ohem_respects_the_ignore_label():
+    logits, target, p0 = _logits_with_known_confidence()
+    target[0, 0, 0] = 255  # the hardest pixel is void: never kept, never in the loss
+    loss = SegLoss(ignore_index=255, ohem_thresh=0.7)(logits, target)
+    expected = -(p0[1:3].log()).mean()
+    assert torch.isclose(loss, expected, atol=1e-5)
+    # OHEM's loss is the mean over the hard pixels only: above plain CE (which averages easy ones in)
+    plain = SegLoss(ignore_index=255)(logits, target)
+    assert loss > plain
+
+
+def test_distillation_is_zero_when_student_equals_teacher():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 8, 12)
+    valid = torch.ones(2, 8, 12, dtype=torch.bool)
+    for kind in ("logit", "cwd"):
+        for t in (1.0, 4.0):
+            assert distillation_loss(logits, logits.clone(), kind, t, valid).abs() < 1e-6
+            assert distillation_loss(logits, torch.randn_like(logits), kind, t, valid) > 1e-3
