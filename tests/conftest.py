@@ -18,7 +18,8 @@ from omegaconf import OmegaConf  # noqa: E402
 from rtseg.data.synthetic import CLASS_NAMES, PALETTE  # noqa: E402
 from rtseg.models.baseline import ThreeConvNet  # noqa: E402
 from rtseg.module import SegmentationModule  # noqa: E402
-from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD, compose_config  # noqa: E402
+from rtseg.utils.config import compose_config  # noqa: E402
+from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

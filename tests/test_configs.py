@@ -8,7 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from rtseg.utils import CONF_DIR
+from rtseg.utils.paths import CONF_DIR
 
 GROUPS = [
     "data",

@@ -18,7 +18,8 @@ import pytest
 
 from rtseg.eval import evaluate
 from rtseg.tracking.runs import RunRecord
-from rtseg.utils import REPO_ROOT, compose_config
+from rtseg.utils.config import compose_config
+from rtseg.utils.paths import REPO_ROOT
 
 DATA = [
     "data=synthetic",

@@ -10,7 +10,7 @@ import torch
 
 from rtseg.tracking.runs import RunRecord
 from rtseg.train import train
-from rtseg.utils import CONF_DIR, REPO_ROOT
+from rtseg.utils.paths import CONF_DIR, REPO_ROOT
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 # CamVid presets read full-size images (~30-40 s each here): in the slow suite (`pytest -m slow`)

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from rtseg.errors import MissingExtra
-from rtseg.utils import REPO_ROOT, require, user_errors_as_one_line
+from rtseg.utils.cli import require, user_errors_as_one_line
+from rtseg.utils.paths import REPO_ROOT
 
 from .conftest import FAST_TRAIN, TINY
 
@@ -214,7 +215,7 @@ def test_a_missing_sweep_plugin_is_one_line_before_hydra_composes(
     monkeypatch, capsys, override, module, named
 ):
     """Without the sweeps extra Hydra would fail composing the plugin's config, before any of our code."""
-    from rtseg.utils import command_line_checked
+    from rtseg.utils.cli import command_line_checked
 
     ran = []
     monkeypatch.setitem(sys.modules, module, None)

@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from rtseg.utils import REPO_ROOT
+from rtseg.utils.paths import REPO_ROOT
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ import pytest
 from nbclient import NotebookClient
 
 from rtseg.train import train
-from rtseg.utils import REPO_ROOT, compose_config
+from rtseg.utils.config import compose_config
+from rtseg.utils.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 TINY = [

@@ -18,7 +18,7 @@ from rtseg.eval import evaluate
 from rtseg.models.baseline import ThreeConvNet
 from rtseg.models.output import logits_to_labels
 from rtseg.train import train
-from rtseg.utils import user_errors_as_one_line
+from rtseg.utils.cli import user_errors_as_one_line
 
 from .conftest import FAST_TRAIN, TINY
 

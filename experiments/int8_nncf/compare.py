@@ -36,7 +36,8 @@ from rtseg.infer.calibration import DatasetImages  # noqa: E402
 from rtseg.infer.onnx import export_onnx, quantize_onnx_int8  # noqa: E402
 from rtseg.infer.quality import eval_miou, measure  # noqa: E402
 from rtseg.timing import time_interleaved  # noqa: E402
-from rtseg.utils import compose_config, cpu_name  # noqa: E402
+from rtseg.utils.config import compose_config  # noqa: E402
+from rtseg.utils.machine import cpu_name  # noqa: E402
 
 QUICK = [
     "model=baseline",

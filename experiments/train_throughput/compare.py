@@ -23,7 +23,8 @@ from hydra import compose, initialize_config_dir
 
 from rtseg.callbacks import TrainThroughput
 from rtseg.train import build, choose_format
-from rtseg.utils import CONF_DIR, cpu_name, set_threads
+from rtseg.utils.machine import cpu_name, set_threads
+from rtseg.utils.paths import CONF_DIR
 
 WARMUP = 3
 

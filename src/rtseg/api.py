@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from rtseg.errors import RtsegError
-from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD
+from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
 
 
 class SegModel:

@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import WandbLogger
 from rtseg.models.cost import count_gflops, count_params, eager_latency_ms
 from rtseg.models.output import logits_to_labels
 from rtseg.tracking.runs import RunRecord
-from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD
+from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 

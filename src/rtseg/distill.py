@@ -17,7 +17,7 @@ from torch import nn
 from rtseg.checkpoint import load_network
 from rtseg.errors import CheckpointError
 from rtseg.losses import distillation_loss
-from rtseg.utils import file_sha256
+from rtseg.utils.paths import file_sha256
 
 
 class Distillation(nn.Module):

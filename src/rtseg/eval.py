@@ -17,13 +17,10 @@ from rtseg.data.sequences import sequence_of
 from rtseg.errors import CheckpointError, RtsegError, SplitNotFound
 from rtseg.infer.spec import choose_checkpoint
 from rtseg.module import SegmentationModule
-from rtseg.utils import (
-    CONF_DIR,
-    command_line_checked,
-    output_dir,
-    set_threads,
-    user_errors_as_one_line,
-)
+from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
+from rtseg.utils.config import output_dir
+from rtseg.utils.machine import set_threads
+from rtseg.utils.paths import CONF_DIR
 
 log = logging.getLogger("rtseg.eval")
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from rtseg.errors import RtsegError
 from rtseg.models.output import split_output
-from rtseg.utils import cpu_flags, cpu_name
+from rtseg.utils.machine import cpu_flags, cpu_name
 
 log = logging.getLogger(__name__)
 

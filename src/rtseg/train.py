@@ -17,17 +17,10 @@ from rtseg.checkpoint import check_matches, read_checkpoint
 from rtseg.precision import choose
 from rtseg.tracking.runs import RunRecord
 from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger
-from rtseg.utils import (
-    CONF_DIR,
-    command_line_checked,
-    git_commit,
-    hydra_context,
-    instantiate_all,
-    output_dir,
-    set_threads,
-    to_container,
-    user_errors_as_one_line,
-)
+from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
+from rtseg.utils.config import hydra_context, instantiate_all, output_dir, to_container
+from rtseg.utils.machine import git_commit, set_threads
+from rtseg.utils.paths import CONF_DIR
 
 log = logging.getLogger("rtseg.train")
 

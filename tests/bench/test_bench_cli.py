@@ -15,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from rtseg.bench.cli import run_benchmark
 from rtseg.bench.report import summarize_bench_sweep
 from rtseg.errors import RtsegError
-from rtseg.utils import compose_config as compose_cfg
+from rtseg.utils.config import compose_config as compose_cfg
 
 REQUIRED = [
     "model", "input_size", "backend", "precision", "batch", "threads", "latency_ms_median", "latency_ms_p90",

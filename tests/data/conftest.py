@@ -12,7 +12,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from rtseg.utils import compose_config
+from rtseg.utils.config import compose_config
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 

@@ -17,7 +17,8 @@ from rtseg.data.cityscapes import cityscapes
 from rtseg.data.folder import folder
 from rtseg.data.voc import voc
 from rtseg.errors import DataError
-from rtseg.utils import REPO_ROOT, user_errors_as_one_line
+from rtseg.utils.cli import user_errors_as_one_line
+from rtseg.utils.paths import REPO_ROOT
 
 GARBAGE = b"\x89PNG-not-really" + bytes(range(256)) * 4
 

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from rtseg.data.camvid import camvid
-from rtseg.utils import REPO_ROOT
+from rtseg.utils.paths import REPO_ROOT
 
 CAMVID = Path(os.environ.get("CAMVID_DIR") or REPO_ROOT.parent / "shared" / "data" / "camvid")
 

@@ -13,7 +13,7 @@ from PIL import Image
 from rtseg.data.folder import folder
 from rtseg.data.palette import ColourTable
 from rtseg.errors import DataError
-from rtseg.utils import user_errors_as_one_line
+from rtseg.utils.cli import user_errors_as_one_line
 
 PALETTE = [[128, 64, 128], [70, 70, 70], [0, 0, 142]]
 VOID = [0, 0, 0]

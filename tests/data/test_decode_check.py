@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from rtseg.data import base
 from rtseg.data.folder import folder
 from rtseg.errors import DataError
-from rtseg.utils import user_errors_as_one_line
+from rtseg.utils.cli import user_errors_as_one_line
 
 
 def _three_splits(layouts, root, image_suffix=".png"):

@@ -14,7 +14,7 @@ from rtseg.errors import ExportError
 from rtseg.infer.auto import agreement, reference_labels
 from rtseg.infer.export import export_checkpoint, run_export
 from rtseg.infer.registry import load_exported
-from rtseg.utils import compose_config as compose_cfg
+from rtseg.utils.config import compose_config as compose_cfg
 
 
 def _images(size, n=2):

@@ -17,7 +17,8 @@ from rtseg.losses import SegLoss
 from rtseg.models.cost import count_params
 from rtseg.models.fastscnn import FastSCNN, adaptive_avg_pool
 from rtseg.models.pretrained import NORMALIZATION
-from rtseg.utils import CONF_DIR, compose_config, to_container
+from rtseg.utils.config import compose_config, to_container
+from rtseg.utils.paths import CONF_DIR
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 SYNTHETIC_CLASSES = 7

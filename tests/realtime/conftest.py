@@ -10,7 +10,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rtseg.utils import compose_config  # noqa: E402
+from rtseg.utils.config import compose_config  # noqa: E402
 
 from .helpers import FRAME_H, FRAME_W, encode_index  # noqa: E402
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rtseg.utils import REPO_ROOT
+from rtseg.utils.paths import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 MODELS = "baseline,unet" if (REPO_ROOT / "conf" / "model" / "unet.yaml").is_file() else "baseline"

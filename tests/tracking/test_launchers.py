@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hydra.utils import get_class
 
-from rtseg.utils import compose_config
+from rtseg.utils.config import compose_config
 
 
 def hydra_cfg(*overrides: str):

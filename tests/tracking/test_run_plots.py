@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from rtseg.tracking import plots
-from rtseg.utils import REPO_ROOT
+from rtseg.utils.paths import REPO_ROOT
 
 PNGS = ("confusion_matrix.png", "class_iou.png", "learning_curves.png")
 

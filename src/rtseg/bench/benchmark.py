@@ -26,7 +26,7 @@ from rtseg.infer.quality import Int8Limits, eval_miou
 from rtseg.infer.registry import load_exported
 from rtseg.models.cost import count_gflops, count_params
 from rtseg.timing import latency_summary, time_fn, time_interleaved
-from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD
+from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger("rtseg.bench")
 

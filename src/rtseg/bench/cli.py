@@ -35,14 +35,9 @@ from rtseg.bench.report import (
 )
 from rtseg.errors import DataError, RtsegError
 from rtseg.infer.quality import Int8Limits
-from rtseg.utils import (
-    CONF_DIR,
-    command_line_checked,
-    hydra_context,
-    instantiate_all,
-    output_dir,
-    user_errors_as_one_line,
-)
+from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
+from rtseg.utils.config import hydra_context, instantiate_all, output_dir
+from rtseg.utils.paths import CONF_DIR
 
 log = logging.getLogger("rtseg.bench")
 

@@ -13,7 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from rtseg.bench.benchmark import RESULT_COLUMNS
-from rtseg.utils import markdown_table
+from rtseg.utils.markdown import markdown_table
 
 log = logging.getLogger("rtseg.bench")
 
@@ -48,7 +48,7 @@ def machine_header(threads=None, peaks: dict | None = None) -> dict:
     """CPU, ISA flags that decide which backends are fast, library versions, measured peaks."""
     import torch
 
-    from rtseg.utils import cpu_flags, cpu_name
+    from rtseg.utils.machine import cpu_flags, cpu_name
 
     flags = cpu_flags()
     versions = {"torch": torch.__version__}

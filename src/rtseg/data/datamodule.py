@@ -14,7 +14,7 @@ from rtseg.data.palette import resolve_palette
 from rtseg.data.sequences import sequence_counts
 from rtseg.data.transforms import build_transform, reseed_worker
 from rtseg.errors import RtsegError, SplitNotFound
-from rtseg.utils import IMAGENET_MEAN, IMAGENET_STD, default_palette
+from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD, default_palette
 
 SPLITS = ("train", "val", "test")
 

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from rtseg.infer.sidecar import sidecar_path, update_sidecar
-from rtseg.utils import cpu_name, file_sha256
+from rtseg.utils.machine import cpu_name
+from rtseg.utils.paths import file_sha256
 
 log = logging.getLogger("rtseg.infer")
 

@@ -38,7 +38,7 @@ from rtseg.infer.backends import Backend
 from rtseg.infer.quality import Int8Limits, accepts, agreement, measure, reference_labels
 from rtseg.infer.registry import create_backend, default_candidates, from_file, simplicity
 from rtseg.timing import time_interleaved
-from rtseg.utils import cpu_name
+from rtseg.utils.machine import cpu_name
 
 __all__ = ["agreement", "reference_labels", "resolve_backend", "judge", "choose"]
 

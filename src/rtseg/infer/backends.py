@@ -24,7 +24,8 @@ from rtseg.infer.calibration import NO_IMAGES, describe_calibration
 from rtseg.infer.onnx import export_onnx, quantize_onnx_int8
 from rtseg.infer.quality import fit_batch
 from rtseg.models.output import logits_to_labels
-from rtseg.utils import has_fast_bf16, require, set_threads
+from rtseg.utils.cli import require
+from rtseg.utils.machine import has_fast_bf16, set_threads
 
 
 class Backend:

@@ -22,7 +22,9 @@ from rtseg.errors import ExportError, RtsegError
 from rtseg.infer.calibration import NO_IMAGES, Calibration, describe_calibration
 from rtseg.infer.onnx import ONNX_OPSET, export_onnx, quantize_onnx_int8
 from rtseg.infer.sidecar import sidecar_path, write_sidecar
-from rtseg.utils import CONF_DIR, command_line_checked, output_dir, require, user_errors_as_one_line
+from rtseg.utils.cli import command_line_checked, require, user_errors_as_one_line
+from rtseg.utils.config import output_dir
+from rtseg.utils.paths import CONF_DIR
 
 log = logging.getLogger("rtseg.export")
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from rtseg.errors import BackendUnavailable
-from rtseg.utils import require
+from rtseg.utils.cli import require
 
 ONNX_OPSET = 17
 

@@ -30,7 +30,7 @@ from rtseg.infer.backends import (
     _ov_int8,
 )
 from rtseg.infer.sidecar import read_sidecar
-from rtseg.utils import has_fast_bf16
+from rtseg.utils.machine import has_fast_bf16
 
 BACKENDS: dict[str, Callable[..., Backend]] = {
     "eager": _eager,

