@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from rtseg.callbacks import EMA
-from rtseg.checkpoint import load_network
+from rtseg.checkpoints.reading import load_network
 from rtseg.train import build
 
 from .conftest import TINY

@@ -14,7 +14,7 @@ SRC = Path(rtseg.__file__).parent
 LAYERS = [
     ["errors", "timing", "utils"],
     ["data", "models", "metrics", "losses", "schedules", "precision"],
-    ["tracking", "zoo", "checkpoint"],
+    ["tracking", "checkpoints"],
     ["module", "callbacks", "distill"],
     ["infer"],
     ["bench", "realtime"],

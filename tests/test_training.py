@@ -12,7 +12,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from rtseg.checkpoint import load_network
+from rtseg.checkpoints.reading import load_network
 from rtseg.errors import CheckpointError
 from rtseg.eval import evaluate
 from rtseg.models.baseline import ThreeConvNet

@@ -72,8 +72,8 @@ def parse(argv=None):
 def subject(args):
     """(name, net, meta, data config) from --checkpoint or --model (+ overrides)."""
     if args.checkpoint:
-        from rtseg.checkpoint import load_network
-        from rtseg.infer.spec import choose_checkpoint
+        from rtseg.checkpoints.reading import load_network
+        from rtseg.checkpoints.spec import choose_checkpoint
 
         path = choose_checkpoint(args.checkpoint, os.environ.get("RTSEG_LOG_DIR", "logs")).path
         net, meta = load_network(path)

@@ -102,9 +102,9 @@ def load(
     ``backend`` is any benchmark backend name (eager, onnxruntime, openvino, ...). int8 backends
     need calibration images and are not offered here: use rtseg-export with ``int8=true``.
     """
-    from rtseg.checkpoint import load_network
+    from rtseg.checkpoints.reading import load_network
+    from rtseg.checkpoints.spec import choose_checkpoint
     from rtseg.infer.auto import resolve_backend
-    from rtseg.infer.spec import choose_checkpoint
 
     if "int8" in backend:
         raise RtsegError(

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg.checkpoint import load_network
+from rtseg.checkpoints.reading import load_network
 from rtseg.errors import CheckpointError
 from rtseg.losses import distillation_loss
 from rtseg.utils.paths import file_sha256

@@ -12,10 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from rtseg.checkpoint import load_network, stored_model_config
+from rtseg.checkpoints.meta import stored_model_config
+from rtseg.checkpoints.reading import load_network
+from rtseg.checkpoints.spec import choose_checkpoint
 from rtseg.data.sequences import sequence_of
 from rtseg.errors import CheckpointError, RtsegError, SplitNotFound
-from rtseg.infer.spec import choose_checkpoint
 from rtseg.module import SegmentationModule
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir

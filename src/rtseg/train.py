@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from rtseg.callbacks import RunRecordWriter
-from rtseg.checkpoint import check_matches, read_checkpoint
+from rtseg.checkpoints.reading import check_matches, read_checkpoint
 from rtseg.precision import choose
 from rtseg.tracking.runs import RunRecord
 from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
 
-from rtseg.checkpoint import load_network
+from rtseg.checkpoints.reading import load_network
 from rtseg.errors import ExportError
 from rtseg.infer.auto import agreement, reference_labels
 from rtseg.infer.export import export_checkpoint, run_export

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rtseg.checkpoints.spec import choose_checkpoint
 from rtseg.errors import CheckpointError
-from rtseg.infer.spec import choose_checkpoint
 from rtseg.tracking.runs import RunRecord
 
 

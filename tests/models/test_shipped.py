@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from rtseg import zoo
-from rtseg.checkpoint import load_network
-from rtseg.infer.spec import choose_checkpoint
+from rtseg.checkpoints import zoo
+from rtseg.checkpoints.reading import load_network
+from rtseg.checkpoints.spec import choose_checkpoint
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from rtseg.checkpoint import check_matches, load_network, read_checkpoint
+from rtseg.checkpoints.reading import check_matches, load_network, read_checkpoint
 from rtseg.errors import CheckpointError
 from rtseg.losses import SegLoss
 from rtseg.models.cost import count_params

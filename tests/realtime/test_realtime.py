@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+from rtseg.checkpoints.spec import choose_checkpoint
 from rtseg.errors import CheckpointError, SourceError
 from rtseg.infer.frames import Preprocess
-from rtseg.infer.spec import choose_checkpoint
 from rtseg.realtime.cli import realtime
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import FrameQueue, Infer, Pipeline, PipelineConfig

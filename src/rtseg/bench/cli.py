@@ -46,8 +46,8 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
     """The network to benchmark, its display name and metadata (mean/std, val mIoU, classes)."""
     ckpt = cfg.get("checkpoint")
     if ckpt:
-        from rtseg.checkpoint import load_network
-        from rtseg.infer.spec import choose_checkpoint
+        from rtseg.checkpoints.reading import load_network
+        from rtseg.checkpoints.spec import choose_checkpoint
 
         choice = choose_checkpoint(ckpt, cfg.paths.log_dir)
         log.info("checkpoint: %s (%s)", choice.path, choice.reason)
@@ -87,7 +87,7 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
 
 def _exported_subject(cfg: DictConfig, path: Path) -> tuple[str, torch.nn.Module | None, dict]:
     """An rtseg-export file: its sidecar, and its source checkpoint's network as the eager reference."""
-    from rtseg.checkpoint import load_network
+    from rtseg.checkpoints.reading import load_network
     from rtseg.infer.sidecar import read_sidecar
 
     if not path.is_file():
@@ -107,7 +107,7 @@ def _exported_subject(cfg: DictConfig, path: Path) -> tuple[str, torch.nn.Module
 
 
 def _model_name(meta: dict) -> str:
-    from rtseg.checkpoint import describe_model, stored_model_config
+    from rtseg.checkpoints.meta import describe_model, stored_model_config
 
     return (
         describe_model(stored_model_config(meta)).split(" ")[0]

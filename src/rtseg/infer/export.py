@@ -42,7 +42,7 @@ def export_checkpoint(
     name: str | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.<ext>`` and its sidecar; returns both paths."""
-    from rtseg.checkpoint import load_network
+    from rtseg.checkpoints.reading import load_network
 
     if fmt not in FORMATS:
         raise ExportError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -152,9 +152,9 @@ def record_int8_quality(path: Path, net, meta: dict, calibration, pairs) -> dict
 
 
 def run_export(cfg: DictConfig) -> tuple[Path, Path]:
-    from rtseg.checkpoint import load_network
+    from rtseg.checkpoints.reading import load_network
+    from rtseg.checkpoints.spec import choose_checkpoint
     from rtseg.infer.calibration import DatasetImages
-    from rtseg.infer.spec import choose_checkpoint
 
     choice = choose_checkpoint(cfg.get("checkpoint"), cfg.paths.log_dir)
     if choice.exported:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
+from rtseg.checkpoints.spec import Choice, choose_checkpoint
 from rtseg.errors import RtsegError
 from rtseg.infer.quality import Int8Limits
-from rtseg.infer.spec import Choice, choose_checkpoint
 from rtseg.realtime.pipeline import Infer
 
 log = logging.getLogger("rtseg.realtime")
@@ -81,7 +81,8 @@ class RealtimeModel:
                     list(self.size),
                 )
         else:
-            from rtseg.checkpoint import describe_model, load_network, stored_model_config
+            from rtseg.checkpoints.meta import describe_model, stored_model_config
+            from rtseg.checkpoints.reading import load_network
 
             self.net, meta = load_network(self.choice.path)
             self.meta = {**meta, "model": describe_model(stored_model_config(meta))}

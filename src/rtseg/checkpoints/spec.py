@@ -1,5 +1,5 @@
 """Which trained model to use: ``best`` (highest recorded val mIoU), a .ckpt, a run folder, an exported
-file, or the name of a model shipped with the package (``rtseg.zoo``).
+file, or the name of a model shipped with the package (``rtseg.checkpoints.zoo``).
 
 Reads past runs only through ``rtseg.tracking.runs`` and says why it chose what it chose.
 """
@@ -38,7 +38,7 @@ def checkpoint_spec(cfg_checkpoint) -> dict:
 def choose_checkpoint(cfg_checkpoint, log_dir: str | Path) -> Choice:
     spec = checkpoint_spec(cfg_checkpoint)
     path = str(spec["path"])
-    from rtseg import zoo
+    from rtseg.checkpoints import zoo
 
     if path == "best":
         filters = {k: spec.get(k) for k in ("dataset", "experiment", "tag", "model")}
@@ -56,7 +56,7 @@ def choose_checkpoint(cfg_checkpoint, log_dir: str | Path) -> Choice:
         return choose_best(log_dir, **filters)
 
     if zoo.is_shipped(path):
-        return Choice(Path(path), f"model {path!r} shipped with rtseg (rtseg.zoo)")
+        return Choice(Path(path), f"model {path!r} shipped with rtseg (rtseg.checkpoints.zoo)")
     p = Path(path).expanduser()
     if p.is_dir():
         return from_run_dir(p)

@@ -1,4 +1,4 @@
-"""Package a trained checkpoint as a shipped model: ``python -m rtseg.zoo.ship CKPT NAME --command "..."``.
+"""Package a trained checkpoint as a shipped model: ``python tools/ship_model.py CKPT NAME --command "..."``.
 
 Writes ``src/rtseg/zoo/NAME.safetensors`` (the network's tensors only) and ``NAME.json`` (metadata,
 the data config, the run's val scores, the command, the weights' sha256). A maintainer tool: the
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from rtseg import zoo
-from rtseg.checkpoint import checkpoint_meta, read_checkpoint
+from rtseg.checkpoints import zoo
+from rtseg.checkpoints.reading import checkpoint_meta, read_checkpoint
 from rtseg.tracking.runs import RECORD_NAME, RunRecord
 from rtseg.utils.paths import file_sha256
 

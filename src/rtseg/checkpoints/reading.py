@@ -10,10 +10,10 @@ import pickle
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
+from rtseg.checkpoints import zoo
+from rtseg.checkpoints.meta import build_network, describe_model, stored_model_config
 from rtseg.errors import CheckpointError
 
 
@@ -57,11 +57,6 @@ def checkpoint_meta(ckpt: dict) -> dict:
     return ckpt["hyper_parameters"]["meta"]
 
 
-def stored_model_config(meta: dict) -> dict:
-    """The network's config as it was trained (kept as YAML text in the checkpoint)."""
-    return OmegaConf.to_container(OmegaConf.create(meta["model_yaml"]), resolve=True)
-
-
 def check_matches(ckpt: dict, model_cfg: dict, num_classes: int) -> None:
     """Refuse a checkpoint whose network or class count differs from the configured one."""
     meta = checkpoint_meta(ckpt)
@@ -82,19 +77,6 @@ def check_matches(ckpt: dict, model_cfg: dict, num_classes: int) -> None:
         )
 
 
-def describe_model(model_cfg: dict) -> str:
-    target = str(model_cfg.get("_target_", "?")).rsplit(".", 1)[-1]
-    bits = [model_cfg.get("arch") or target]
-    from rtseg.models.pretrained import OFFLINE_WEIGHTS, timm_name
-
-    weights = model_cfg.get("encoder_weights")
-    if weights in OFFLINE_WEIGHTS:  # offline weights choose the encoder (see models/smp.py)
-        bits.append(f"tu-{timm_name(weights)}")
-    elif model_cfg.get("encoder_name"):
-        bits.append(model_cfg["encoder_name"])
-    return f"{'/'.join(bits)} ({model_cfg.get('num_classes')} classes)"
-
-
 def load_state(net: nn.Module, ckpt: dict) -> nn.Module:
     state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     try:
@@ -108,40 +90,13 @@ def load_state(net: nn.Module, ckpt: dict) -> nn.Module:
     return net
 
 
-def load_shipped(name: str) -> tuple[nn.Module, dict]:
-    """A model shipped with the package (``rtseg.zoo``): safetensors weights + JSON metadata."""
-    from rtseg import zoo
-
-    card = zoo.card(name)
-    meta = dict(card["meta"])
-    model_cfg = stored_model_config(meta)
-    # the trained weights replace the ImageNet ones: do not require the encoder-weights package
-    if "encoder_weights" in model_cfg:
-        model_cfg["encoder_weights"] = None
-    net = instantiate(OmegaConf.create(model_cfg))
-    state = zoo.weights(name)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"shipped model {name}: weights do not fit its network: {str(e).splitlines()[0]}"
-        ) from None
-    meta["checkpoint"] = name
-    meta["val_miou"] = card.get("val_miou")
-    meta.setdefault("model", card.get("model"))
-    return net.eval(), meta
-
-
 def load_network(path: str | Path) -> tuple[nn.Module, dict]:
     """The trained network (eval mode, CPU) and its metadata, from a checkpoint or shipped name alone."""
-    from rtseg import zoo
-
     if zoo.is_shipped(path):
-        return load_shipped(str(path))
+        return zoo.load_shipped(str(path))
     ckpt = read_checkpoint(path)
     meta = checkpoint_meta(ckpt)
-    model_cfg = stored_model_config(meta)
-    net = instantiate(OmegaConf.create(model_cfg))
+    net = build_network(stored_model_config(meta))
     load_state(net, ckpt)
     meta = dict(meta)
     meta["checkpoint"] = str(Path(path).resolve())

@@ -1,4 +1,4 @@
-"""Trained models shipped inside the package: ``<name>.safetensors`` weights + ``<name>.json`` metadata.
+"""The zoo: trained models shipped inside the package: ``<name>.safetensors`` weights + ``<name>.json`` metadata.
 
 No pickle anywhere: the weights are plain tensors (safetensors) and the metadata is JSON (classes,
 palette, normalisation, input size, the network and data configs as YAML text, the val scores and
@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rtseg.errors import CheckpointError
-from rtseg.utils.paths import file_sha256
+from torch import nn
 
-ZOO_DIR = Path(__file__).parent
+from rtseg.checkpoints.meta import build_network, stored_model_config
+from rtseg.errors import CheckpointError
+from rtseg.utils.paths import PACKAGE_DIR, file_sha256
+
+# the shipped files (package data, no code): <name>.safetensors + <name>.json
+ZOO_DIR = PACKAGE_DIR / "zoo"
 
 
 def names() -> list[str]:
@@ -51,3 +55,25 @@ def weights(name: str) -> dict:
             f"{path}: sha256 {got[:12]}... does not match its card ({want[:12]}...)"
         )
     return load_file(str(path))
+
+
+def load_shipped(name: str) -> tuple[nn.Module, dict]:
+    """A shipped model's network (eval mode, CPU) and metadata: safetensors weights + JSON card."""
+    info = card(name)
+    meta = dict(info["meta"])
+    model_cfg = stored_model_config(meta)
+    # the trained weights replace the ImageNet ones: do not require the encoder-weights package
+    if "encoder_weights" in model_cfg:
+        model_cfg["encoder_weights"] = None
+    net = build_network(model_cfg)
+    state = weights(name)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"shipped model {name}: weights do not fit its network: {str(e).splitlines()[0]}"
+        ) from None
+    meta["checkpoint"] = name
+    meta["val_miou"] = info.get("val_miou")
+    meta.setdefault("model", info.get("model"))
+    return net.eval(), meta

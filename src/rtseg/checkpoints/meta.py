@@ -1,0 +1,30 @@
+"""What a checkpoint records about its network, and rebuilding the network from that record alone."""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+
+def stored_model_config(meta: dict) -> dict:
+    """The network's config as it was trained (kept as YAML text in the checkpoint)."""
+    return OmegaConf.to_container(OmegaConf.create(meta["model_yaml"]), resolve=True)
+
+
+def describe_model(model_cfg: dict) -> str:
+    target = str(model_cfg.get("_target_", "?")).rsplit(".", 1)[-1]
+    bits = [model_cfg.get("arch") or target]
+    from rtseg.models.pretrained import OFFLINE_WEIGHTS, timm_name
+
+    weights = model_cfg.get("encoder_weights")
+    if weights in OFFLINE_WEIGHTS:  # offline weights choose the encoder (see models/smp.py)
+        bits.append(f"tu-{timm_name(weights)}")
+    elif model_cfg.get("encoder_name"):
+        bits.append(model_cfg["encoder_name"])
+    return f"{'/'.join(bits)} ({model_cfg.get('num_classes')} classes)"
+
+
+def build_network(model_cfg: dict) -> nn.Module:
+    """The untrained network a stored model config describes (weights are loaded by the caller)."""
+    return instantiate(OmegaConf.create(model_cfg))
