@@ -162,6 +162,8 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
     if len(input_size) != 2:
         raise RtsegError(f"input_size must be [H, W], got {list(cfg.input_size)}")
 
+    # the model first: a bad checkpoint fails in one line before the slow peak measurement
+    name, net, meta = load_subject(cfg)
     peaks = {}
     if cfg.peak.enabled:
         with console.status("measuring this machine's GEMM peak"):
@@ -170,7 +172,6 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
             )
     header = machine_header(threads, peaks)
 
-    name, net, meta = load_subject(cfg)
     if meta.get("exported") and list(meta["input_size"]) != input_size:
         log.warning(
             "input_size=%s ignored: %s was exported for %s",
