@@ -17,7 +17,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from rtseg.data.synthetic import CLASS_NAMES, PALETTE  # noqa: E402
 from rtseg.models.baseline import ThreeConvNet  # noqa: E402
-from rtseg.module import SegmentationModule  # noqa: E402
+from rtseg.training.module import SegmentationModule
 from rtseg.utils.config import compose_config  # noqa: E402
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
@@ -93,7 +93,7 @@ def tiny_net():
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """rtseg-train for one epoch on 32x32 synthetic scenes: a real checkpoint with meta and val mIoU."""
-    from rtseg.train import train
+    from rtseg.training.train import train
 
     out = tmp_path_factory.mktemp("train")
     cfg = compose_config(

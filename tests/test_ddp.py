@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rtseg.eval import evaluate
 from rtseg.tracking.runs import RunRecord
+from rtseg.training.eval import evaluate
 from rtseg.utils.config import compose_config
 from rtseg.utils.paths import REPO_ROOT
 

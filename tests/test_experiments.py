@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rtseg.tracking.runs import RunRecord
-from rtseg.train import train
+from rtseg.training.train import train
 from rtseg.utils.paths import CONF_DIR, REPO_ROOT
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))

@@ -171,7 +171,7 @@ def test_core_runs_without_the_optional_dependencies(tmp_path):
         f"import sys; {block}; sys.argv = ['rtseg-train', *{overrides!r}]\n"
         "import numpy as np, rtseg\n"
         "print(rtseg.load('camvid').predict(np.zeros((36, 48, 3), np.uint8)).shape)\n"
-        "from rtseg.train import main\n"
+        "from rtseg.training.train import main\n"
         "main()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
@@ -183,7 +183,7 @@ def test_core_runs_without_the_optional_dependencies(tmp_path):
 @pytest.mark.parametrize(
     "entrypoint, override",
     [
-        ("rtseg.train", "hydra.run.dir={}/run"),
+        ("rtseg.training.train", "hydra.run.dir={}/run"),
         ("rtseg.realtime.cli", "output={}/out.mp4"),
     ],
 )

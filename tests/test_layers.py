@@ -13,12 +13,12 @@ SRC = Path(rtseg.__file__).parent
 # lowest first; a module may import from its own layer or any layer below
 LAYERS = [
     ["errors", "timing", "utils"],
-    ["data", "models", "metrics", "losses", "schedules", "precision"],
+    ["data", "models"],
     ["tracking", "checkpoints"],
-    ["module", "callbacks", "distill"],
+    ["training"],
     ["infer"],
     ["bench", "realtime"],
-    ["api", "train", "eval", "__init__"],
+    ["api", "__init__"],
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

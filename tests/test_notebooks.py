@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from rtseg.train import train
+from rtseg.training.train import train
 from rtseg.utils.config import compose_config
 from rtseg.utils.paths import REPO_ROOT
 

@@ -18,7 +18,7 @@ BASE=(experiment=camvid_ppliteseg_lite0 "data.root=$CAMVID" data.val_protocol=se
 OHEM=(module.loss.ohem_thresh=0.7 module.loss.ohem_min_kept=100000)
 DS=(model.aux_heads=true module.aux_weight=1.0)
 AUG=(data/augment=camvid_robust)
-EMA=("+callbacks.ema={_target_:rtseg.callbacks.EMA,decay:0.9995}")
+EMA=("+callbacks.ema={_target_:rtseg.training.callbacks.EMA,decay:0.9995}")
 # the teacher: PP-LiteSeg on EfficientNet-Lite2 with a wider decoder, the same recipe
 TEACHER=(model.encoder_name=efficientnet_lite2 model.encoder_weights=efficientnet-lite2
          "model.decoder_channels=[32,64,96,128]" model.head_channels=64)

@@ -21,8 +21,9 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 
-from rtseg.callbacks import TrainThroughput
-from rtseg.train import build, choose_format
+from rtseg.training.callbacks import TrainThroughput
+from rtseg.training.train import build
+from rtseg.training.train import choose_format
 from rtseg.utils.machine import cpu_name, set_threads
 from rtseg.utils.paths import CONF_DIR
 

@@ -288,7 +288,7 @@ def _cli_error(tmp_path: Path, *overrides: str) -> tuple[int, list[str]]:
         "RTSEG_LOG_DIR": str(tmp_path / "logs"),
     }
     exe = REPO_ROOT / ".venv" / "bin" / "rtseg-train"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "rtseg.train"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "rtseg.training.train"]
     proc = subprocess.run(
         [*cmd, *overrides, f"hydra.run.dir={tmp_path / 'run'}"],
         capture_output=True,

@@ -10,8 +10,8 @@ import torch
 from hydra.utils import instantiate
 
 from rtseg.errors import RtsegError
-from rtseg.metrics import SegMetrics
-from rtseg.module import SegmentationModule
+from rtseg.training.metrics import SegMetrics
+from rtseg.training.module import SegmentationModule
 
 SIZES = [(32, 48), (40, 56), (32, 48)]
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from rtseg.errors import RtsegError
-from rtseg.losses import SegLoss
 from rtseg.models import lite
 from rtseg.models.output import split_output
-from rtseg.module import SegmentationModule
+from rtseg.training.losses import SegLoss
+from rtseg.training.module import SegmentationModule
 
 SPECS = [
     ("lraspp", {}),

@@ -94,7 +94,7 @@ def test_unknown_weights_and_a_missing_package_are_named(monkeypatch):
 
 
 def test_training_run_uses_pretrained_normalisation(compose_cfg):
-    from rtseg.train import build
+    from rtseg.training.train import build
 
     cfg = compose_cfg(
         overrides=[

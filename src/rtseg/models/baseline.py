@@ -1,7 +1,7 @@
 """The seed article's network: three 3x3 same-padded convolutions, 3 -> 64 -> 64 -> K.
 
 ReLU follows the first two. With ``num_classes=1`` it is the article's binary form, whose single
-output channel goes through tanh (trained with ``rtseg.losses.TanhBCELoss``).
+output channel goes through tanh (trained with ``rtseg.training.losses.TanhBCELoss``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import FAST_TRAIN, TINY
+from ..conftest import FAST_TRAIN, TINY
 
 BIN = Path(sys.executable).parent
 
@@ -60,7 +60,7 @@ def test_crafted_checkpoint_is_refused(command, extra, crafted, tmp_path):
 
 def test_resume_refuses_it_too(crafted, compose_cfg):
     from rtseg.errors import CheckpointError
-    from rtseg.train import train
+    from rtseg.training.train import train
 
     path, marker = crafted
     with pytest.raises(CheckpointError, match="refused checkpoint"):

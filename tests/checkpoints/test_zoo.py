@@ -60,7 +60,7 @@ def test_a_tampered_weights_file_is_refused(tmp_path, monkeypatch):
 @pytest.mark.camvid
 def test_reproduces_its_recorded_val_miou_on_a_camvid_subset(compose_cfg, camvid_dir):
     root = camvid_dir
-    from rtseg.eval import evaluate
+    from rtseg.training.eval import evaluate
 
     subset = zoo.card("camvid")["val_subset"]
     cfg = compose_cfg(

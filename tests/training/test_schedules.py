@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from rtseg import schedules
+from rtseg.training import schedules
 
 
 def _opt():

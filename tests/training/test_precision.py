@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from rtseg import precision
+from rtseg.training import precision
 
 
 class SlowUnder(nn.Module):

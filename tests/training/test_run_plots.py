@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rtseg.tracking import plots
+from rtseg.training import plots
 from rtseg.utils.paths import REPO_ROOT
 
 PNGS = ("confusion_matrix.png", "class_iou.png", "learning_curves.png")
@@ -26,7 +26,7 @@ def _is_drawn_png(path: Path) -> None:
 def test_rtseg_train_writes_the_pngs_and_sends_them_to_wandb(tmp_path, tiny_train_overrides):
     run = tmp_path / "run"
     exe = Path(sys.executable).parent / "rtseg-train"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "rtseg.train"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "rtseg.training.train"]
     env = {
         **os.environ,
         "NO_ALBUMENTATIONS_UPDATE": "1",
@@ -52,7 +52,7 @@ def test_tensorboard_logger_gets_the_plots(compose_cfg, tmp_path, tiny_train_ove
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from rtseg.train import train
+    from rtseg.training.train import train
 
     cfg = compose_cfg(overrides=[*tiny_train_overrides, "logger=tensorboard", "trainer.max_epochs=1", "test=false"])  # fmt: skip
     train(cfg)

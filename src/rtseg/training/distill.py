@@ -3,7 +3,7 @@
 The teacher is any trained checkpoint of the same classes (``module.distill.teacher=PATH``, a
 ``.ckpt`` or a shipped name). It is held outside the module's state, so checkpoints and exported
 models carry the student alone; its input is re-normalised when its pretraining statistics differ
-from the student's. The loss itself is ``rtseg.losses.distillation_loss``.
+from the student's. The loss itself is ``rtseg.training.losses.distillation_loss``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 
 from rtseg.checkpoints.reading import load_network
 from rtseg.errors import CheckpointError
-from rtseg.losses import distillation_loss
+from rtseg.training.losses import distillation_loss
 from rtseg.utils.paths import file_sha256
 
 

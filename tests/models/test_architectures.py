@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 
 from rtseg.checkpoints.reading import check_matches, load_network, read_checkpoint
 from rtseg.errors import CheckpointError
-from rtseg.losses import SegLoss
 from rtseg.models.cost import count_params
 from rtseg.models.fastscnn import FastSCNN, adaptive_avg_pool
 from rtseg.models.pretrained import NORMALIZATION
+from rtseg.training.losses import SegLoss
 from rtseg.utils.config import compose_config, to_container
 from rtseg.utils.paths import CONF_DIR
 
@@ -201,7 +201,7 @@ def test_onnx_export_matches_torch(name, overrides, tmp_path):
 
 def save_checkpoint_like_training(name: str, path, *overrides: str) -> None:
     """What rtseg-train leaves: state_dict with ``net.`` keys and the meta (dataset, model YAML) in hparams."""
-    from rtseg.train import build
+    from rtseg.training.train import build
 
     cfg = compose_train(f"model={name}", f"paths.output_dir={path.parent}", *overrides)
     _, _, module = build(cfg)

@@ -6,11 +6,11 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from rtseg.callbacks import EMA
 from rtseg.checkpoints.reading import load_network
-from rtseg.train import build
+from rtseg.training.callbacks import EMA
+from rtseg.training.train import build
 
-from .conftest import TINY
+from ..conftest import TINY
 
 
 def test_ema_weights_are_checkpointed_and_loaded(compose_cfg, tmp_path):

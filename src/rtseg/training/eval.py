@@ -17,13 +17,13 @@ from rtseg.checkpoints.reading import load_network
 from rtseg.checkpoints.spec import choose_checkpoint
 from rtseg.data.sequences import sequence_of
 from rtseg.errors import CheckpointError, RtsegError, SplitNotFound
-from rtseg.module import SegmentationModule
+from rtseg.training.module import SegmentationModule
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir
 from rtseg.utils.machine import set_threads
 from rtseg.utils.paths import CONF_DIR
 
-log = logging.getLogger("rtseg.eval")
+log = logging.getLogger("rtseg.training.eval")
 
 
 def data_config(cfg: DictConfig, meta: dict) -> DictConfig:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rtseg.losses import SegLoss, distillation_loss, ohem_keep
+from rtseg.training.losses import SegLoss, distillation_loss, ohem_keep
 
 
 def _logits_with_known_confidence():

@@ -12,17 +12,17 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from rtseg.callbacks import RunRecordWriter
 from rtseg.checkpoints.reading import check_matches, read_checkpoint
-from rtseg.precision import choose
 from rtseg.tracking.runs import RunRecord
 from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger
+from rtseg.training.precision import choose
+from rtseg.training.run_files import RunRecordWriter
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir, to_container
 from rtseg.utils.machine import git_commit, set_threads
 from rtseg.utils.paths import CONF_DIR
 
-log = logging.getLogger("rtseg.train")
+log = logging.getLogger("rtseg.training.train")
 
 
 def build(cfg: DictConfig):

@@ -14,13 +14,13 @@ from hydra.utils import instantiate
 
 from rtseg.checkpoints.reading import load_network
 from rtseg.errors import CheckpointError
-from rtseg.eval import evaluate
 from rtseg.models.baseline import ThreeConvNet
 from rtseg.models.output import logits_to_labels
-from rtseg.train import train
+from rtseg.training.eval import evaluate
+from rtseg.training.train import train
 from rtseg.utils.cli import user_errors_as_one_line
 
-from .conftest import FAST_TRAIN, TINY
+from ..conftest import FAST_TRAIN, TINY
 
 
 def test_baseline_is_exactly_the_seed_network():
@@ -95,8 +95,8 @@ def test_overfits_one_batch(compose_cfg):
 
 def _unet_overfits(images, masks) -> bool:
     """The baseline cannot tell road from pavement by design; a U-Net must memorise the batch."""
-    from rtseg.metrics import SegMetrics
     from rtseg.models.smp import create
+    from rtseg.training.metrics import SegMetrics
 
     net = create("Unet", 7, encoder_name="resnet18", decoder_channels=[64, 32, 16, 16, 16])
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -265,7 +265,7 @@ def test_binary_tanh_form_trains(compose_cfg):
 def test_online_without_a_server_falls_back_offline_and_keeps_the_record(
     compose_cfg, tmp_path, monkeypatch, caplog, tiny_train_overrides
 ):
-    from .tracking.wandb_offline import offline_runs
+    from ..tracking.wandb_offline import offline_runs
 
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:1")  # refused at once: no server

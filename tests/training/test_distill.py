@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from rtseg.distill import Distillation
 from rtseg.errors import CheckpointError
-from rtseg.train import train
+from rtseg.training.distill import Distillation
+from rtseg.training.train import train
 
-from .conftest import FAST_TRAIN, TINY
+from ..conftest import FAST_TRAIN, TINY
 
 
 def test_training_with_a_teacher_logs_the_term_and_saves_only_the_student(
@@ -22,7 +22,7 @@ def test_training_with_a_teacher_logs_the_term_and_saves_only_the_student(
         "train",
         [
             *TINY, *FAST_TRAIN, "model.width=8", "trainer.max_epochs=1", "test=false",
-            f"+module.distill={{_target_:rtseg.distill.Distillation,teacher:{tiny_ckpt},kind:cwd,weight:2.0,temperature:4.0}}",
+            f"+module.distill={{_target_:rtseg.training.distill.Distillation,teacher:{tiny_ckpt},kind:cwd,weight:2.0,temperature:4.0}}",
         ],
         run_dir=run,
     )  # fmt: skip
