@@ -28,7 +28,7 @@ def _images(n=2):
 class SleepyBackend(Backend):
     """Exact logits (eager's), after sleeping a fixed time: a backend of known speed."""
 
-    def __init__(self, net, input_size, ms, **_):
+    def __init__(self, net, input_size, batch_size=1, threads=None, *, ms, **_):
         super().__init__(input_size)
         self.net, self.ms = net, ms
 
@@ -45,7 +45,7 @@ def sleepy(monkeypatch):
     def register(simple_ms, complex_ms):
         for name, ms in (("simple", simple_ms), ("complex", complex_ms)):
             monkeypatch.setitem(
-                registry.BACKENDS, name, lambda net, size, ms=ms, **kw: SleepyBackend(net, size, ms)
+                registry.BACKENDS, name, registry.BackendSpec(SleepyBackend, {"ms": ms})
             )
         monkeypatch.setattr(registry, "SIMPLICITY", ["simple", "complex"])
 

@@ -38,9 +38,7 @@ class WrongBackend(Backend):
 
 @pytest.fixture
 def wrong_registered(monkeypatch):
-    monkeypatch.setitem(
-        registry.BACKENDS, "wrong", lambda net, size, **kw: WrongBackend(net, size, **kw)
-    )
+    monkeypatch.setitem(registry.BACKENDS, "wrong", registry.BackendSpec(WrongBackend))
 
 
 def test_quick_benchmark_fills_every_column(tiny_net, tmp_path):

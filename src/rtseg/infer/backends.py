@@ -3,8 +3,8 @@ ONNX Runtime, OpenVINO).
 
 A backend takes a float32 NCHW normalised CPU batch and returns float32 logits NCHW on the CPU,
 whatever runs inside. Backends that cannot run here raise ``BackendUnavailable`` with the reason,
-so callers skip them with a note instead of crashing. The name -> backend table is
-``rtseg.infer.registry``; ``auto`` is ``rtseg.infer.auto``.
+so callers skip them with a note instead of crashing. The name -> (class, options) table
+is ``rtseg.infer.registry.BACKENDS``; ``auto`` is ``rtseg.infer.auto``.
 """
 
 from __future__ import annotations
@@ -101,53 +101,16 @@ class TorchBackend(Backend):
             return self.net(x).float()
 
 
-def _eager(net, input_size, batch_size=1, threads=None, **kw):
-    return TorchBackend(net, input_size, batch_size, threads, name="eager")
-
-
-def _channels_last(net, input_size, batch_size=1, threads=None, **kw):
-    return TorchBackend(
-        net, input_size, batch_size, threads, name="channels_last", channels_last=True
-    )
-
-
-def _bf16(net, input_size, batch_size=1, threads=None, **kw):
-    # channels_last lets oneDNN pick its blocked bf16 convolutions (measured faster than
-    # contiguous bf16 on a 2-core AMX machine: 40 vs 152 ms fp32 for smp Unet-R18 at 360x480); bf16-contiguous is the other variant.
-    return TorchBackend(
-        net, input_size, batch_size, threads, name="bf16", channels_last=True, dtype=torch.bfloat16
-    )
-
-
-def _bf16_contiguous(net, input_size, batch_size=1, threads=None, **kw):
-    return TorchBackend(
-        net, input_size, batch_size, threads, name="bf16-contiguous", dtype=torch.bfloat16
-    )
-
-
 class CompileBackend(TorchBackend):
     """torch.compile (inductor). The first call compiles (tens of seconds on a small CPU)."""
 
-    def __init__(
-        self,
-        net,
-        input_size,
-        batch_size=1,
-        threads=None,
-        *,
-        name="compile",
-        **_,
-    ):
+    def __init__(self, net, input_size, batch_size=1, threads=None, *, name="compile", **_):
         super().__init__(net, input_size, batch_size, threads, name=name)
         self.net = torch.compile(self.net, dynamic=False)
         t0 = time.perf_counter()
         with torch.inference_mode():
             self(torch.zeros(self.batch_size, 3, *self.input_size))
         self.note = f"compiled in {time.perf_counter() - t0:.0f} s"
-
-
-def _compile(net, input_size, batch_size=1, threads=None, **kw):
-    return CompileBackend(net, input_size, batch_size, threads)
 
 
 # --------------------------------------------------------------------------- CUDA
@@ -190,18 +153,6 @@ class CudaBackend(Backend):
             return self.net(x).float().cpu()
         with torch.autocast("cuda", dtype=self.dtype):
             return self.net(x).float().cpu()
-
-
-def _cuda(net, input_size, batch_size=1, threads=None, **kw):
-    return CudaBackend(net, input_size, batch_size, threads, name="cuda")
-
-
-def _cuda_fp16(net, input_size, batch_size=1, threads=None, **kw):
-    return CudaBackend(net, input_size, batch_size, threads, name="cuda-fp16", dtype=torch.float16)
-
-
-def _cuda_compile(net, input_size, batch_size=1, threads=None, **kw):
-    return CudaBackend(net, input_size, batch_size, threads, name="cuda-compile", compile=True)
 
 
 # --------------------------------------------------------------------------- ONNX files (exported once per network and size)
@@ -257,14 +208,16 @@ class OrtBackend(Backend, _Exported):
         default_session=False,
         calibration=None,
         workdir=None,
-        onnx_path=None,
+        path=None,
         **_,
     ):
         ort = require("onnxruntime", f"backend={name}")
+        if default_session:
+            threads = None  # ONNX Runtime's own thread count: the peer a user gets out of the box
         Backend.__init__(self, input_size, batch_size, threads)
         self.name = name
-        self.precision = "int8" if int8 else "fp32"
-        self.path = Path(onnx_path) if onnx_path else self._onnx(net, workdir, int8, calibration)
+        self.path = Path(path) if path else self._onnx(net, workdir, int8, calibration)
+        self.precision = "int8" if int8 or ".int8." in self.path.name else "fp32"
         opts = None
         if default_session:
             self.note = "default session (ONNX Runtime's own thread count)"
@@ -286,35 +239,6 @@ class OrtBackend(Backend, _Exported):
         return torch.from_numpy(out).float()
 
 
-def _ort(net, input_size, batch_size=1, threads=None, calibration=None, workdir=None):
-    return OrtBackend(net, input_size, batch_size, threads, workdir=workdir)
-
-
-def _ort_default(net, input_size, batch_size=1, threads=None, calibration=None, workdir=None):
-    return OrtBackend(
-        net,
-        input_size,
-        batch_size,
-        None,
-        name="onnxruntime-default",
-        default_session=True,
-        workdir=workdir,
-    )
-
-
-def _ort_int8(net, input_size, batch_size=1, threads=None, calibration=None, workdir=None):
-    return OrtBackend(
-        net,
-        input_size,
-        batch_size,
-        threads,
-        name="onnxruntime-int8",
-        int8=True,
-        calibration=calibration,
-        workdir=workdir,
-    )
-
-
 # --------------------------------------------------------------------------- OpenVINO
 
 
@@ -333,13 +257,15 @@ class OpenVinoBackend(Backend, _Exported):
         int8=False,
         calibration=None,
         workdir=None,
-        model_path=None,
+        path=None,
         **_,
     ):
         ov = require("openvino", f"backend={name}")
+        if hint == "bf16" and not has_fast_bf16():
+            raise BackendUnavailable("CPU has neither AMX nor AVX512-BF16")
         Backend.__init__(self, input_size, batch_size, threads)
         self.name = name
-        self.path = Path(model_path) if model_path else self._onnx(net, workdir, int8, calibration)
+        self.path = Path(path) if path else self._onnx(net, workdir, int8, calibration)
         core = ov.Core()
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
@@ -357,37 +283,3 @@ class OpenVinoBackend(Backend, _Exported):
     def __call__(self, x):
         self.request.infer({0: np.ascontiguousarray(x.numpy(), dtype=np.float32)})
         return torch.from_numpy(self.request.get_output_tensor(0).data.copy()).float()
-
-
-def _ov(net, input_size, batch_size=1, threads=None, calibration=None, workdir=None):
-    return OpenVinoBackend(net, input_size, batch_size, threads, workdir=workdir)
-
-
-def _ov_default(net, input_size, batch_size=1, threads=None, calibration=None, workdir=None):
-    """OpenVINO as shipped: its own precision choice (bf16 where the CPU has it), fixed threads only."""
-    return OpenVinoBackend(
-        net, input_size, batch_size, threads, name="openvino-default", hint=None, workdir=workdir
-    )
-
-
-def _ov_bf16(net, input_size, batch_size=1, threads=None, calibration=None, workdir=None):
-    if not has_fast_bf16():
-        raise BackendUnavailable("CPU has neither AMX nor AVX512-BF16")
-    return OpenVinoBackend(
-        net, input_size, batch_size, threads, name="openvino-bf16", hint="bf16", workdir=workdir
-    )
-
-
-def _ov_int8(net, input_size, batch_size=1, threads=None, calibration=None, workdir=None):
-    """The ORT static-QDQ int8 file run by OpenVINO (which fuses the QDQ pairs into int8 kernels)."""
-    return OpenVinoBackend(
-        net,
-        input_size,
-        batch_size,
-        threads,
-        name="openvino-int8",
-        hint=None,
-        int8=True,
-        calibration=calibration,
-        workdir=workdir,
-    )
