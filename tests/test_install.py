@@ -128,7 +128,7 @@ def test_wheel_trains_evaluates_streams_and_predicts_from_any_folder(installed):
         [
             installed["venv"] / "bin" / "python",
             "-c",
-            "import sys, numpy as np, rtseg, rtseg.utils as u; m = rtseg.load('camvid');"
+            "import sys, numpy as np, rtseg, rtseg.utils.paths as u; m = rtseg.load('camvid');"
             " print(rtseg.__file__); print(u.CONF_DIR);"
             " print(m.predict(np.zeros((540, 960, 3), np.uint8)).shape);"
             f" print(sorted(set({OPTIONAL!r}) & set(sys.modules)))",

@@ -7,8 +7,8 @@
     maps = m.predict_batch([rgb1, rgb2])     # one forward pass per batch
 
 Images of any size are resized to the model's input size with the realtime pipeline's own
-preprocessing, and the class map is resized back (nearest), so what a notebook sees is what
-rtseg-realtime draws.
+preprocessing (``infer.frames.Preprocess``, linear interpolation by default) and the class map is
+resized back (nearest), so what a notebook sees is what rtseg-realtime draws.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -35,7 +34,7 @@ class SegModel:
         self.classes: list[str] = list(meta.get("class_names") or [])
         self.palette: list[list[int]] = [list(c) for c in meta.get("palette") or []]
         self._pre = Preprocess(
-            self.size, meta.get("mean") or IMAGENET_MEAN, meta.get("std") or IMAGENET_STD, "area"
+            self.size, meta.get("mean") or IMAGENET_MEAN, meta.get("std") or IMAGENET_STD
         )
         self._overlay = Overlay(self.palette, self.classes, hud=False)
 
@@ -56,26 +55,18 @@ class SegModel:
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """HxW uint8 class maps, one per HxWx3 uint8 RGB image (sizes may differ)."""
-        from rtseg.infer.frames import maps_from_logits
-        from rtseg.infer.quality import fit_batch
+        from rtseg.infer.frames import batched_maps, to_frame_size
 
         images = [self._check(im) for im in images]
         if not images:
             return []
         # the pipeline's preprocessing takes BGR frames
         xs = np.stack([self._pre(np.ascontiguousarray(im[..., ::-1])) for im in images])
-        labels = []
-        b = self.backend.batch_size
-        for i in range(0, len(xs), b):
-            chunk = torch.from_numpy(xs[i : i + b])  # fixed-batch backends: the last one padded
-            labels.extend(maps_from_logits(self.backend(fit_batch(chunk, b)), len(chunk)))
-        out = []
-        for im, lab in zip(images, labels, strict=True):
-            h, w = im.shape[:2]
-            if lab.shape != (h, w):
-                lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
-            out.append(lab)
-        return out
+        labels = batched_maps(self.backend, torch.from_numpy(xs))
+        return [
+            to_frame_size(lab[None], im.shape[:2])[0]
+            for im, lab in zip(images, labels, strict=True)
+        ]
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """HxW uint8 class map of one HxWx3 uint8 RGB image."""
@@ -95,29 +86,14 @@ def load(
     threads: int | None = None,
     size: Sequence[int] | None = None,
     log_dir: str | Path = "logs",
-    batch_size: int = 1,
 ) -> SegModel:
     """A trained model ready to ``predict``: ``spec`` is any ``checkpoint=`` value.
 
-    ``backend`` is any benchmark backend name (eager, onnxruntime, openvino, ...). int8 backends
-    need calibration images and are not offered here: use rtseg-export with ``int8=true``.
+    ``backend`` is any benchmark backend name (eager, onnxruntime, openvino, auto, ...); int8
+    calibrates on the data the checkpoint recorded (one line when it cannot be read: export it with
+    ``rtseg-export checkpoint=... int8=true data=...`` and load the exported file instead).
     """
-    from rtseg.checkpoints.reading import load_network
-    from rtseg.checkpoints.spec import choose_checkpoint
-    from rtseg.infer.auto import resolve_backend
+    from rtseg.infer.open import open_model
 
-    if "int8" in backend:
-        raise RtsegError(
-            f"backend={backend}: int8 needs real calibration images; export it with "
-            "`rtseg-export checkpoint=... int8=true data=...` and load the exported file instead"
-        )
-    choice = choose_checkpoint(str(spec), log_dir)
-    if choice.exported:
-        from rtseg.infer.registry import load_exported
-
-        be, meta = load_exported(choice.path, None if backend == "eager" else backend, threads)
-        return SegModel(None, meta, be, tuple(be.input_size))
-    net, meta = load_network(choice.path)
-    size = tuple(int(v) for v in (size or meta["input_size"]))
-    be = resolve_backend(backend, net, size, batch_size=batch_size, threads=threads)
-    return SegModel(net, meta, be, size)
+    opened = open_model(str(spec), backend, size, threads, log_dir=log_dir)
+    return SegModel(opened.net, opened.meta, opened.backend, opened.size)

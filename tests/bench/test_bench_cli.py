@@ -189,15 +189,15 @@ def test_every_model_config_is_benchmarkable(model, tmp_path):
     """Eager rows for every conf/model config at a small size (ONNX export: the slow test below)."""
     from hydra.utils import instantiate
 
-    from rtseg.bench.benchmark import Inputs, Knobs, benchmark_network
+    from rtseg.bench.benchmark import Inputs, Knobs, Plan, Subject, benchmark_network
+    from rtseg.infer.quality import Evidence
 
     cfg = compose_cfg("benchmark", [f"model={model}"])
     net = instantiate(cfg.model)
     knobs = Knobs(warmup=0, min_runs=1, min_seconds=0.0, e2e=False, memory=False)
-    inputs = Inputs(agreement=[torch.randn(1, 3, 128, 128)])
-    (row,) = benchmark_network(
-        model, net, (128, 128), ["eager"], inputs, knobs=knobs, workdir=tmp_path
-    )
+    inputs = Inputs(Evidence(images=[torch.randn(1, 3, 128, 128)]))
+    plan = Plan(["eager"], knobs=knobs, workdir=tmp_path)
+    (row,) = benchmark_network(Subject(model, net, (128, 128)), inputs, plan)
     assert row["fps"] > 0 and row["gflops"] > 0 and row["agreement"] == 1.0
 
 

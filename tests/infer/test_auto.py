@@ -14,6 +14,8 @@ from rtseg.infer import auto, registry
 from rtseg.infer.artifacts import ArtifactCache
 from rtseg.infer.backends import Backend
 from rtseg.infer.calibration import Calibration
+from rtseg.infer.options import InferOptions
+from rtseg.infer.quality import Evidence
 from rtseg.infer.sidecar import sidecar_path
 from rtseg.timing import time_interleaved
 
@@ -52,18 +54,11 @@ def sleepy(monkeypatch):
     return register
 
 
-def _auto(net, tmp_path, candidates, **kw):
+def _auto(net, tmp_path, candidates, margin=0.05, cache_key=None, seconds=0.2):
+    opts = InferOptions(candidates=candidates, cache_dir=tmp_path, seconds=seconds, margin=margin)
+    evidence = Evidence(images=_images())
     return auto.resolve_backend(
-        "auto",
-        net,
-        SIZE,
-        threads=1,
-        candidates=candidates,
-        images=_images(),
-        cache_dir=tmp_path,
-        seconds=0.2,
-        min_rounds=5,
-        **kw,
+        "auto", net, SIZE, threads=1, options=opts, evidence=evidence, cache_key=cache_key
     )
 
 
@@ -98,14 +93,9 @@ def test_int8_without_images_refuses(tiny_net, tmp_path):
 
 def test_int8_sidecar_records_calibration_and_quality(tiny_net, tmp_path):
     calib = Calibration(_images(4), "synthetic/train images (the first 4)")
+    evidence = Evidence(images=_images(), calibration=calib)
     backend = auto.resolve_backend(
-        "onnxruntime-int8",
-        tiny_net,
-        SIZE,
-        threads=1,
-        calibration=calib,
-        workdir=tmp_path,
-        images=_images(),
+        "onnxruntime-int8", tiny_net, SIZE, threads=1, evidence=evidence, workdir=tmp_path
     )
     side = json.loads(sidecar_path(backend.path).read_text())
     assert side["calibration"] == {"source": "synthetic/train images (the first 4)", "images": 4}
@@ -132,17 +122,7 @@ def test_cache_holds_the_artifact_and_remeasures_when_stale(tiny_net, tmp_path):
     key = next(iter(json.loads((tmp_path / "auto.json").read_text())))
     entry, why = ArtifactCache(tmp_path).lookup(key, "other")
     assert entry is None and "weights" in why
-    fourth = auto.resolve_backend(
-        "auto",
-        tiny_net,
-        SIZE,
-        threads=1,
-        cache_key=key.split("|")[1],
-        candidates=["onnxruntime"],
-        images=_images(),
-        cache_dir=tmp_path,
-        seconds=0.1,
-    )
+    fourth = _auto(tiny_net, tmp_path, ["onnxruntime"], cache_key=key.split("|")[1], seconds=0.1)
     assert "cached" not in fourth.note and fourth.auto["weights_hash"] != third.auto["weights_hash"]
 
 

@@ -8,20 +8,38 @@ import numpy as np
 import pytest
 import torch
 
-from rtseg.bench.benchmark import RESULT_COLUMNS, Inputs, Knobs, benchmark_network, random_frames
+from rtseg.bench.benchmark import (
+    RESULT_COLUMNS,
+    Inputs,
+    Knobs,
+    Plan,
+    Subject,
+    benchmark_network,
+    random_frames,
+)
 from rtseg.bench.peak import gemm_gflops
 from rtseg.errors import BackendUnavailable
 from rtseg.infer import auto, registry
 from rtseg.infer.backends import Backend
 from rtseg.infer.frames import FramePipeline
+from rtseg.infer.options import InferOptions
+from rtseg.infer.quality import Evidence
 
 SIZE = (32, 32)
-FAST = Knobs(warmup=1, min_runs=3, min_seconds=0.05, auto_seconds=0.05)
+FAST = Knobs(warmup=1, min_runs=3, min_seconds=0.05)
+QUICK_AUTO = InferOptions(seconds=0.05)
 
 
 def _inputs(n=2):
     g = torch.Generator().manual_seed(0)
-    return Inputs(agreement=[torch.randn(1, 3, *SIZE, generator=g) for _ in range(n)])
+    return Inputs(Evidence(images=[torch.randn(1, 3, *SIZE, generator=g) for _ in range(n)]))
+
+
+def _bench(net, backends, inputs, workdir, miou=None, **plan):
+    subject = Subject("baseline", net, SIZE, miou=miou)
+    return benchmark_network(
+        subject, inputs, Plan(backends, knobs=FAST, options=QUICK_AUTO, workdir=workdir, **plan)
+    )
 
 
 class WrongBackend(Backend):
@@ -42,16 +60,8 @@ def wrong_registered(monkeypatch):
 
 
 def test_quick_benchmark_fills_every_column(tiny_net, tmp_path):
-    rows = benchmark_network(
-        "baseline",
-        tiny_net,
-        SIZE,
-        ["eager", "onnxruntime"],
-        _inputs(),
-        knobs=FAST,
-        peaks={"fp32": 100.0},
-        workdir=tmp_path,
-        miou=0.5,
+    rows = _bench(
+        tiny_net, ["eager", "onnxruntime"], _inputs(), tmp_path, miou=0.5, peaks={"fp32": 100.0}
     )
     assert [r["backend"] for r in rows] == ["eager", "onnxruntime"]
     optional = {"resolved", "miou_eval", "miou_drop", "note"}
@@ -68,64 +78,37 @@ def test_quick_benchmark_fills_every_column(tiny_net, tmp_path):
 
 
 def test_agreement_flags_a_wrong_backend(tiny_net, tmp_path, wrong_registered):
-    rows = benchmark_network(
-        "baseline", tiny_net, SIZE, ["eager", "wrong"], _inputs(), knobs=FAST, workdir=tmp_path
-    )
+    rows = _bench(tiny_net, ["eager", "wrong"], _inputs(), tmp_path)
     by = {r["backend"]: r for r in rows}
     assert by["eager"]["agrees"] and by["eager"]["agreement"] == 1.0
     assert not by["wrong"]["agrees"] and by["wrong"]["agreement"] < 0.9
 
 
 def test_auto_never_picks_a_disagreeing_backend(tiny_net, tmp_path, wrong_registered):
-    images = _inputs().agreement
+    evidence = _inputs().evidence
+    opts = InferOptions(candidates=["wrong", "eager"], cache_dir=tmp_path, seconds=0.05)
     # "wrong" is the fastest candidate (no work at all), but it disagrees
-    backend = auto.resolve_backend(
-        "auto",
-        tiny_net,
-        SIZE,
-        candidates=["wrong", "eager"],
-        images=images,
-        cache_dir=tmp_path,
-        seconds=0.05,
-        min_rounds=3,
-    )
+    backend = auto.resolve_backend("auto", tiny_net, SIZE, options=opts, evidence=evidence)
     assert backend.name == "eager"
     trials = {t["backend"]: t for t in backend.auto["trials"]}
     assert trials["wrong"]["accepted"] is False and trials["eager"]["accepted"] is True
     # the choice is cached per machine + model + size + batch + threads and reused
     cache = (tmp_path / "auto.json").read_text()
     assert "ThreeConvNet" in cache and "32x32" in cache
-    again = auto.resolve_backend(
-        "auto", tiny_net, SIZE, candidates=["wrong"], images=images, cache_dir=tmp_path
-    )
+    opts = InferOptions(candidates=["wrong"], cache_dir=tmp_path, seconds=0.01)
+    again = auto.resolve_backend("auto", tiny_net, SIZE, options=opts, evidence=evidence)
     assert again.name == "eager" and "cached" in again.note
     # nothing agrees: a clear error, never a wrong pick
     with pytest.raises(BackendUnavailable, match="no candidate agrees"):
         auto.resolve_backend(
-            "auto",
-            tiny_net,
-            SIZE,
-            candidates=["wrong"],
-            images=images,
-            cache_key="other",
-            cache_dir=tmp_path,
-            seconds=0.01,
-            min_rounds=1,
+            "auto", tiny_net, SIZE, options=opts, evidence=evidence, cache_key="other"
         )
 
 
 def test_unsupported_backends_are_skipped_with_a_reason(tiny_net, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    rows = benchmark_network(
-        "baseline",
-        tiny_net,
-        SIZE,
-        ["cuda", "openvino", "no-such-backend", "eager"],
-        _inputs(1),
-        knobs=FAST,
-        workdir=tmp_path,
-    )
+    rows = _bench(tiny_net, ["cuda", "openvino", "no-such-backend", "eager"], _inputs(1), tmp_path)
     notes = {r["backend"]: r["note"] or "" for r in rows}
     assert notes["cuda"] == "skipped: no CUDA device"
     assert (

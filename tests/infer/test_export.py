@@ -103,8 +103,8 @@ def test_int8_export_calibrates_on_training_images(tiny_checkpoint, tmp_path):
         [
             f"checkpoint={tiny_checkpoint}",
             "int8=true",
-            "calibration_images=2",
-            "int8_eval_images=2",
+            "calibration.images=2",
+            "reduced_precision.eval_images=2",
             "data.input_size=[32,32]",
             f"out_dir={tmp_path}",
             "name=tiny",

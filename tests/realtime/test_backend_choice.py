@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from rtseg.errors import RtsegError
+from rtseg.infer.open import open_model
+from rtseg.infer.options import InferOptions
 from rtseg.realtime.cli import realtime
-from rtseg.realtime.model import BackendChoice, RealtimeModel
+from rtseg.realtime.model import RealtimeModel
 
 from .helpers import FRAME_H, FRAME_W
 
@@ -26,7 +28,7 @@ DATA = [
     "data.input_size=[32,48]",
     "data.lengths={train:4,val:2,test:2}",
     "calibration.images=4",
-    "int8.eval_images=2",
+    "reduced_precision.eval_images=2",
 ]
 
 
@@ -37,7 +39,7 @@ def test_int8_calibrates_on_the_dataset_and_records_it(realtime_cfg, tiny_ckpt, 
         *DATA,
         f"checkpoint={tiny_ckpt}",
         "backend=onnxruntime-int8",
-        "int8.max_miou_drop=100",
+        "reduced_precision.max_miou_drop=100",
     )
     realtime(cfg)
     report = json.loads((tmp_path / "run" / "realtime.json").read_text())
@@ -54,17 +56,19 @@ def test_int8_outside_the_limits_is_recorded_or_refused(realtime_cfg, tiny_ckpt)
     pytest.importorskip("onnxruntime")
     over = [*SMALL, *DATA, f"checkpoint={tiny_ckpt}", "backend=onnxruntime-int8"]
     # named explicitly: it runs (with a warning), the measured quality recorded as not accepted
-    info = realtime(realtime_cfg(*over, "int8.max_miou_drop=-1"))
+    info = realtime(realtime_cfg(*over, "reduced_precision.max_miou_drop=-1"))
     assert info["calibration"]["quality"]["accepted"] is False
-    # int8.enforce=true: refused in one line
-    cfg = realtime_cfg(*over, "int8.max_miou_drop=-1", "int8.enforce=true")
+    # reduced_precision.enforce=true: refused in one line
+    cfg = realtime_cfg(
+        *over, "reduced_precision.max_miou_drop=-1", "reduced_precision.enforce=true"
+    )
     with pytest.raises(RtsegError, match="outside the limits.*val mIoU drop"):
         realtime(cfg)
 
 
 def test_int8_with_no_images_refuses_in_one_line(tiny_ckpt, tmp_path):
     with pytest.raises(RtsegError, match="needs real images.*data="):
-        RealtimeModel(tiny_ckpt, tmp_path, BackendChoice(name="openvino-int8"), threads=1)
+        open_model(tiny_ckpt, "openvino-int8", threads=1, log_dir=tmp_path)
 
 
 def test_auto_runs_the_cached_artifact_file(realtime_cfg, tiny_ckpt, tmp_path):
@@ -76,12 +80,9 @@ def test_auto_runs_the_cached_artifact_file(realtime_cfg, tiny_ckpt, tmp_path):
     (entry,) = index.values()
     assert first["backend"] == "onnxruntime" and entry["threads"] == 1
     assert first["calibration"]["artifact"] == entry["artifact"]
-    model = RealtimeModel(
-        tiny_ckpt,
-        tmp_path / "logs",
-        BackendChoice(name="auto", auto_cache_dir=tmp_path / "logs" / "bench"),
-        threads=1,
-    )
+    opts = InferOptions(cache_dir=tmp_path / "logs" / "bench")
+    opened = open_model(tiny_ckpt, "auto", threads=1, options=opts, log_dir=tmp_path / "logs")
+    model = RealtimeModel(opened, threads=1)
     assert str(model.backend.path) == entry["artifact"] and "cached" in model.backend.note
     infer = model.make_infer()  # the pipeline's backend is that very object
     assert all(b.path == model.backend.path for b in infer.backends.values())

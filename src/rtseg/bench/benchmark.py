@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,8 @@ from rtseg.bench.peak import peak_for
 from rtseg.errors import BackendUnavailable
 from rtseg.infer.auto import agreement, reference_labels, resolve_backend
 from rtseg.infer.frames import FramePipeline
-from rtseg.infer.quality import Int8Limits, eval_miou
+from rtseg.infer.options import InferOptions
+from rtseg.infer.quality import Evidence, eval_miou
 from rtseg.infer.registry import load_exported
 from rtseg.models.cost import count_gflops, count_params
 from rtseg.timing import latency_summary, time_fn, time_interleaved
@@ -41,105 +42,102 @@ RESULT_COLUMNS = [
 
 @dataclass
 class Knobs:
-    """Measurement settings (conf/benchmark.yaml ``measure``, ``agreement``, ``auto``)."""
+    """Measurement settings (conf/benchmark.yaml ``measure``, ``e2e``)."""
 
     warmup: int = 5
     min_runs: int = 20
     min_seconds: float = 2.0
-    agreement_tol: float = 0.995
     e2e: bool = True
     memory: bool = True
-    auto_candidates: Sequence[str] | None = None
-    auto_seconds: float = 4.0
-    auto_margin: float = 0.05
-    auto_cache_dir: Path | None = None
-    int8_limits: Int8Limits = field(default_factory=Int8Limits)
+
+
+@dataclass
+class Subject:
+    """What is measured: a network (None for an exported file whose source is gone) at a size,
+    its recorded val mIoU and class count, and the exported file the runtime rows run, if any."""
+
+    name: str
+    net: nn.Module | None
+    input_size: tuple[int, int]
+    miou: float | None = None
+    num_classes: int | None = None
+    exported: Path | None = None
+
+
+@dataclass
+class Plan:
+    """How: the backends x batch sizes x thread counts, timing knobs, how backends are chosen and
+    judged (``InferOptions``), the GEMM peaks, the end-to-end frame size and the export folder."""
+
+    backends: Sequence[str]
+    batch_sizes: Sequence[int] = (1,)
+    threads: Sequence[int | None] = (None,)
+    knobs: Knobs = field(default_factory=Knobs)
+    options: InferOptions = field(default_factory=InferOptions)
+    peaks: dict = field(default_factory=dict)
+    frame_size: Sequence[int] | None = None
+    workdir: Path | None = None
 
 
 @dataclass
 class Inputs:
-    """Images for agreement / calibration / optional mIoU, already normalised at the input size."""
+    """Real images, already normalised at the input size: ``evidence`` for calibration, agreement
+    and the reduced-precision mIoU drop; ``eval_pairs`` for the optional mIoU of every row."""
 
-    agreement: list[torch.Tensor]
-    calibration: list[torch.Tensor] | None = None
-    # labelled images for the int8 limits (val mIoU drop); empty: int8 is judged on agreement
-    int8_pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    evidence: Evidence
     eval_pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     mean: Sequence[float] = IMAGENET_MEAN
     std: Sequence[float] = IMAGENET_STD
     source: str = "random"
 
+    @property
+    def agreement(self) -> list[torch.Tensor]:
+        return self.evidence.images
 
-def benchmark_network(
-    model: str,
-    net: nn.Module,
-    input_size: Sequence[int],
-    backends: Sequence[str],
-    inputs: Inputs,
-    batch_sizes: Sequence[int] = (1,),
-    threads: Sequence[int | None] = (None,),
-    frame_size: Sequence[int] | None = None,
-    knobs: Knobs | None = None,
-    peaks: dict | None = None,
-    miou: float | None = None,
-    num_classes: int | None = None,
-    workdir: Path | None = None,
-    progress=None,
-    exported: Path | None = None,
-) -> list[dict]:
+
+def benchmark_network(subject: Subject, inputs: Inputs, plan: Plan, progress=None) -> list[dict]:
     """Rows for every (threads, batch, backend); an unavailable backend gives a row with the reason.
 
-    ``exported``: an rtseg-export file run by the onnxruntime*/openvino* rows; ``net`` (its source
-    network, or None when unavailable) is then the eager reference and the other rows.
+    With ``subject.exported`` the onnxruntime*/openvino* rows run that file; ``subject.net`` (its
+    source network, when available) is the eager reference and runs the other rows.
     """
-    knobs = knobs or Knobs()
-    input_size = tuple(int(v) for v in input_size)
-    frame_size = tuple(int(v) for v in (frame_size or input_size))
+    net, size = subject.net, tuple(int(v) for v in subject.input_size)
+    frame_size = tuple(int(v) for v in (plan.frame_size or size))
     params = gflops = reference = None
     if net is not None:
         net = net.eval()
         params = count_params(net)
         try:
-            gflops = count_gflops(net, input_size)
+            gflops = count_gflops(net, size)
         except Exception as e:  # noqa: BLE001 - the network cannot run at this size: say so in one line
             raise BackendUnavailable(
-                f"{model} cannot run at {input_size[0]}x{input_size[1]}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                f"{subject.name} cannot run at {size[0]}x{size[1]}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
             ) from e
         reference = reference_labels(net)
     rows = []
-    for n_threads in threads:
+    for n_threads in plan.threads:
         if n_threads:
             torch.set_num_threads(int(n_threads))
-        for batch in batch_sizes:
-            for name in backends:
+        for batch in plan.batch_sizes:
+            for name in plan.backends:
                 base = {
-                    "model": model, "input_size": f"{input_size[0]}x{input_size[1]}", "backend": name,
+                    "model": subject.name, "input_size": f"{size[0]}x{size[1]}", "backend": name,
                     "batch": int(batch), "threads": int(n_threads or torch.get_num_threads()),
-                    "params": params, "gflops": gflops, "miou": miou, "frame_size": f"{frame_size[0]}x{frame_size[1]}",
+                    "params": params, "gflops": gflops, "miou": subject.miou,
+                    "frame_size": f"{frame_size[0]}x{frame_size[1]}",
                 }  # fmt: skip
                 if progress:
-                    progress(f"{model} {name} b{batch} t{base['threads']}")
+                    progress(f"{subject.name} {name} b{batch} t{base['threads']}")
                 try:
                     row = _measure_backend(
-                        name,
-                        net,
-                        input_size,
-                        int(batch),
-                        n_threads,
-                        inputs,
-                        reference,
-                        frame_size,
-                        knobs,
-                        workdir,
-                        num_classes,
-                        exported,
+                        name, subject, int(batch), n_threads, inputs, reference, plan
                     )
                 except BackendUnavailable as e:
                     log.info("skipping %s: %s", name, e)
                     row = {"note": f"skipped: {e}"}
                 row = {**base, **row}
                 if row.get("latency_ms_median") and gflops:
-                    peak = peak_for(peaks or {}, row["precision"], row.get("device", "cpu"))
+                    peak = peak_for(plan.peaks, row["precision"], row.get("device", "cpu"))
                     row["achieved_gflops"] = gflops * batch / (row["latency_ms_median"] / 1e3)
                     row["peak_gflops"] = peak
                     row["pct_of_peak"] = 100 * row["achieved_gflops"] / peak if peak else None
@@ -147,41 +145,33 @@ def benchmark_network(
     return rows
 
 
+def _backend(name, subject: Subject, batch, threads, inputs: Inputs, plan: Plan):
+    """The row's backend: the exported file for its runtimes, else built (or ``auto``) from the net."""
+    if subject.exported is not None and name.startswith(("onnxruntime", "openvino")):
+        backend = load_exported(subject.exported, name, threads)[0]
+        if backend.batch_size != batch:
+            raise BackendUnavailable(
+                f"{Path(subject.exported).name} was exported for batch {backend.batch_size}"
+            )
+        return backend
+    if subject.net is None:
+        raise BackendUnavailable(
+            f"{name} needs the network; the exported file's source checkpoint is not available"
+        )
+    evidence = replace(inputs.evidence, num_classes=subject.num_classes)
+    return resolve_backend(
+        name, subject.net, subject.input_size, batch, threads, plan.options, evidence, plan.workdir
+    )
+
+
 def _measure_backend(
-    name,
-    net,
-    input_size,
-    batch,
-    threads,
-    inputs: Inputs,
-    reference,
-    frame_size,
-    knobs: Knobs,
-    workdir,
-    num_classes,
-    exported=None,
+    name, subject: Subject, batch, threads, inputs: Inputs, reference, plan: Plan
 ) -> dict:
+    knobs, size = plan.knobs, tuple(subject.input_size)
     mem = PeakRSS()
     with mem if knobs.memory else contextlib.nullcontext():
-        if exported is not None and name.startswith(("onnxruntime", "openvino")):
-            backend = load_exported(exported, name, threads)[0]
-            if backend.batch_size != batch:
-                raise BackendUnavailable(
-                    f"{Path(exported).name} was exported for batch {backend.batch_size}"
-                )
-        elif net is None:
-            raise BackendUnavailable(
-                f"{name} needs the network; the exported file's source checkpoint is not available"
-            )
-        else:
-            backend = resolve_backend(
-                name, net, input_size, batch, threads,
-                candidates=knobs.auto_candidates, calibration=inputs.calibration, workdir=workdir,
-                images=inputs.agreement, pairs=inputs.int8_pairs, num_classes=num_classes,
-                agreement_tol=knobs.agreement_tol, int8_limits=knobs.int8_limits,
-                cache_dir=knobs.auto_cache_dir, seconds=knobs.auto_seconds, margin=knobs.auto_margin,
-            )  # fmt: skip
-        x = torch.randn(batch, 3, *input_size, generator=torch.Generator().manual_seed(0))
+        backend = _backend(name, subject, batch, threads, inputs, plan)
+        x = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(0))
         if backend.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for _ in range(2):
@@ -192,7 +182,7 @@ def _measure_backend(
         # model-only and end-to-end in alternating rounds: a burst of load from elsewhere hits
         # both alike, so their difference (the frame pre/post-processing) is not noise
         pipe = FramePipeline(backend, inputs.mean, inputs.std)
-        frames = random_frames(batch, frame_size)
+        frames = random_frames(batch, plan.frame_size or size)
         times = time_interleaved(
             {"model": lambda: backend(x), "e2e": lambda: pipe(frames)},
             seconds=2 * knobs.min_seconds,
@@ -215,7 +205,7 @@ def _measure_backend(
         "throughput": batch * 1e3 / stats["median_ms"],
         "runs": stats["runs"],
         "agreement": agree,
-        "agrees": _agrees(backend, agree, knobs.agreement_tol),
+        "agrees": _agrees(backend, agree, plan.options.agreement_tol),
         "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20
         if backend.device == "cuda"
         else (mem.peak_mb if knobs.memory else None),
@@ -227,11 +217,12 @@ def _measure_backend(
             e2e_latency_ms_p90=e2e["p90_ms"],
             e2e_fps=1e3 / e2e["median_ms"],
         )
-    if inputs.eval_pairs and num_classes:
-        ours = eval_miou(backend.labels, inputs.eval_pairs, num_classes, batch)
+    if inputs.eval_pairs and subject.num_classes:
+        ours = eval_miou(backend.labels, inputs.eval_pairs, subject.num_classes, batch)
         row.update(miou_eval=ours)
         if reference:
-            row.update(miou_drop=eval_miou(reference, inputs.eval_pairs, num_classes, None) - ours)
+            fp32 = eval_miou(reference, inputs.eval_pairs, subject.num_classes, None)
+            row.update(miou_drop=fp32 - ours)
     return row
 
 
@@ -275,9 +266,9 @@ def speedups(rows: list[dict]) -> list[str]:
 
 
 def _agrees(backend, agree: float | None, tol: float) -> bool | None:
-    """fp32/bf16 by the agreement tolerance; int8 by the int8 limits it was judged on (mIoU drop)."""
+    """fp32 by the agreement tolerance; a reduced precision by the limits it was judged on."""
     q = backend.quality or {}
-    if backend.precision == "int8" and "accepted" in q:
+    if backend.precision != "fp32" and "accepted" in q:
         return bool(q["accepted"])
     return agree >= tol if agree is not None else None
 
@@ -290,8 +281,10 @@ def _note(backend) -> str | None:
             f"int8 calibrated on {backend.calibration['images']} {backend.calibration['source']}"
         )
     q = backend.quality or {}
-    if backend.precision == "int8" and q.get("reason"):
-        bits.append(f"{'within' if q['accepted'] else 'outside'} int8 limits: {q['reason']}")
+    if backend.precision != "fp32" and q.get("reason"):
+        bits.append(
+            f"{'within' if q['accepted'] else 'outside'} {backend.precision} limits: {q['reason']}"
+        )
     return "; ".join(bits) or None
 
 

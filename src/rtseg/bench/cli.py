@@ -8,6 +8,7 @@ rtseg-bench -m model=baseline,lraspp,fastscnn input_size=[360,480]   # + summary
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -20,6 +21,8 @@ from rtseg.bench.benchmark import (
     PEER_MODEL,
     Inputs,
     Knobs,
+    Plan,
+    Subject,
     benchmark_network,
     peer_network,
     speedups,
@@ -34,7 +37,9 @@ from rtseg.bench.report import (
     write_results,
 )
 from rtseg.errors import DataError, RtsegError
-from rtseg.infer.quality import Int8Limits
+from rtseg.infer.open import input_size, load_model
+from rtseg.infer.options import InferOptions
+from rtseg.infer.quality import Evidence
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir
 from rtseg.utils.paths import CONF_DIR
@@ -42,28 +47,25 @@ from rtseg.utils.paths import CONF_DIR
 log = logging.getLogger("rtseg.bench")
 
 
-def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
-    """The network to benchmark, its display name and metadata (mean/std, val mIoU, classes)."""
-    ckpt = cfg.get("checkpoint")
-    if ckpt:
-        from rtseg.checkpoints.reading import load_network
-        from rtseg.checkpoints.spec import choose_checkpoint
-
-        choice = choose_checkpoint(ckpt, cfg.paths.log_dir)
-        log.info("checkpoint: %s (%s)", choice.path, choice.reason)
-        path = choice.path
-        if choice.exported:
-            return _exported_subject(cfg, path)
-
-        net, meta = load_network(path)
-        name = (
-            cfg.get("name")
-            or f"{meta.get('model') or _model_name(meta)}:{path.parent.parent.name if path.parent.name == 'checkpoints' else path.stem}"
+def load_subject(cfg: DictConfig) -> tuple[Subject, dict]:
+    """What to benchmark and its metadata (mean/std, val mIoU, classes): a ``checkpoint=`` spec
+    through ``infer.open`` (the same resolution as realtime and the API), else ``model=`` with
+    random weights."""
+    if cfg.get("checkpoint"):
+        loaded = load_model(cfg.checkpoint, cfg.paths.log_dir)
+        meta, path = loaded.meta, loaded.choice.path
+        size = input_size(loaded, cfg.input_size)
+        if loaded.exported is not None:
+            name = cfg.get("name") or path.name
+        else:
+            run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+            name = cfg.get("name") or f"{str(meta.get('model')).split(' ')[0]}:{run}"
+        subject = Subject(
+            name, loaded.net, size, meta.get("val_miou"), meta.get("num_classes"), loaded.exported
         )
-        return name, net, meta
-    torch.manual_seed(
-        int(cfg.seed)
-    )  # the same random weights in every run: auto's cache key stays stable
+        return subject, meta
+    # the same random weights in every run: auto's cache key stays stable
+    torch.manual_seed(int(cfg.seed))
     net = instantiate(cfg.model)
     mean, std = getattr(net, "input_normalization", None) or (
         list(cfg.data.mean),
@@ -82,65 +84,38 @@ def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
         "num_classes": int(cfg.model.num_classes),
         "dataset": cfg.data.name,
     }
-    return name, net.eval(), meta
+    size = tuple(int(v) for v in cfg.input_size)
+    return Subject(name, net.eval(), size, None, meta["num_classes"]), meta
 
 
-def _exported_subject(cfg: DictConfig, path: Path) -> tuple[str, torch.nn.Module | None, dict]:
-    """An rtseg-export file: its sidecar, and its source checkpoint's network as the eager reference."""
-    from rtseg.checkpoints.reading import load_network
-    from rtseg.infer.sidecar import read_sidecar
-
-    if not path.is_file():
-        raise RtsegError(f"exported model not found: {path}")
-    meta = read_sidecar(path)
-    net = None
-    source = meta.get("source_checkpoint")
-    if source and Path(source).is_file():
-        net, _ = load_network(source)
-    else:
-        log.warning(
-            "%s: source checkpoint %s not found: no eager reference, agreement or GFLOPs",
-            path.name,
-            source,
-        )
-    return cfg.get("name") or path.name, net, {**meta, "exported": path}
-
-
-def _model_name(meta: dict) -> str:
-    from rtseg.checkpoints.meta import describe_model, stored_model_config
-
-    return (
-        describe_model(stored_model_config(meta)).split(" ")[0]
-        if meta.get("model_yaml")
-        else "checkpoint"
-    )
-
-
-def sample_inputs(cfg: DictConfig, meta: dict, input_size) -> Inputs:
+def sample_inputs(cfg: DictConfig, meta: dict, input_size, options: InferOptions) -> Inputs:
     """Agreement / calibration / mIoU images from the configured data, resized to the input size.
 
     Agreement falls back to random input (noted in the table) when the data cannot be read or
     does not match the checkpoint's dataset; calibration never does (int8 rows are then skipped).
-    A trained network's int8 is judged on the val mIoU drop over ``int8.eval_images`` labelled
-    images; an untrained one (model=..., random weights) on agreement only.
+    A trained network's reduced precisions are judged on the val mIoU drop over
+    ``reduced_precision.eval_images`` labelled images; an untrained one (model=..., random
+    weights) on agreement only.
     """
     from rtseg.infer.calibration import DatasetImages
 
     data = DatasetImages(cfg.data, meta)
     if data.unavailable:
         log.warning("%s: agreement uses random input, int8 rows are skipped", data.unavailable)
-    inputs = Inputs(agreement=[], mean=meta["mean"], std=meta["std"])
     g = torch.Generator().manual_seed(0)
     agree = data.pairs(cfg.agreement.split, int(cfg.agreement.images), input_size)
-    inputs.agreement = [x for x, _ in agree] or [
-        torch.randn(1, 3, *input_size, generator=g) for _ in range(int(cfg.agreement.images))
-    ]
-    inputs.source = cfg.data.name if agree else "random"
-    inputs.calibration = data.calibration(
-        cfg.calibration.split, int(cfg.calibration.images), input_size
+    evidence = Evidence(
+        images=[x for x, _ in agree]
+        or [torch.randn(1, 3, *input_size, generator=g) for _ in range(int(cfg.agreement.images))],
+        calibration=data.calibration(
+            options.calibration_split, options.calibration_images, input_size
+        ),
+        ignore_index=int(meta.get("ignore_index") or 255),
     )
     if meta.get("checkpoint") or meta.get("source_checkpoint"):
-        inputs.int8_pairs = data.pairs(cfg.agreement.split, int(cfg.int8.eval_images), input_size)
+        evidence.pairs = data.pairs(cfg.agreement.split, options.eval_images, input_size)
+    inputs = Inputs(evidence, mean=meta["mean"], std=meta["std"])
+    inputs.source = cfg.data.name if agree else "random"
     if cfg.get("eval_miou"):
         inputs.eval_pairs = data.pairs(cfg.agreement.split, int(cfg.eval_images), input_size)
         if not inputs.eval_pairs:
@@ -163,7 +138,7 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
         raise RtsegError(f"input_size must be [H, W], got {list(cfg.input_size)}")
 
     # the model first: a bad checkpoint fails in one line before the slow peak measurement
-    name, net, meta = load_subject(cfg)
+    subject, meta = load_subject(cfg)
     peaks = {}
     if cfg.peak.enabled:
         with console.status("measuring this machine's GEMM peak"):
@@ -172,56 +147,29 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
             )
     header = machine_header(threads, peaks)
 
-    if meta.get("exported") and list(meta["input_size"]) != input_size:
-        log.warning(
-            "input_size=%s ignored: %s was exported for %s",
-            input_size,
-            meta["exported"].name,
-            meta["input_size"],
-        )
-        input_size = [int(v) for v in meta["input_size"]]
-    inputs = sample_inputs(cfg, meta, input_size)
+    options = InferOptions.from_cfg(cfg)
+    inputs = sample_inputs(cfg, meta, subject.input_size, options)
     knobs = Knobs(
-        warmup=int(cfg.measure.warmup), min_runs=int(cfg.measure.min_runs), min_seconds=float(cfg.measure.min_seconds),
-        agreement_tol=float(cfg.agreement.tol), e2e=bool(cfg.e2e), memory=bool(cfg.measure.memory),
-        auto_candidates=list(cfg.auto.candidates) if cfg.auto.candidates else None,
-        auto_seconds=float(cfg.auto.seconds), auto_margin=float(cfg.auto.margin),
-        auto_cache_dir=Path(cfg.auto.cache_dir), int8_limits=Int8Limits.from_cfg(cfg.int8),
+        warmup=int(cfg.measure.warmup), min_runs=int(cfg.measure.min_runs),
+        min_seconds=float(cfg.measure.min_seconds), e2e=bool(cfg.e2e), memory=bool(cfg.measure.memory),
     )  # fmt: skip
-    workdir = Path(cfg.workdir) if cfg.get("workdir") else out / "export"
-    common = dict(
+    plan = Plan(
+        backends=list(cfg.backends),
         batch_sizes=list(cfg.batch_sizes),
         threads=threads,
-        frame_size=cfg.get("frame_size"),
         knobs=knobs,
+        options=options,
         peaks=peaks,
-        workdir=workdir,
+        frame_size=cfg.get("frame_size"),
+        workdir=Path(cfg.workdir) if cfg.get("workdir") else out / "export",
     )
     with console.status("benchmarking") as status:
         progress = lambda msg: status.update(f"benchmarking {msg}")  # noqa: E731
-        rows = benchmark_network(
-            name,
-            net,
-            input_size,
-            list(cfg.backends),
-            inputs,
-            miou=meta.get("val_miou"),
-            num_classes=meta.get("num_classes"),
-            progress=progress,
-            exported=meta.get("exported"),
-            **common,
-        )
+        rows = benchmark_network(subject, inputs, plan, progress)
         if cfg.get("peers"):
-            peer = peer_network(int(meta.get("num_classes") or 21))
-            rows += benchmark_network(
-                PEER_MODEL,
-                peer,
-                input_size,
-                list(PEER_BACKENDS),
-                inputs,
-                progress=progress,
-                **common,
-            )
+            size = subject.input_size
+            peer = Subject(PEER_MODEL, peer_network(int(meta.get("num_classes") or 21)), size)
+            rows += benchmark_network(peer, inputs, replace(plan, backends=PEER_BACKENDS), progress)
 
     rows = sort_rows(rows)
     lines = speedups(rows) if cfg.get("peers") else []
@@ -235,7 +183,13 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
         except Exception as e:  # noqa: BLE001 - a plot must never lose the table
             log.warning("plots failed: %s", e)
     print(header_text(header))
-    print(f"agreement inputs: {inputs.source}; tolerance {knobs.agreement_tol:.3f} ((!) = below)\n")
+    print(f"agreement inputs: {inputs.source}; tolerance {options.agreement_tol:.3f} ((!) = below)")
+    if inputs.eval_pairs:
+        print(
+            f"measured mIoU: {len(inputs.eval_pairs)} images of {cfg.data.name}/{cfg.agreement.split}"
+            f" at {cfg.data.get('root') or 'built-in data'} (recorded mIoU: the checkpoint's own val)"
+        )
+    print()
     print(results_markdown(rows), end="")
     for ln in lines:
         print(f"- {ln}")

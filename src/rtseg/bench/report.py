@@ -39,7 +39,10 @@ DISPLAY = [
     ("achieved_gflops", "GFLOP/s", "{:.1f}"),
     ("pct_of_peak", "% peak", "{:.1f}"),
     ("agreement", "agree %", "{:.2f}"),
-    ("miou", "mIoU", "{:.2f}"),
+    # the checkpoint's recorded val mIoU, and the mIoU this run measured (eval_miou=true) per backend
+    ("miou", "recorded mIoU", "{:.2f}"),
+    ("miou_eval", "measured mIoU", "{:.2f}"),
+    ("miou_drop", "drop", "{:.2f}"),
     ("note", "note", "{}"),
 ]
 
@@ -101,7 +104,7 @@ def _cell(row: dict, col: str, fmt: str) -> str:
         return "-"
     if col == "params":
         v = v / 1e6
-    if col in ("agreement", "miou") and isinstance(v, float):
+    if col in ("agreement", "miou", "miou_eval", "miou_drop") and isinstance(v, float):
         v = 100 * v
         text = fmt.format(v)
         return text + ("" if row.get("agrees", True) or col != "agreement" else " (!)")

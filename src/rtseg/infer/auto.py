@@ -2,8 +2,8 @@
 
 How it chooses, and why:
 - every candidate is built (int8 ones from real calibration images only) and judged on real images:
-  fp32/bf16 by argmax agreement >= ``agreement_tol``; int8 by ``Int8Limits`` (val mIoU drop where
-  labelled images are given, else agreement);
+  fp32 by argmax agreement >= ``agreement_tol``; every reduced precision (int8, bf16, fp16) by
+  ``options.limits`` (val mIoU drop where labelled images are given, else agreement);
 - the accepted ones are timed in interleaved rounds (A B C, B C A, ...) for ``seconds`` in total, so
   a burst of load from another process hits all of them alike; each gets the median of its runs;
 - among those whose median is within ``margin`` (relative, default 5%) of the fastest, the simplest
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,8 @@ from rtseg.infer.artifacts import (
     weights_hash,
 )
 from rtseg.infer.backends import Backend
-from rtseg.infer.quality import Int8Limits, accepts, agreement, measure, reference_labels
+from rtseg.infer.options import InferOptions
+from rtseg.infer.quality import Evidence, accepts, agreement, measure, reference_labels
 from rtseg.infer.registry import create_backend, default_candidates, from_file, simplicity
 from rtseg.timing import time_interleaved
 from rtseg.utils.machine import cpu_name
@@ -45,26 +46,25 @@ __all__ = ["agreement", "reference_labels", "resolve_backend", "judge", "choose"
 log = logging.getLogger("rtseg.bench")
 
 
-def judge(
-    backend: Backend,
-    net: nn.Module,
-    images,
-    pairs=(),
-    num_classes: int | None = None,
-    agreement_tol: float = 0.995,
-    int8_limits: Int8Limits | None = None,
-    ignore_index: int = 255,
-) -> dict:
-    """Quality against eager fp32 and whether it is accepted; int8 files record it in their sidecar."""
-    int8 = backend.precision == "int8"
-    q = measure(backend, net, images, pairs if int8 else (), num_classes, ignore_index)
-    if int8:
-        q["accepted"], q["reason"] = accepts(q, int8_limits or Int8Limits())
+def judge(backend: Backend, net: nn.Module, evidence: Evidence, options: InferOptions) -> dict:
+    """Quality against eager fp32 and whether it is accepted; int8 files record it in their sidecar.
+
+    One rule for every reduced precision: the val mIoU drop where labelled pairs are given, else
+    the argmax agreement (``options.limits``); fp32 by agreement >= ``options.agreement_tol``.
+    """
+    reduced = backend.precision != "fp32"
+    images = evidence.images or [x for x, _ in evidence.pairs]
+    pairs = evidence.pairs if reduced else ()
+    q = measure(backend, net, images, pairs, evidence.num_classes, evidence.ignore_index)
+    if reduced:
+        q["accepted"], q["reason"] = accepts(q, options.limits)
+    else:
+        q["accepted"] = q["agreement"] >= options.agreement_tol
+        tol = options.agreement_tol
+        q["reason"] = f"argmax agreement {100 * q['agreement']:.2f}% vs {100 * tol:.2f}%"
+    if backend.precision == "int8":
         q["calibration"] = backend.calibration
         record_int8(backend, q)
-    else:
-        q["accepted"] = q["agreement"] >= agreement_tol
-        q["reason"] = f"argmax agreement {100 * q['agreement']:.2f}% vs {100 * agreement_tol:.2f}%"
     backend.quality = q
     return q
 
@@ -92,34 +92,27 @@ def resolve_backend(
     input_size,
     batch_size: int = 1,
     threads: int | None = None,
-    cache_key: str | None = None,
-    candidates: Iterable[str] | None = None,
-    calibration: Iterable[torch.Tensor] | None = None,
+    options: InferOptions | None = None,
+    evidence: Evidence | None = None,
     workdir: Path | None = None,
-    *,
-    images: list[torch.Tensor] | None = None,
-    pairs: list | None = None,
-    num_classes: int | None = None,
-    agreement_tol: float = 0.995,
-    int8_limits: Int8Limits | None = None,
-    cache_dir: Path | None = None,
-    seconds: float = 4.0,
-    min_rounds: int = 5,
-    margin: float = 0.05,
+    cache_key: str | None = None,
 ) -> Backend:
     """A named backend, or for ``auto`` the cached/measured artifact (see the module docstring).
 
-    ``images``: real inputs for agreement; ``pairs`` (image, mask) for the int8 mIoU drop.
-    A named int8 backend is judged too (``backend.quality``) but not refused here: the caller decides.
-    ``backend.auto`` holds the cache entry (artifact, hashes, versions, trials, margin).
+    ``evidence``: real images for agreement, labelled pairs for the mIoU drop, calibration images
+    for int8. A named reduced precision is judged too (``backend.quality``) but not refused here:
+    the caller decides. ``backend.auto`` holds the cache entry (artifact, hashes, trials, margin).
     """
+    options = options or InferOptions()
+    evidence = evidence or Evidence()
+    calibration = evidence.calibration
     if name != "auto":
         backend = create_backend(name, net, input_size, batch_size, threads, calibration, workdir)
-        if backend.precision == "int8" and images:
-            judge(backend, net, images, pairs, num_classes, agreement_tol, int8_limits)
+        if backend.precision != "fp32" and (evidence.images or evidence.pairs):
+            judge(backend, net, evidence, options)
         return backend
     threads = int(threads or torch.get_num_threads())  # fixed: what is measured is what runs
-    cache = ArtifactCache(cache_dir)
+    cache = ArtifactCache(options.cache_dir)
     weights = weights_hash(net)
     key = cache.key(cache_key or model_key(net, weights), input_size, batch_size, threads)
     entry, why = cache.lookup(key, weights)
@@ -132,13 +125,14 @@ def resolve_backend(
             why = f"cached {entry['backend']} no longer builds ({e})"
     log.info("auto: measuring candidates (%s)", why)
 
-    if not images:
+    if not (evidence.images or evidence.pairs):
         g = torch.Generator().manual_seed(1)
-        images = [torch.randn(1, 3, *input_size, generator=g) for _ in range(2)]
+        noise = [torch.randn(1, 3, *input_size, generator=g) for _ in range(2)]
+        evidence = replace(evidence, images=noise)
         log.warning("auto: no real images given: agreement judged on random input")
     trials, kept = [], {}
     with tempfile.TemporaryDirectory(prefix="rtseg-auto-") as tmp:
-        for cand in candidates or default_candidates():
+        for cand in options.candidates or default_candidates():
             try:
                 backend = create_backend(
                     cand, net, input_size, batch_size, threads, calibration, Path(tmp)
@@ -146,7 +140,7 @@ def resolve_backend(
             except BackendUnavailable as e:
                 trials.append({"backend": cand, "skipped": str(e)})
                 continue
-            q = judge(backend, net, images, pairs, num_classes, agreement_tol, int8_limits)
+            q = judge(backend, net, evidence, options)
             trials.append({"backend": cand, **q})
             log.info(
                 "auto: %s %s (%s)", cand, "accepted" if q["accepted"] else "rejected", q["reason"]
@@ -160,8 +154,8 @@ def resolve_backend(
         x = torch.randn(batch_size, 3, *input_size, generator=torch.Generator().manual_seed(0))
         times = time_interleaved(
             {n: (lambda b=b: b(x)) for n, b in kept.items()},
-            seconds=seconds,
-            min_rounds=min_rounds,
+            seconds=options.seconds,
+            min_rounds=5,
             syncs={n: b.sync for n, b in kept.items()},
         )
         medians = {n: float(np.median(t)) for n, t in times.items()}
@@ -174,6 +168,7 @@ def resolve_backend(
                     p75_ms=float(np.percentile(ms, 75)),
                     runs=len(ms),
                 )
+        margin = options.margin
         chosen, why = choose(medians, margin)
         log.info("auto: %s (margin %.0f%%, %d rounds)", why, 100 * margin, len(times[chosen]))
         entry = cache.store(

@@ -21,8 +21,8 @@ import torch
 
 from rtseg.errors import BackendUnavailable
 from rtseg.infer.calibration import NO_IMAGES, describe_calibration
+from rtseg.infer.frames import fit_batch
 from rtseg.infer.onnx import export_onnx, quantize_onnx_int8
-from rtseg.infer.quality import fit_batch
 from rtseg.models.output import logits_to_labels
 from rtseg.utils.cli import require
 from rtseg.utils.machine import has_fast_bf16, set_threads
@@ -44,6 +44,8 @@ class Backend:
     quality: dict | None = None
     #: set by ``auto``: the cache entry (artifact, hashes, versions, trials, margin)
     auto: dict | None = None
+    #: takes any batch size (eager torch); otherwise batches are padded to ``batch_size``
+    dynamic: bool = False
 
     def __init__(
         self, input_size: tuple[int, int], batch_size: int = 1, threads: int | None = None
@@ -69,6 +71,8 @@ class Backend:
 
 class TorchBackend(Backend):
     """Eager PyTorch on the CPU, optionally channels_last and/or bf16 autocast."""
+
+    dynamic = True
 
     def __init__(
         self,
@@ -103,6 +107,8 @@ class TorchBackend(Backend):
 
 class CompileBackend(TorchBackend):
     """torch.compile (inductor). The first call compiles (tens of seconds on a small CPU)."""
+
+    dynamic = False  # compiled for one shape
 
     def __init__(self, net, input_size, batch_size=1, threads=None, *, name="compile", **_):
         super().__init__(net, input_size, batch_size, threads, name=name)

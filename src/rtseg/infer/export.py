@@ -6,7 +6,7 @@
     rtseg-export checkpoint=... format=coreml              # .mlpackage (conversion only; needs coremltools)
 
 The sidecar (``<file>.json``) holds class names, palette, input size, mean/std, num_classes, the
-checkpoint's val mIoU and the source checkpoint; ``rtseg.infer.backends.load_exported`` reads both.
+checkpoint's val mIoU and the source checkpoint; ``rtseg.infer.registry.load_exported`` reads both.
 """
 
 from __future__ import annotations
@@ -134,27 +134,21 @@ def _coreml(net, path: Path, size, batch_size: int) -> Path:
     return path
 
 
-def record_int8_quality(path: Path, net, meta: dict, calibration, pairs) -> dict:
+def record_int8_quality(path: Path, net, meta: dict, evidence, options) -> dict:
     """Run the written int8 file against eager fp32 on real images; the result goes into its sidecar."""
     from rtseg.infer.auto import judge
     from rtseg.infer.registry import load_exported
 
     backend, _ = load_exported(path)  # an int8 file: onnxruntime-int8 / openvino-int8
-    images = [x for x, _ in pairs] or list(calibration)[:4]
-    return judge(
-        backend,
-        net,
-        images,
-        pairs,
-        meta.get("num_classes"),
-        ignore_index=meta.get("ignore_index") or 255,
-    )
+    return judge(backend, net, evidence, options)
 
 
 def run_export(cfg: DictConfig) -> tuple[Path, Path]:
     from rtseg.checkpoints.reading import load_network
     from rtseg.checkpoints.spec import choose_checkpoint
     from rtseg.infer.calibration import DatasetImages
+    from rtseg.infer.options import InferOptions
+    from rtseg.infer.quality import Evidence
 
     choice = choose_checkpoint(cfg.get("checkpoint"), cfg.paths.log_dir)
     if choice.exported:
@@ -163,13 +157,20 @@ def run_export(cfg: DictConfig) -> tuple[Path, Path]:
         )
     ckpt_path = str(choice.path)
     out = Path(cfg.out_dir) if cfg.get("out_dir") else output_dir(cfg)
-    calibration, pairs = Calibration(), []
+    calibration, evidence = Calibration(), None
+    options = InferOptions.from_cfg(cfg)
     if cfg.get("int8"):
         net, meta = load_network(ckpt_path)
         size = cfg.get("input_size") or meta["input_size"]
         data = DatasetImages(cfg.data, meta)  # training images of the checkpoint's dataset
-        calibration = data.calibration("train", int(cfg.calibration_images), size)
-        pairs = data.pairs("val", int(cfg.get("int8_eval_images", 16)), size)
+        calibration = data.calibration(options.calibration_split, options.calibration_images, size)
+        pairs = data.pairs("val", options.eval_images, size)
+        evidence = Evidence(
+            images=[x for x, _ in pairs] or list(calibration)[:4],
+            pairs=pairs,
+            num_classes=meta.get("num_classes"),
+            ignore_index=int(meta.get("ignore_index") or 255),
+        )
     path, sidecar = export_checkpoint(
         ckpt_path,
         cfg.format,
@@ -182,7 +183,7 @@ def run_export(cfg: DictConfig) -> tuple[Path, Path]:
     )
     print(f"wrote {path} (opset {ONNX_OPSET} source) and {sidecar}")
     if cfg.get("int8"):
-        q = record_int8_quality(path, net, meta, calibration, pairs)
+        q = record_int8_quality(path, net, meta, evidence, options)
         print(f"int8 calibrated on {len(calibration)} {calibration.source}: {q['reason']}")
     return path, sidecar
 

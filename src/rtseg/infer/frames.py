@@ -45,6 +45,26 @@ class Preprocess:
         return x
 
 
+def fit_batch(b: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Repeat or cut a batch to a backend's fixed (exported) batch size; callers keep the first
+    ``len(b)`` results."""
+    if len(b) == batch_size:
+        return b
+    reps = -(-batch_size // len(b))
+    return b.repeat(reps, 1, 1, 1)[:batch_size]
+
+
+def batched_maps(backend, xs: torch.Tensor) -> list[np.ndarray]:
+    """Class maps of any number of inputs through a backend of fixed batch size (the last chunk
+    padded by ``fit_batch``); a dynamic backend (eager torch) takes them all at once."""
+    b = len(xs) if backend.dynamic else backend.batch_size
+    out: list[np.ndarray] = []
+    for i in range(0, len(xs), b):
+        chunk = xs[i : i + b]
+        out.extend(maps_from_logits(backend(fit_batch(chunk, b)), len(chunk)))
+    return out
+
+
 def maps_from_logits(logits: torch.Tensor, n: int | None = None) -> np.ndarray:
     """``(B, H, W)`` uint8 class maps at the input size (the first ``n`` of a padded batch): the
     step after the network that realtime's postprocess stage and the benchmark's e2e figure share."""

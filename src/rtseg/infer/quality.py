@@ -1,43 +1,35 @@
-"""How close a backend's class maps are to eager fp32, and whether an int8 backend is close enough.
+"""How close a backend's class maps are to eager fp32, and whether a reduced precision is close enough.
 
-int8 is judged on real images only: the val mIoU drop where labelled images exist (what users
-care about), else the argmax agreement. The limits are config values (``int8:`` in
-benchmark.yaml and realtime.yaml), shared by ``auto``, the benchmark and realtime.
+Every reduced precision (int8, bf16, fp16) is judged on real images only, by one rule: the val mIoU
+drop where labelled images exist (what users care about), else the argmax agreement. The limits are
+config values (``reduced_precision:`` of ``conf/infer``), shared by ``auto``, the benchmark, realtime
+and export.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from rtseg.infer.frames import fit_batch
+from rtseg.infer.options import Limits
 from rtseg.models.output import logits_to_labels
 
 
 @dataclass
-class Int8Limits:
-    """An int8 backend is accepted when its val mIoU drop (points, 0-100) is at most ``max_miou_drop``
-    where labels exist, else when its argmax agreement with fp32 is at least ``min_agreement``."""
+class Evidence:
+    """The real images a backend is calibrated and judged on, normalised at its input size:
+    ``images`` for agreement with eager fp32, labelled ``pairs`` for the mIoU drop."""
 
-    max_miou_drop: float = 0.5
-    min_agreement: float = 0.995
-
-    @classmethod
-    def from_cfg(cls, cfg) -> Int8Limits:
-        if cfg is None:
-            return cls()
-        return cls(float(cfg.get("max_miou_drop", 0.5)), float(cfg.get("min_agreement", 0.995)))
-
-
-def fit_batch(b: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Repeat or cut a batch to the exported (static) batch size."""
-    if len(b) == batch_size:
-        return b
-    reps = -(-batch_size // len(b))
-    return b.repeat(reps, 1, 1, 1)[:batch_size]
+    images: list[torch.Tensor] = field(default_factory=list)
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    calibration: list[torch.Tensor] | None = None
+    num_classes: int | None = None
+    ignore_index: int = 255
 
 
 def reference_labels(net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -101,7 +93,7 @@ def measure(
     return q
 
 
-def accepts(q: dict, limits: Int8Limits) -> tuple[bool, str]:
+def accepts(q: dict, limits: Limits) -> tuple[bool, str]:
     """(accepted, one line saying on what): the mIoU drop where measured, else the agreement."""
     if q.get("miou_drop_points") is not None:
         ok = q["miou_drop_points"] <= limits.max_miou_drop

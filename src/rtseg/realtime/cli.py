@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rtseg.errors import SinkError
 from rtseg.infer.frames import Preprocess
-from rtseg.infer.quality import Int8Limits
+from rtseg.infer.open import open_model
+from rtseg.infer.options import InferOptions
 from rtseg.realtime.baselines import (
     in_thread,
     model_only,
@@ -30,7 +31,7 @@ from rtseg.realtime.baselines import (
     write_report,
 )
 from rtseg.realtime.http import HttpSink
-from rtseg.realtime.model import BackendChoice, RealtimeModel
+from rtseg.realtime.model import RealtimeModel
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
 from rtseg.realtime.progress import Progress
@@ -100,22 +101,6 @@ def calibration_frames(cfg: DictConfig, size, mean, std) -> tuple[list, str]:
     return frames, f"frames of {source.name} (every {stride}th of the first {n * stride})"
 
 
-def backend_choice(cfg: DictConfig) -> BackendChoice:
-    auto = cfg.get("auto") or {}
-    return BackendChoice(
-        name=cfg.backend,
-        data=cfg.get("data"),
-        calibration_images=int(cfg.calibration.get("images", 32)),
-        int8_eval_images=int(cfg.int8.get("eval_images", 16)),
-        int8_limits=Int8Limits.from_cfg(cfg.get("int8")),
-        int8_enforce=bool(cfg.int8.get("enforce", True)),
-        auto_cache_dir=Path(auto["cache_dir"]) if auto.get("cache_dir") else None,
-        auto_seconds=float(auto.get("seconds", 4.0)),
-        auto_margin=float(auto.get("margin", 0.05)),
-        auto_candidates=list(auto["candidates"]) if auto.get("candidates") else None,
-    )
-
-
 @contextmanager
 def stop_on_signals(stop):
     """SIGINT/SIGTERM stop the source instead of killing the process: in-flight frames are written."""
@@ -162,16 +147,18 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         drop,
     )
 
-    model = RealtimeModel(
+    opened = open_model(
         cfg.checkpoint,
-        cfg.paths.log_dir,
-        backend_choice(cfg),
+        cfg.backend,
         cfg.get("size"),
-        cfg.max_batch,
         cfg.get("threads"),
-        run_dir / "backend",
-        calibration_frames=lambda size, mean, std: calibration_frames(cfg, size, mean, std),
+        InferOptions.from_cfg(cfg),
+        cfg.paths.log_dir,
+        data=cfg.get("data"),
+        frames=lambda size, mean, std: calibration_frames(cfg, size, mean, std),
+        workdir=run_dir / "backend",
     )
+    model = RealtimeModel(opened, cfg.max_batch, cfg.get("threads"), run_dir / "backend")
     meta, size, backend, choice = model.meta, model.size, model.backend, model.choice
     mean, std = meta.get("mean") or IMAGENET_MEAN, meta.get("std") or IMAGENET_STD
     preprocess = Preprocess(size, mean, std, cfg.interpolation)
@@ -238,7 +225,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "backend": backend.name,
         "precision": backend.precision,
         "backend_note": backend.note,
-        "calibration": model.calibration_info,
+        "calibration": opened.record,
         "input_size": list(size),
         "source": str(cfg.source),
         "source_size": pipeline.frame_size,

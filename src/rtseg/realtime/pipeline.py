@@ -30,8 +30,7 @@ import numpy as np
 import torch
 
 from rtseg.errors import SourceError
-from rtseg.infer.frames import Preprocess, maps_from_logits
-from rtseg.infer.quality import fit_batch
+from rtseg.infer.frames import Preprocess, fit_batch, maps_from_logits
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
