@@ -39,8 +39,10 @@ def time_fn(
 
 
 def latency_summary(times_ms) -> dict:
-    """Median, p90, mean, min (ms) and count of a list of run times."""
+    """Median, p90, mean, min (ms) and count of a list of run times (None when there are none)."""
     arr = np.asarray(times_ms)
+    if arr.size == 0:
+        return {"median_ms": None, "p90_ms": None, "mean_ms": None, "min_ms": None, "runs": 0}
     return {
         "median_ms": float(np.median(arr)),
         "p90_ms": float(np.percentile(arr, 90)),

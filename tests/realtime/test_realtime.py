@@ -59,8 +59,8 @@ def test_synthetic_source_end_to_end_writes_playable_mp4(realtime_cfg, tiny_ckpt
         "latency_p90_ms",
     ):
         assert row[key] is not None and row[key] > 0, key
-    assert report["pipeline"]["latency_ms"]["inference"]["median"] > 0
-    assert report["pipeline"]["latency_ms"]["postprocess"]["median"] > 0
+    assert report["pipeline"]["latency_ms"]["inference"]["median_ms"] > 0
+    assert report["pipeline"]["latency_ms"]["postprocess"]["median_ms"] > 0
     assert (tmp_path / "run" / "realtime.csv").read_text().startswith("model,")
     assert info["backend"] == "eager"
 
@@ -141,7 +141,7 @@ def test_drop_latest_with_slow_consumer_drops_and_never_lags():
     assert stats["frames_written"] + stats["frames_dropped"] == stats["frames_captured"] == 80
     assert sink.indices == sorted(sink.indices)
     # a lagging (blocking) pipeline would reach ~70 x 50 ms; dropping keeps it to a few frames
-    assert stats["latency_ms"]["end_to_end"]["p90"] < 12 * delay * 1e3
+    assert stats["latency_ms"]["end_to_end"]["p90_ms"] < 12 * delay * 1e3
     assert 79 in sink.indices  # the newest frame is shown, not a stale backlog
 
 

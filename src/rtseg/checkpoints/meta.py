@@ -28,3 +28,12 @@ def describe_model(model_cfg: dict) -> str:
 def build_network(model_cfg: dict) -> nn.Module:
     """The untrained network a stored model config describes (weights are loaded by the caller)."""
     return instantiate(OmegaConf.create(model_cfg))
+
+
+def recorded_data_config(meta: dict):
+    """The data config the checkpoint recorded (a ``DictConfig``), or None when it has none.
+
+    Recorded as the ``data`` node: its ``${data.root}`` references need the node under that name."""
+    if not meta.get("data_yaml"):
+        return None
+    return OmegaConf.create({"data": OmegaConf.create(meta["data_yaml"])}).data

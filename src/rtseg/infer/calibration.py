@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rtseg.checkpoints.meta import recorded_data_config
 from rtseg.errors import RtsegError
 
 log = logging.getLogger("rtseg.infer")
@@ -97,9 +98,5 @@ class DatasetImages:
 
 def dataset_images(data_cfg, meta: dict) -> DatasetImages | None:
     """``data=...`` when given, else the data config the checkpoint recorded; None when it has none."""
-    if data_cfg is None:
-        if not meta.get("data_yaml"):
-            return None
-        # recorded as the ``data`` node: its ``${data.root}`` needs the node under that name
-        data_cfg = OmegaConf.create({"data": OmegaConf.create(meta["data_yaml"])}).data
-    return DatasetImages(data_cfg, meta)
+    data_cfg = data_cfg if data_cfg is not None else recorded_data_config(meta)
+    return None if data_cfg is None else DatasetImages(data_cfg, meta)

@@ -1,7 +1,8 @@
 """The seed article's network: three 3x3 same-padded convolutions, 3 -> 64 -> 64 -> K.
 
 ReLU follows the first two. With ``num_classes=1`` it is the article's binary form, whose single
-output channel goes through tanh (trained with ``rtseg.training.losses.TanhBCELoss``).
+output channel goes through tanh (``rtseg.training.losses.SegLoss`` trains it with binary
+cross-entropy on ``(t + 1) / 2``).
 """
 
 from __future__ import annotations

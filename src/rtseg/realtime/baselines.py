@@ -126,8 +126,8 @@ def summary_row(info: dict) -> dict:
         "pipeline_fps": stats["fps"],
         "ratio_vs_sequential": stats["fps"] / seq if seq else None,
         "ratio_vs_model_only": stats["fps"] / mod if mod else None,
-        "latency_p50_ms": e2e["median"],
-        "latency_p90_ms": e2e["p90"],
+        "latency_p50_ms": e2e["median_ms"],
+        "latency_p90_ms": e2e["p90_ms"],
         "dropped": stats["frames_dropped"],
         "corrupt": stats["frames_corrupt"],
     }
@@ -181,5 +181,5 @@ def print_report(info: dict, row: dict) -> None:
     stages.add_column("p90 ms", justify="right")
     for s in STAGES:
         lat = info["pipeline"]["latency_ms"][s]
-        stages.add_row(s, fmt(lat["median"], ".2f"), fmt(lat["p90"], ".2f"))
+        stages.add_row(s, fmt(lat["median_ms"], ".2f"), fmt(lat["p90_ms"], ".2f"))
     console.print(stages)

@@ -34,6 +34,7 @@ from rtseg.infer.frames import Preprocess, fit_batch, maps_from_logits
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
+from rtseg.timing import latency_summary
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -390,12 +391,5 @@ class Pipeline:
             "wall_s": wall,
             "fps": self.written / wall if wall > 0 else 0.0,
             "mean_batch": float(np.mean(self.batches)) if self.batches else 0.0,
-            "latency_ms": {s: latency_stats(self.times[s]) for s in STAGES},
+            "latency_ms": {s: latency_summary(self.times[s]) for s in STAGES},
         }
-
-
-def latency_stats(values) -> dict:
-    if not values:
-        return {"median": None, "p90": None}
-    arr = np.asarray(values)
-    return {"median": float(np.median(arr)), "p90": float(np.percentile(arr, 90))}

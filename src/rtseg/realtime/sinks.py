@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from rtseg.errors import SinkError
+from rtseg.infer.frames import to_frame_size
 from rtseg.realtime.video import open_video_writer
 
 log = logging.getLogger("rtseg.realtime")
@@ -131,9 +132,7 @@ class MaskSink(Sink):
         self.fmt = fmt
 
     def write(self, index, frame, labels) -> None:
-        h, w = frame.shape[:2]
-        if labels.shape[:2] != (h, w):
-            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        labels = to_frame_size(labels[None], frame.shape[:2])[0]
         if self.fmt == "png":
             cv2.imwrite(str(self.path / f"{index:06d}.png"), labels)
         else:

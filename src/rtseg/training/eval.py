@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from rtseg.checkpoints.meta import stored_model_config
+from rtseg.checkpoints.meta import recorded_data_config, stored_model_config
 from rtseg.checkpoints.reading import load_network
 from rtseg.checkpoints.spec import choose_checkpoint
 from rtseg.data.sequences import sequence_of
@@ -30,13 +30,13 @@ def data_config(cfg: DictConfig, meta: dict) -> DictConfig:
     """``data=...`` when given, else the data config recorded in the checkpoint."""
     if cfg.get("data") is not None:
         return cfg.data
-    if "data_yaml" not in meta:
+    recorded = recorded_data_config(meta)
+    if recorded is None:
         raise RtsegError(
             f"{meta.get('checkpoint')} records no data config (written before rtseg stored one): "
             f"pass data={meta.get('dataset') or '...'} (and data.root=...)"
         )
-    # recorded as the ``data`` node: its ``${data.root}`` references need it under that name
-    return OmegaConf.create({"data": OmegaConf.create(meta["data_yaml"])}).data
+    return recorded
 
 
 def evaluate(cfg: DictConfig) -> dict:
