@@ -17,9 +17,11 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from rtseg.data.synthetic import CLASS_NAMES, PALETTE  # noqa: E402
 from rtseg.models.baseline import ThreeConvNet  # noqa: E402
-from rtseg.training.module import SegmentationModule
+from rtseg.training.module import SegmentationModule  # noqa: E402
 from rtseg.utils.config import compose_config  # noqa: E402
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+
+from .support import camvid_root  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,15 +45,6 @@ FAST_TRAIN = [
     "callbacks.model_cost.latency_min_runs=2",
     "callbacks.model_cost.latency_min_seconds=0",
 ]
-
-
-def camvid_root() -> Path | None:
-    """CamVid for tests: $CAMVID_DIR, else the shared copy beside the repo; None when absent."""
-    env = os.environ.get("CAMVID_DIR")
-    for candidate in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data" / "camvid"]:
-        if (candidate / "train").is_dir():
-            return candidate
-    return None
 
 
 @pytest.fixture

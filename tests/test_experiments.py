@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,9 @@ import torch
 
 from rtseg.tracking.runs import RunRecord
 from rtseg.training.train import train
-from rtseg.utils.paths import CONF_DIR, REPO_ROOT
+from rtseg.utils.paths import CONF_DIR
+
+from .support import camvid_root
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 # CamVid presets read full-size images (~30-40 s each here): in the slow suite (`pytest -m slow`)
@@ -38,16 +39,6 @@ TINY_SYNTHETIC = [
     "data.lengths.val=4",
     "data.lengths.test=4",
 ]
-
-
-def camvid_root() -> Path | None:
-    env = os.environ.get("CAMVID_DIR")
-    for candidate in ([Path(env)] if env else []) + [
-        REPO_ROOT.parent / "shared" / "data" / "camvid"
-    ]:
-        if (candidate / "train").is_dir():
-            return candidate
-    return None
 
 
 def test_there_are_presets():

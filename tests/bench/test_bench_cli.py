@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +13,8 @@ from rtseg.bench.cli import run_benchmark
 from rtseg.bench.report import summarize_bench_sweep
 from rtseg.errors import RtsegError
 from rtseg.utils.config import compose_config as compose_cfg
+
+from ..support import run_cli
 
 REQUIRED = [
     "model", "input_size", "backend", "precision", "batch", "threads", "latency_ms_median", "latency_ms_p90",
@@ -131,18 +130,9 @@ def test_model_that_cannot_run_at_the_size_is_a_user_error(tmp_path):
 
 def test_acceptance_command(tmp_path):
     """The reviewers' command (with shorter timing knobs), run as a process."""
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RTSEG_LOG_DIR": str(tmp_path / "logs")}
-    exe = Path(sys.executable).with_name("rtseg-bench")
-    cmd = [
-        str(exe),
-        "model=baseline",
-        "input_size=[64,64]",
-        "backends=[eager,onnxruntime]",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        *QUICK,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    cmd = ["rtseg-bench", "model=baseline", "input_size=[64,64]", "backends=[eager,onnxruntime]"]
+    cmd += [f"hydra.run.dir={tmp_path / 'run'}", *QUICK]
+    proc = run_cli(cmd, timeout=180, RTSEG_LOG_DIR=str(tmp_path / "logs"))
     df = pd.read_csv(tmp_path / "run" / "results.csv")
     assert set(REQUIRED) <= set(df.columns)
     assert sorted(df["backend"]) == ["eager", "onnxruntime"] and df["gflops"].gt(0).all()
@@ -151,19 +141,9 @@ def test_acceptance_command(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_writes_summary(tmp_path):
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RTSEG_LOG_DIR": str(tmp_path / "logs")}
-    exe = Path(sys.executable).with_name("rtseg-bench")
-    cmd = [
-        str(exe),
-        "-m",
-        "model=baseline",
-        "input_size=[32,32]",
-        "backends=[eager],[onnxruntime]",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        *QUICK,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    cmd = ["rtseg-bench", "-m", "model=baseline", "input_size=[32,32]"]
+    cmd += ["backends=[eager],[onnxruntime]", f"hydra.sweep.dir={tmp_path / 'sweep'}", *QUICK]
+    run_cli(cmd, timeout=300, RTSEG_LOG_DIR=str(tmp_path / "logs"))
     df = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     assert sorted(df["backend"]) == ["eager", "onnxruntime"]
     assert (tmp_path / "sweep" / "summary.md").is_file()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,16 @@ import torch
 from hydra.utils import instantiate
 
 from rtseg.data.camvid import camvid
-from rtseg.utils.paths import REPO_ROOT
 
-CAMVID = Path(os.environ.get("CAMVID_DIR") or REPO_ROOT.parent / "shared" / "data" / "camvid")
+from ..support import camvid_root
+
+CAMVID = camvid_root() or Path("no-camvid")
 
 pytestmark = [
     pytest.mark.camvid,
     pytest.mark.skipif(
         not (CAMVID / "train").is_dir(),
-        reason=f"no CamVid copy at {CAMVID} (set CAMVID_DIR or run `make data-camvid`)",
+        reason="no CamVid copy (set CAMVID_DIR or run `make data-camvid`)",
     ),
 ]
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rtseg.utils.paths import REPO_ROOT
 
-BIN = Path(sys.executable).parent
+from ..support import BIN, run_cli  # noqa: F401 - re-exported to the tracking tests
+
 MODELS = "baseline,unet" if (REPO_ROOT / "conf" / "model" / "unet.yaml").is_file() else "baseline"
 # tiny runs through the console script (a subprocess, so no in-process fixtures)
 TINY_CLI = [
@@ -26,23 +24,6 @@ TINY_CLI = [
     "trainer.enable_model_summary=false",
     "threads=1",
 ]
-
-
-def run_cli(args: list[str], timeout: int = 300, **env) -> subprocess.CompletedProcess:
-    full_env = {
-        **os.environ,
-        "NO_ALBUMENTATIONS_UPDATE": "1",
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-        **env,
-    }
-    proc = subprocess.run(
-        args, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
-    )
-    assert proc.returncode == 0, (
-        f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    )
-    return proc
 
 
 @pytest.fixture(scope="session")

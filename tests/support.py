@@ -1,0 +1,47 @@
+"""Helpers every test package shares (importable as ``tests.support``): the one CamVid locator and
+the one runner of the console scripts as processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# the console scripts beside the interpreter running the tests (the project's .venv)
+BIN = Path(sys.executable).parent
+
+
+def camvid_root() -> Path | None:
+    """CamVid for tests: $CAMVID_DIR, else the shared copy beside the repo; None when absent."""
+    env = os.environ.get("CAMVID_DIR")
+    for candidate in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data" / "camvid"]:
+        if (candidate / "train").is_dir():
+            return candidate
+    return None
+
+
+def run_cli(
+    args: list[str], timeout: int = 300, check: bool = True, **env: str
+) -> subprocess.CompletedProcess:
+    """Run a console script (``args[0]`` a name in ``BIN`` or a path) from the repo root, offline,
+    and return the finished process; ``check`` asserts exit code 0 with the output tail shown."""
+    exe = args[0] if os.sep in str(args[0]) else str(BIN / args[0])
+    full_env = {
+        **os.environ,
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        **env,
+    }
+    proc = subprocess.run(
+        [exe, *map(str, args[1:])], cwd=REPO, env=full_env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    if check:
+        assert proc.returncode == 0, (
+            f"{' '.join(map(str, args))} exited {proc.returncode}:\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
