@@ -37,7 +37,7 @@ from rtseg.errors import DataError, RtsegError
 from rtseg.infer.quality import Int8Limits
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir
-from rtseg.utils.paths import CONF_DIR
+from rtseg.utils.paths import CONF_DIR, atomic_path
 
 log = logging.getLogger("rtseg.bench")
 
@@ -156,7 +156,8 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
     console = Console(stderr=True)
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, out / "config.yaml", resolve=False)
+    with atomic_path(out / "config.yaml") as tmp:
+        OmegaConf.save(cfg, tmp, resolve=False)
     threads = [int(t) if t else None for t in cfg.threads]
     input_size = [int(v) for v in cfg.input_size]
     if len(input_size) != 2:
