@@ -17,6 +17,7 @@ The choice is cached as an artifact (``rtseg.infer.artifacts``): realtime runs t
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 from collections.abc import Iterable
@@ -39,6 +40,7 @@ from rtseg.infer.quality import Int8Limits, accepts, agreement, measure, referen
 from rtseg.infer.registry import create_backend, default_candidates, from_file, simplicity
 from rtseg.timing import time_interleaved
 from rtseg.utils.machine import cpu_name
+from rtseg.utils.paths import file_sha256
 
 __all__ = ["agreement", "reference_labels", "resolve_backend", "judge", "choose"]
 
@@ -86,6 +88,20 @@ def choose(medians: dict[str, float], margin: float) -> tuple[str, str]:
     return chosen, why + lead
 
 
+def _one_run_measures(resolve):
+    """``auto`` holds the cache's lock from lookup to store: concurrent runs measure once and share."""
+
+    @functools.wraps(resolve)
+    def locked(name, *args, **kwargs):
+        if name != "auto":
+            return resolve(name, *args, **kwargs)
+        with ArtifactCache(kwargs.get("cache_dir")).locked():
+            return resolve(name, *args, **kwargs)
+
+    return locked
+
+
+@_one_run_measures
 def resolve_backend(
     name: str,
     net: nn.Module,
@@ -123,6 +139,14 @@ def resolve_backend(
     weights = weights_hash(net)
     key = cache.key(cache_key or model_key(net, weights), input_size, batch_size, threads)
     entry, why = cache.lookup(key, weights)
+    if entry is None:  # a damaged cached file: exported again when that gives the very same file
+        entry = cache.repair(
+            key,
+            weights,
+            lambda cand, wd: create_backend(
+                cand, net, input_size, batch_size, threads, calibration, wd
+            ),
+        )
     if entry is not None:
         try:
             backend = _from_entry(entry, net, input_size, batch_size, threads)
@@ -208,7 +232,10 @@ def _from_entry(entry: dict, net, input_size, batch_size: int, threads: int) -> 
     """The cached artifact as a backend: its very file, or the weights for in-process torch."""
     name = entry["backend"]
     if entry.get("artifact"):
-        backend = from_file(name, Path(entry["artifact"]), input_size, batch_size, threads)
+        path = Path(entry["artifact"])
+        if not path.is_file() or file_sha256(path) != entry.get("sha256"):  # checked at every use
+            raise BackendUnavailable(f"artifact {path} is not the file auto measured (sha256)")
+        backend = from_file(name, path, input_size, batch_size, threads)
         trial = next((t for t in entry.get("trials", []) if t.get("backend") == name), {})
         backend.calibration = trial.get("calibration")
         backend.quality = {k: v for k, v in trial.items() if k != "backend"}
