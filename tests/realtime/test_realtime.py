@@ -174,8 +174,9 @@ def test_sigint_mid_stream_leaves_valid_file(tiny_ckpt, tmp_path):
         text=True,
     )
     deadline = time.time() + 90
+    # the mp4 is written under a temporary name beside out.mp4 until it is finalised
     while (
-        not (out.exists() and out.stat().st_size > 20_000)
+        not any(p.stat().st_size > 20_000 for p in tmp_path.glob(f".{out.name}.*.tmp.mp4"))
         and time.time() < deadline
         and proc.poll() is None
     ):

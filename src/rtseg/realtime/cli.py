@@ -41,8 +41,9 @@ from rtseg.realtime.sinks import (
     Sink,
     VideoFileSink,
     WindowSink,
+    check_output,
 )
-from rtseg.realtime.sources import Source, SyntheticSource, open_source
+from rtseg.realtime.sources import Source, SyntheticSource, open_source, source_files
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
@@ -153,6 +154,14 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         refuse_path_under_file(cfg.output, "output", folder=cfg.sink == "folder")
     # first: a bad source fails before the slow model loading
     source = build_source(cfg, stop_event=stop)
+    # never over the source or an existing file (sink=window may fall back to writing one)
+    if cfg.get("output") and cfg.sink in ("file", "folder", "window"):
+        try:
+            kind = "folder" if cfg.sink == "folder" else "file"
+            check_output(cfg.output, kind, source_files(source), bool(cfg.get("overwrite")))
+        except SinkError:
+            source.close()
+            raise
     drop = cfg.drop if cfg.drop != "auto" else ("latest" if source.live else "none")
     log.info(
         "source: %s (%s, %s frames, drop=%s)",
@@ -206,13 +215,17 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         if cfg.progress.enabled
         else None
     )
+    sink_error = None
     try:
         stats = pipeline.run(on_tick=progress and progress.update)
+    except SinkError as e:  # a full disk and the like: realtime.json still records the frames done
+        sink_error = e
+        stats = pipeline.stats()
     finally:
         if progress:
             progress.close()
-    interrupted = source.stopped or pipeline.source_error is not None
-    outputs = [str(s.path) for s in sinks if s.path is not None]
+    interrupted = source.stopped or pipeline.source_error is not None or sink_error is not None
+    outputs = [str(s.path) for s in sinks if s.path is not None and not s.failed]
     log.info(
         "pipeline: %d frames in %.1f s = %.1f fps end to end; latency median %.1f ms p90 %.1f ms; dropped %d, corrupt %d%s",
         stats["frames_written"],
@@ -248,11 +261,14 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "threads": model.threads,
         "interrupted": interrupted,
         "source_error": str(pipeline.source_error) if pipeline.source_error else None,
+        "sink_error": str(sink_error) if sink_error else None,
         "outputs": outputs,
         "pipeline": stats,
         "benchmark": bench,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    if sink_error is not None:
+        raise SinkError(f"{sink_error}; {kept_report(info, run_dir)}") from sink_error
     row = write_report(info, run_dir)
     print_report(info, row)
     for out in outputs:
@@ -260,6 +276,17 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     if pipeline.source_error is not None:
         raise pipeline.source_error
     return info
+
+
+def kept_report(info: dict, run_dir: Path) -> str:
+    """Write realtime.json/csv after a failed sink and say what was kept, for the one error line."""
+    done = info["pipeline"]["frames_written"]
+    try:
+        write_report(info, run_dir)
+    except OSError as e:
+        return f"realtime.json could not be written either ({e.strerror or e})"
+    also = f"; kept: {', '.join(info['outputs'])}" if info["outputs"] else ""
+    return f"{run_dir / 'realtime.json'} records the {done} frames done{also}"
 
 
 def measure_baselines(

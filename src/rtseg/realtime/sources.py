@@ -407,6 +407,16 @@ class SyntheticSource(Source):
 CAMERA_DEVICE = re.compile(r"/dev/video(\d+)")
 
 
+def source_files(source: Source) -> list[Path]:
+    """The files a source reads (a video file, an image folder's images): what no output may replace."""
+    if isinstance(source, ImageFolderSource):
+        return list(source.files)
+    spec = getattr(source, "spec", None)
+    if isinstance(spec, str) and "://" not in spec and Path(spec).expanduser().is_file():
+        return [Path(spec).expanduser()]
+    return []
+
+
 def open_source(
     spec: str | int,
     max_frames: int | None = None,
