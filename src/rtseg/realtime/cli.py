@@ -65,8 +65,12 @@ def synthetic_options(cfg: DictConfig) -> dict:
 
 
 def build_source(
-    cfg: DictConfig, max_frames: int | None = None, stop_event: threading.Event | None = None
+    cfg: DictConfig,
+    max_frames: int | None = None,
+    stop_event: threading.Event | None = None,
+    paced: bool = True,
 ) -> Source:
+    """``paced=False``: a file played live is read at full speed (calibration frames need no clock)."""
     return open_source(
         cfg.source,
         max_frames=cfg.get("max_frames") if max_frames is None else max_frames,
@@ -75,6 +79,7 @@ def build_source(
         reconnect=to_container(cfg.reconnect),
         folder_fps=cfg.get("folder_fps", 10),
         stop_event=stop_event,
+        rate=cfg.get("rate", 1.0) if paced else None,
     )
 
 
@@ -87,7 +92,7 @@ def calibration_frames(cfg: DictConfig, size, mean, std) -> tuple[list, str]:
     import torch
 
     n, stride = int(cfg.calibration.frames), int(cfg.calibration.stride)
-    source = build_source(cfg, max_frames=n * stride)
+    source = build_source(cfg, max_frames=n * stride, paced=False)
     pre = Preprocess(size, mean, std, cfg.interpolation)
     frames = []
     try:
