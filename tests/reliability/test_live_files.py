@@ -56,3 +56,18 @@ def test_realtime_on_a_live_file_ends_by_itself(realtime_cfg, tmp_path):
     assert stats["frames_captured"] == 20 and stats["reconnects"] == 0
     assert stats["wall_s"] == pytest.approx(19 / 20.0, abs=0.5)  # paced: about 1 s, not 0.1 s
     assert took < 30
+
+
+def test_a_live_source_does_not_wait_for_auto_to_measure(realtime_cfg, tmp_path):
+    """Measuring takes minutes on a small CPU: a live source starts on eager at once and says so;
+    once a run on the file (live=false) measured, live runs use that choice."""
+    pytest.importorskip("onnxruntime")
+    clip = write_video(tmp_path / "clip.mp4", frames=10, fps=20.0)
+    auto = ["backend=auto", "auto.candidates=[onnxruntime]", "auto.seconds=0.1"]
+    small = ["sink=none", "calibration.frames=2", "calibration.stride=1"]
+    info = realtime(realtime_cfg(f"source={clip}", "live=true", *small, *auto))
+    assert info["backend"] == "eager" and "does not wait" in info["backend_note"]
+    assert not (tmp_path / "logs" / "bench" / "auto.json").exists()
+    assert realtime(realtime_cfg(f"source={clip}", *small, *auto))["backend"] == "onnxruntime"
+    info = realtime(realtime_cfg(f"source={clip}", "live=true", *small, *auto))
+    assert info["backend"] == "onnxruntime" and "cached" in info["backend_note"]

@@ -81,6 +81,11 @@ class ArtifactCache:
     def key(model: str, input_size, batch_size: int, threads: int) -> str:
         return f"{cpu_name()}|{model}|{input_size[0]}x{input_size[1]}|b{batch_size}|t{threads}"
 
+    def entry(self, key: str) -> dict | None:
+        """The recorded choice for ``key`` as stored, unchecked (``lookup`` checks it)."""
+        entry = self._read().get(key)
+        return entry if entry and entry.get("versions") == runtime_versions() else None
+
     def lookup(self, key: str, weights: str) -> tuple[dict | None, str]:
         """(entry, "") when it is still valid, else (None, why it must be measured again)."""
         entry = self._read().get(key)

@@ -134,10 +134,9 @@ def resolve_backend(
         if backend.precision == "int8" and images:
             judge(backend, net, images, pairs, num_classes, agreement_tol, int8_limits)
         return backend
-    threads = int(threads or torch.get_num_threads())  # fixed: what is measured is what runs
-    cache = ArtifactCache(cache_dir)
-    weights = weights_hash(net)
-    key = cache.key(cache_key or model_key(net, weights), input_size, batch_size, threads)
+    cache, key, weights, threads = _cache_slot(
+        net, input_size, batch_size, threads, cache_key, cache_dir
+    )
     entry, why = cache.lookup(key, weights)
     if entry is None:  # a damaged cached file: exported again when that gives the very same file
         entry = cache.repair(
@@ -226,6 +225,23 @@ def resolve_backend(
         backend = _from_entry(entry, net, input_size, batch_size, threads)
     backend.note = f"auto: {why}"
     return backend
+
+
+def _cache_slot(net, input_size, batch_size, threads, cache_key=None, cache_dir=None):
+    """(cache, key, weights hash, threads) of a network and shape: where auto's choice is kept."""
+    threads = int(threads or torch.get_num_threads())  # fixed: what is measured is what runs
+    cache = ArtifactCache(cache_dir)
+    weights = weights_hash(net)
+    key = cache.key(cache_key or model_key(net, weights), input_size, batch_size, threads)
+    return cache, key, weights, threads
+
+
+def has_choice(net, input_size, batch_size=1, threads=None, cache_dir=None) -> bool:
+    """Whether ``auto`` already measured this network and shape here (its file is checked, and
+    repaired if need be, when it is used): nothing is measured to answer."""
+    cache, key, weights, _ = _cache_slot(net, input_size, batch_size, threads, None, cache_dir)
+    entry = cache.entry(key)
+    return bool(entry) and entry.get("weights_hash") == weights
 
 
 def _from_entry(entry: dict, net, input_size, batch_size: int, threads: int) -> Backend:

@@ -106,9 +106,10 @@ def calibration_frames(cfg: DictConfig, size, mean, std) -> tuple[list, str]:
     return frames, f"frames of {source.name} (every {stride}th of the first {n * stride})"
 
 
-def backend_choice(cfg: DictConfig) -> BackendChoice:
+def backend_choice(cfg: DictConfig, live: bool = False) -> BackendChoice:
     auto = cfg.get("auto") or {}
     return BackendChoice(
+        live=live,
         name=cfg.backend,
         data=cfg.get("data"),
         calibration_images=int(cfg.calibration.get("images", 32)),
@@ -179,7 +180,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     model = RealtimeModel(
         cfg.checkpoint,
         cfg.paths.log_dir,
-        backend_choice(cfg),
+        backend_choice(cfg, source.live),
         cfg.get("size"),
         cfg.max_batch,
         cfg.get("threads"),

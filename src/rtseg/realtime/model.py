@@ -36,6 +36,8 @@ class BackendChoice:
     auto_seconds: float = 4.0
     auto_margin: float = 0.05
     auto_candidates: list[str] | None = None
+    # a live source does not wait the minutes auto measuring takes: nothing cached -> eager now
+    live: bool = False
 
 
 class RealtimeModel:
@@ -97,10 +99,22 @@ class RealtimeModel:
     def _resolve(self, opts: BackendChoice, meta: dict, calibration_frames) -> None:
         """int8 calibrates on the checkpoint's training images (else frames of the source, never
         noise) and is refused outside ``int8_limits``; ``auto`` runs its cached artifact."""
-        from rtseg.infer.auto import resolve_backend
+        from rtseg.infer.auto import has_choice, resolve_backend
         from rtseg.infer.calibration import Calibration, dataset_images
 
-        name = opts.name
+        name, waived = opts.name, None
+        if name == "auto" and opts.live:
+            if not has_choice(self.net, self.size, 1, self.threads, opts.auto_cache_dir):
+                log.warning(
+                    "backend=auto: nothing measured for this model at %dx%d with threads=%d on this "
+                    "machine yet, and a live source does not wait the minutes measuring takes: "
+                    "running eager (fp32, the reference) now. Measure once on a file (live=false) "
+                    "or with rtseg-bench backends=[auto]; later live runs use that choice",
+                    *self.size,
+                    self.threads,
+                )
+                name = "eager"
+                waived = "auto: nothing measured here yet; a live source does not wait: eager"
         frames, described = [], None
         calib, pairs = Calibration(), []
         if name == "auto" or "int8" in name:
@@ -142,6 +156,7 @@ class RealtimeModel:
             candidates=opts.auto_candidates,
         )
         self.backend_name = self.backend.name
+        self.backend.note = waived or self.backend.note
         q = self.backend.quality
         if self.backend.precision == "int8" and q and not q["accepted"]:
             hint = (
