@@ -44,8 +44,10 @@ log = logging.getLogger("rtseg.bench")
 
 def load_subject(cfg: DictConfig) -> tuple[str, torch.nn.Module, dict]:
     """The network to benchmark, its display name and metadata (mean/std, val mIoU, classes)."""
+    from rtseg.checkpoints.spec import checkpoint_given
+
     ckpt = cfg.get("checkpoint")
-    if ckpt:
+    if checkpoint_given(ckpt):
         from rtseg.checkpoints.reading import load_network
         from rtseg.checkpoints.spec import choose_checkpoint
 
