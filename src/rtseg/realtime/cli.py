@@ -8,6 +8,7 @@ sequential-loop fps on the same source, and write realtime.json / realtime.csv i
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import tempfile
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rtseg.errors import SinkError
 from rtseg.infer.frames import Preprocess
@@ -49,6 +50,7 @@ from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.utils.machine import set_threads
 from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
+from rtseg.utils.redact import redact
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -259,7 +261,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "backend_note": backend.note,
         "calibration": model.calibration_info,
         "input_size": list(size),
-        "source": str(cfg.source),
+        "source": redact(cfg.source),
         "source_size": pipeline.frame_size,
         "max_batch": pcfg.max_batch,
         "workers": pcfg.workers,
@@ -271,7 +273,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "outputs": outputs,
         "pipeline": stats,
         "benchmark": bench,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": json.loads(redact(json.dumps(to_container(cfg), default=str))),
     }
     if sink_error is not None:
         raise SinkError(f"{sink_error}; {kept_report(info, run_dir)}") from sink_error

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from rtseg.errors import SourceError
+from rtseg.utils.redact import redact
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -128,7 +129,8 @@ class VideoSource(Source):
     ):
         super().__init__(max_frames, stop_event)
         self.spec = spec
-        self.name = f"camera {spec}" if isinstance(spec, int) else str(spec)
+        # what logs, errors and reports show: never a URL's credentials
+        self.name = f"camera {spec}" if isinstance(spec, int) else redact(spec)
         self.live = (isinstance(spec, int) or "://" in str(spec)) if live is None else live
         # a file ends at its end even when played live; only cameras and URLs are reconnected
         self.is_file = isinstance(spec, str) and "://" not in spec
@@ -478,5 +480,7 @@ def open_source(
     if path.is_file() and path.suffix.lower() in IMAGE_EXTS:
         return ImageFolderSource(text, max_frames, folder_fps, stop_event)
     if not path.exists():
-        raise SourceError(f"cannot open source {text}: no such file, folder, camera index or URL")
+        raise SourceError(
+            f"cannot open source {redact(text)}: no such file, folder, camera index or URL"
+        )
     return VideoSource(str(path), live, max_frames, **reconnect, rate=rate)

@@ -13,6 +13,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from rtseg.errors import MissingExtra, RtsegError
 from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
+from rtseg.utils.redact import redact
 
 # optional imports -> (what to call it, the extra that installs it); see pyproject.toml
 EXTRAS = {
@@ -98,7 +99,7 @@ def user_errors_as_one_line(fn: Callable) -> Callable:
             line = user_error_line(e)
             if line is None:
                 raise
-            print(f"error: {line}", file=sys.stderr)
+            print(f"error: {redact(line)}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
@@ -127,7 +128,7 @@ def command_line_checked(main: Callable) -> Callable:
                     if group == g and choice.startswith(prefix):
                         require(module, f"{group}={choice}")
         except RtsegError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {redact(e)}", file=sys.stderr)
             sys.exit(2)
         return main(*args, **kwargs)
 
