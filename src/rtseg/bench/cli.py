@@ -35,6 +35,7 @@ from rtseg.bench.report import (
 )
 from rtseg.errors import DataError, RtsegError
 from rtseg.infer.quality import Int8Limits
+from rtseg.infer.registry import check_backend_names
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir
 from rtseg.utils.paths import CONF_DIR, atomic_path
@@ -165,6 +166,8 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
     if len(input_size) != 2:
         raise RtsegError(f"input_size must be [H, W], got {list(cfg.input_size)}")
 
+    check_backend_names(cfg.backends, "backends")
+    check_backend_names(cfg.auto.candidates or [], "auto.candidates")
     # the model first: a bad checkpoint fails in one line before the slow peak measurement
     name, net, meta = load_subject(cfg)
     peaks = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from omegaconf import DictConfig
 from rtseg.errors import SinkError
 from rtseg.infer.frames import Preprocess
 from rtseg.infer.quality import Int8Limits
+from rtseg.infer.registry import check_backend_names
 from rtseg.realtime.baselines import (
     in_thread,
     model_only,
@@ -30,7 +32,7 @@ from rtseg.realtime.baselines import (
     warm_up,
     write_report,
 )
-from rtseg.realtime.http import HttpSink
+from rtseg.realtime.http import HttpSink, check_port
 from rtseg.realtime.model import BackendChoice, RealtimeModel
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
@@ -127,34 +129,48 @@ def backend_choice(cfg: DictConfig, live: bool = False) -> BackendChoice:
 
 @contextmanager
 def stop_on_signals(stop):
-    """SIGINT/SIGTERM stop the source instead of killing the process: in-flight frames are written."""
+    """SIGINT/SIGTERM stop the source instead of killing the process: in-flight frames are written.
+    A second one stops at once (``KeyboardInterrupt``), e.g. while the model still loads. Yields the
+    list of signals caught, so the exit status can say the run was interrupted (128 + signal)."""
+    caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield caught
         return
 
     def handler(signum, _frame):
+        caught.append(signum)
+        if len(caught) > 1:
+            raise KeyboardInterrupt
         log.warning(
-            "%s: stopping the source and finishing the frames in flight",
+            "%s: stopping the source and finishing the frames in flight (again: stop at once)",
             signal.Signals(signum).name,
         )
         stop()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield caught
     finally:
         for s, h in old.items():
             signal.signal(s, h)
 
 
 def realtime(cfg: DictConfig) -> dict:
-    """Signals are caught from the start: a stream still connecting stops too, not only a running one."""
+    """Signals are caught from the start: a stream still connecting stops too, not only a running one.
+    ``info["signal"]``: the signal that stopped the run (None when it ended by itself)."""
     stop = threading.Event()
-    with stop_on_signals(stop.set):
-        return _realtime(cfg, stop)
+    with stop_on_signals(stop.set) as caught:
+        info = _realtime(cfg, stop)
+    info["signal"] = signal.Signals(caught[0]).name if caught else None
+    return info
 
 
 def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
+    # what can be refused at once is, before the source opens and the model loads
+    check_backend_names([cfg.backend], "backend")
+    check_backend_names((cfg.get("auto") or {}).get("candidates") or [], "auto.candidates")
+    if cfg.sink == "http":
+        check_port(cfg.http.host, cfg.http.port)
     set_threads(cfg.get("threads"))
     run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -377,7 +393,15 @@ def make_sinks(
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="realtime")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:
-    realtime(cfg)
+    """Exit status: 0 at the source's end, 128 + the signal after Ctrl-C (130) or SIGTERM (143),
+    once the frames in flight are written; 2 for bad input."""
+    try:
+        info = realtime(cfg)
+    except KeyboardInterrupt:
+        print("error: interrupted twice: stopped at once", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+    if info["signal"]:
+        sys.exit(128 + signal.Signals[info["signal"]])
 
 
 if __name__ == "__main__":
