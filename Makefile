@@ -73,7 +73,7 @@ realtime: $(STAMP) ## run the best checkpoint on SOURCE=(video|camera index|url|
 	$(BIN)/rtseg-realtime source=$(or $(SOURCE),synthetic) $(ARGS)
 
 realtime-demo: $(STAMP) ## realtime on the dash-cam clip (else the synthetic source), benchmark mode, mp4 out
-	$(BIN)/rtseg-realtime source=$(or $(VIDEO),synthetic) 'size=[360,480]' sink=file output=$(LOGS)/realtime-demo.mp4 benchmark=true $(ARGS)
+	$(BIN)/rtseg-realtime source=$(or $(VIDEO),synthetic) 'size=[360,480]' sink=file output=$(LOGS)/realtime-demo.mp4 overwrite=true benchmark=true $(ARGS)
 
 gpu-check: $(STAMP) ## on a lent GPU: train the GPU recipe, eval on val, bench CUDA backends (~8 min; results under $$OUT or logs/gpu_check)
 	bash experiments/gpu_check/run.sh

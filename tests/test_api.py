@@ -32,7 +32,7 @@ def test_batch_of_mixed_sizes_matches_single_predictions():
 
 def test_bad_images_and_backends_are_one_line_errors():
     m = rtseg.load("camvid")
-    with pytest.raises(RtsegError, match="expected HxWx3 uint8"):
+    with pytest.raises(RtsegError, match="expected an HxWx3 uint8"):
         m.predict(np.zeros((10, 10), np.float32))
     with pytest.raises(RtsegError, match="int8"):
         rtseg.load("camvid", backend="openvino-int8")

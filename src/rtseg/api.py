@@ -3,6 +3,7 @@
     import rtseg, numpy as np
     m = rtseg.load("camvid")                 # any checkpoint= spec: best, run folder, .ckpt, name
     labels = m.predict(rgb)                  # HxWx3 uint8 RGB in, HxW uint8 class map out
+    labels = m.predict("photo.jpg")          # or an image file (read as the datasets read it), or a PIL image
     blended = m.overlay(rgb)                 # the mask over the image, with a legend
     maps = m.predict_batch([rgb1, rgb2])     # one forward pass per batch
 
@@ -13,6 +14,7 @@ resized back (nearest), so what a notebook sees is what rtseg-realtime draws.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +23,8 @@ import torch
 
 from rtseg.errors import RtsegError
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
+
+EXPECTED = "expected an HxWx3 uint8 RGB array (H, W > 0), a PIL image or an image file path"
 
 
 class SegModel:
@@ -46,17 +50,29 @@ class SegModel:
 
     @staticmethod
     def _check(image) -> np.ndarray:
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise RtsegError(
-                f"image of shape {image.shape} and dtype {image.dtype}: expected HxWx3 uint8 RGB"
-            )
-        return image
+        """An HxWx3 uint8 RGB array from an array, a PIL image or an image file path (read with the
+        datasets' own reader, as RGB); anything else is an ``RtsegError`` saying what is expected,
+        never a cv2/numpy error from deep inside the preprocessing."""
+        if isinstance(image, str | os.PathLike):
+            from rtseg.data.base import read_image
 
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """HxW uint8 class maps, one per HxWx3 uint8 RGB image (sizes may differ)."""
+            return read_image(Path(image))  # DataError naming the file when it cannot be read
+        if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image, any mode
+            image = image.convert("RGB")
+        try:
+            arr = np.asarray(image)
+        except Exception as e:  # noqa: BLE001 - any object numpy cannot take
+            raise RtsegError(f"cannot read a {type(image).__name__} as an image: {EXPECTED}") from e
+        if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or 0 in arr.shape[:2]:
+            raise RtsegError(f"image of shape {arr.shape} and dtype {arr.dtype}: {EXPECTED}")
+        return arr
+
+    def predict_batch(self, images: Sequence) -> list[np.ndarray]:
+        """HxW uint8 class maps, one per image (array, PIL image or file path; sizes may differ)."""
         from rtseg.infer.frames import batched_maps, to_frame_size
 
+        if isinstance(images, str | os.PathLike) or hasattr(images, "convert"):
+            raise RtsegError("predict_batch takes a list of images: use predict(image) for one")
         images = [self._check(im) for im in images]
         if not images:
             return []
@@ -68,8 +84,8 @@ class SegModel:
             for im, lab in zip(images, labels, strict=True)
         ]
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        """HxW uint8 class map of one HxWx3 uint8 RGB image."""
+    def predict(self, image) -> np.ndarray:
+        """HxW uint8 class map of one image: an HxWx3 uint8 RGB array, a PIL image or a file path."""
         return self.predict_batch([image])[0]
 
     def overlay(self, image: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:

@@ -107,7 +107,7 @@ def test_multirun_summary_concatenates_jobs(tmp_path):
     assert "| baseline |" in text and text.startswith("CPU: ")  # the machine header survives
     # and `-m` runs it, in place of the training summary: one summary.md per sweep
     cfg = compose_cfg("benchmark", [], hydra=True)
-    assert list(cfg.hydra.callbacks) == ["sweep_summary"]
+    assert list(cfg.hydra.callbacks) == ["sweep_summary", "redact_secrets"]
     assert cfg.hydra.callbacks.sweep_summary._target_ == "rtseg.bench.report.SummaryCallback"
 
 

@@ -1,4 +1,4 @@
-"""Browser-playable output: H.264 (yuv420p) through PyAV, mp4v fallback with one warning."""
+"""Browser-playable output: H.264 (yuv420p) through PyAV, mp4v fallback with one warning; sizes kept."""
 
 from __future__ import annotations
 
@@ -23,19 +23,21 @@ def write_frames(path, n, size=(48, 64), **kw):
     return sink
 
 
-@pytest.mark.skipif(video.h264_encoder() is None, reason="PyAV without an H.264 encoder")
-def test_h264_mp4_keeps_every_frame_and_the_source_fps(tmp_path):
+@pytest.mark.skipif(video.h264_encoder() != "libx264", reason="PyAV without libx264")
+@pytest.mark.parametrize("size, pix_fmt", [((48, 64), "yuv420p"), ((47, 63), "yuv444p")])
+def test_h264_mp4_keeps_every_frame_the_size_and_the_source_fps(tmp_path, size, pix_fmt):
+    """Even sizes are yuv420p (every browser); 4:2:0 cannot hold an odd size, which stays exact in 4:4:4."""
     out = tmp_path / "out.mp4"
-    write_frames(out, 7, size=(47, 63))  # odd sizes: yuv420p needs even ones
+    write_frames(out, 7, size=size)
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
-        assert stream.codec_context.pix_fmt == "yuv420p"
+        assert stream.codec_context.pix_fmt == pix_fmt
         assert float(stream.average_rate) == pytest.approx(12.5)
         decoded = list(container.decode(stream))
-    assert len(decoded) == 7 and (decoded[0].height, decoded[0].width) == (48, 64)
+    assert len(decoded) == 7 and (decoded[0].height, decoded[0].width) == size
     count, w, h, frames = video_info(out)  # OpenCV reads it too
-    assert (count, len(frames)) == (7, 7)
+    assert (count, len(frames), h, w) == (7, 7, *size)
 
 
 def test_without_h264_falls_back_to_mp4v_with_one_warning(tmp_path, monkeypatch, caplog):

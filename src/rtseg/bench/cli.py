@@ -36,13 +36,15 @@ from rtseg.bench.report import (
     sort_rows,
     write_results,
 )
+from rtseg.checkpoints.spec import checkpoint_given
 from rtseg.errors import DataError, RtsegError
 from rtseg.infer.open import input_size, load_model
 from rtseg.infer.options import InferOptions
 from rtseg.infer.quality import Evidence
+from rtseg.infer.registry import check_backend_names
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir
-from rtseg.utils.paths import CONF_DIR
+from rtseg.utils.paths import CONF_DIR, atomic_path
 
 log = logging.getLogger("rtseg.bench")
 
@@ -51,7 +53,7 @@ def load_subject(cfg: DictConfig) -> tuple[Subject, dict]:
     """What to benchmark and its metadata (mean/std, val mIoU, classes): a ``checkpoint=`` spec
     through ``infer.open`` (the same resolution as realtime and the API), else ``model=`` with
     random weights."""
-    if cfg.get("checkpoint"):
+    if checkpoint_given(cfg.get("checkpoint")):
         loaded = load_model(cfg.checkpoint, cfg.paths.log_dir)
         meta, path = loaded.meta, loaded.choice.path
         size = input_size(loaded, cfg.input_size)
@@ -131,12 +133,15 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
     console = Console(stderr=True)
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, out / "config.yaml", resolve=False)
+    with atomic_path(out / "config.yaml") as tmp:
+        OmegaConf.save(cfg, tmp, resolve=False)
     threads = [int(t) if t else None for t in cfg.threads]
     input_size = [int(v) for v in cfg.input_size]
     if len(input_size) != 2:
         raise RtsegError(f"input_size must be [H, W], got {list(cfg.input_size)}")
 
+    check_backend_names(cfg.backends, "backends")
+    check_backend_names(cfg.auto.candidates or [], "auto.candidates")
     # the model first: a bad checkpoint fails in one line before the slow peak measurement
     subject, meta = load_subject(cfg)
     peaks = {}

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from rtseg.bench.benchmark import RESULT_COLUMNS
 from rtseg.utils.markdown import markdown_table
+from rtseg.utils.paths import atomic_path, write_atomic
 
 log = logging.getLogger("rtseg.bench")
 
@@ -131,11 +132,12 @@ def write_results(
         "json": out_dir / "results.json",
         "md": out_dir / "results.md",
     }
-    df.to_csv(paths["csv"], index=False)
-    paths["json"].write_text(
-        json.dumps({"machine": header, **(extra or {}), "rows": rows}, indent=2, default=str)
+    write_atomic(paths["csv"], df.to_csv(index=False))
+    write_atomic(
+        paths["json"],
+        json.dumps({"machine": header, **(extra or {}), "rows": rows}, indent=2, default=str),
     )
-    paths["md"].write_text(header_text(header) + "\n\n" + results_markdown(rows))
+    write_atomic(paths["md"], header_text(header) + "\n\n" + results_markdown(rows))
     return paths
 
 
@@ -167,7 +169,8 @@ def plot_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     fig.tight_layout()
     paths = [out_dir / "fps.png"]
-    fig.savefig(paths[0], dpi=120)
+    with atomic_path(paths[0]) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     known = done[done["miou"].notna()]
     if not known.empty:
@@ -183,7 +186,8 @@ def plot_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_title("accuracy vs speed")
         fig.tight_layout()
         paths.append(out_dir / "miou_vs_fps.png")
-        fig.savefig(paths[-1], dpi=120)
+        with atomic_path(paths[-1]) as tmp:
+            fig.savefig(tmp, dpi=120)
         plt.close(fig)
     return paths
 
@@ -195,7 +199,7 @@ def summarize_bench_sweep(sweep_dir: Path) -> Path | None:
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
-    df.to_csv(sweep_dir / "summary.csv", index=False)
+    write_atomic(sweep_dir / "summary.csv", df.to_csv(index=False))
     rows = sort_rows(
         [{k: (None if _isnan(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
     )
@@ -207,7 +211,7 @@ def summarize_bench_sweep(sweep_dir: Path) -> Path | None:
     lines = speedups(rows)
     if lines:
         text += "\n" + "\n".join(f"- {ln}" for ln in lines) + "\n"
-    (sweep_dir / "summary.md").write_text(text)
+    write_atomic(sweep_dir / "summary.md", text)
     try:
         plot_results(df, sweep_dir)
     except Exception as e:  # noqa: BLE001 - a plot must never lose the table

@@ -35,6 +35,14 @@ def checkpoint_spec(cfg_checkpoint) -> dict:
     return spec
 
 
+def checkpoint_given(cfg_checkpoint) -> bool:
+    """Whether a config names a checkpoint at all (rtseg-bench: else the network is ``model=``):
+    ``checkpoint=PATH`` or any ``checkpoint.*`` key but ``fallback`` set."""
+    if cfg_checkpoint is None or isinstance(cfg_checkpoint, str | Path):
+        return bool(cfg_checkpoint)
+    return any(v is not None for k, v in dict(cfg_checkpoint).items() if k != "fallback")
+
+
 def choose_checkpoint(cfg_checkpoint, log_dir: str | Path) -> Choice:
     spec = checkpoint_spec(cfg_checkpoint)
     path = str(spec["path"])

@@ -54,7 +54,12 @@ def weights(name: str) -> dict:
         raise CheckpointError(
             f"{path}: sha256 {got[:12]}... does not match its card ({want[:12]}...)"
         )
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - SafetensorError, OSError: a damaged or partial file
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({type(e).__name__}: {e}); reinstall rtseg"
+        ) from None
 
 
 def load_shipped(name: str) -> tuple[nn.Module, dict]:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rtseg.utils.paths import write_atomic
+
 CACHE_NAME = "decoded.json"
 
 
@@ -45,11 +47,7 @@ def _load(path: Path) -> set[str]:
 def _save(path: Path, keys: set[str]) -> None:
     """Merge with what another process may have written meanwhile; atomic replace."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        merged = sorted(_load(path) | keys)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(merged))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(sorted(_load(path) | keys)))
     except OSError:
         pass  # a read-only home only costs the next run another decode
 

@@ -6,6 +6,11 @@ input size, batch, threads) to the chosen artifact with its sha256, the weights 
 versions and the timing trials; an entry whose file is gone or whose hashes or versions differ is
 measured again. Files are stored by content under ``<cache>/artifacts/<sha256>/``, so a later
 export can never change a file that an entry points to. Never in a user's export folder.
+
+The cache is trusted storage: a file's sha256 is checked on every use, and a damaged, truncated or
+missing file is never run: the same backend is exported again and, when the fresh file has the
+recorded sha256, copied over the bad one (atomically: every write here goes to a temporary name
+first). A lock file serialises measuring, so concurrent runs on one cache measure once and share it.
 """
 
 from __future__ import annotations
@@ -14,16 +19,24 @@ import hashlib
 import json
 import logging
 import os
-import shutil
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from rtseg.errors import BackendUnavailable
 from rtseg.infer.sidecar import sidecar_path, update_sidecar
 from rtseg.utils.machine import cpu_name
-from rtseg.utils.paths import file_sha256
+from rtseg.utils.paths import copy_atomic, file_sha256, write_atomic
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent runs may both measure
+    fcntl = None
 
 log = logging.getLogger("rtseg.infer")
 
@@ -68,6 +81,11 @@ class ArtifactCache:
     def key(model: str, input_size, batch_size: int, threads: int) -> str:
         return f"{cpu_name()}|{model}|{input_size[0]}x{input_size[1]}|b{batch_size}|t{threads}"
 
+    def entry(self, key: str) -> dict | None:
+        """The recorded choice for ``key`` as stored, unchecked (``lookup`` checks it)."""
+        entry = self._read().get(key)
+        return entry if entry and entry.get("versions") == runtime_versions() else None
+
     def lookup(self, key: str, weights: str) -> tuple[dict | None, str]:
         """(entry, "") when it is still valid, else (None, why it must be measured again)."""
         entry = self._read().get(key)
@@ -88,19 +106,73 @@ class ArtifactCache:
                 return None, f"artifact {path} changed (sha256)"
         return entry, ""
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Held while a run looks up, measures and stores: a second run on the same cache waits,
+        then finds the first one's entry instead of measuring under its load."""
+        if fcntl is None:
+            yield
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info(
+                    "auto: another run is measuring into %s: waiting for its result", self.root
+                )
+                fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def repair(self, key: str, weights: str, build: Callable[[str, Path], object]) -> dict | None:
+        """The entry for ``key`` when only its file is bad (damaged, truncated, missing): ``build(name,
+        folder)`` exports the same backend again and, when that file has the recorded sha256, it
+        replaces the bad one and the entry stands without measuring. None when it cannot be rebuilt
+        identically (then measuring again stores a good file)."""
+        entry = self._read().get(key)
+        if (
+            not entry
+            or not entry.get("artifact")
+            or entry.get("weights_hash") != weights
+            or entry.get("versions") != runtime_versions()
+        ):
+            return None
+        path = Path(entry["artifact"])
+        with tempfile.TemporaryDirectory(prefix="rtseg-repair-") as tmp:
+            try:
+                fresh = build(entry["backend"], Path(tmp))
+            except BackendUnavailable as e:
+                log.warning("auto: cannot export %s again (%s)", entry["backend"], e)
+                return None
+            if fresh.path is None or file_sha256(fresh.path) != entry.get("sha256"):
+                return None
+            copy_atomic(fresh.path, path)
+        log.warning(
+            "auto: cached artifact %s was damaged or missing: replaced by a fresh export with the "
+            "recorded sha256 (not run, not measured again)",
+            path,
+        )
+        return entry
+
     def store(self, key: str, entry: dict, backend) -> dict:
-        """Copy the backend's file (and sidecar) in by content, record it, and return the entry."""
+        """Copy the backend's file (and sidecar) in by content, record it, and return the entry.
+
+        A file already there is kept only when its sha256 is right: a damaged one is replaced."""
         entry = {**entry, "artifact": None, "sha256": None}
         if backend.path is not None:
             sha = file_sha256(backend.path)
             folder = self.root / "artifacts" / sha[:16]
-            folder.mkdir(parents=True, exist_ok=True)
             dst = folder / Path(backend.path).name
-            if not dst.is_file():
-                shutil.copy2(backend.path, dst)
-            src_side = sidecar_path(backend.path)
+            if not dst.is_file() or file_sha256(dst) != sha:
+                copy_atomic(backend.path, dst)
+            src_side, dst_side = sidecar_path(backend.path), sidecar_path(dst)
             if src_side.is_file():
-                shutil.copy2(src_side, sidecar_path(dst))
+                copy_atomic(src_side, dst_side)
+            else:  # written afresh below, never merged into a file that may be damaged
+                dst_side.unlink(missing_ok=True)
             update_sidecar(
                 dst,
                 input_size=entry["input_size"],
@@ -123,10 +195,7 @@ class ArtifactCache:
             return {}
 
     def _write(self, index: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.index.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(index, indent=2))
-        tmp.replace(self.index)
+        write_atomic(self.index, json.dumps(index, indent=2))
 
 
 def record_int8(backend, quality: dict) -> None:

@@ -17,6 +17,7 @@ The choice is cached as an artifact (``rtseg.infer.artifacts``): realtime runs t
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 from dataclasses import replace
@@ -40,6 +41,7 @@ from rtseg.infer.quality import Evidence, accepts, agreement, measure, reference
 from rtseg.infer.registry import create_backend, default_candidates, from_file, simplicity
 from rtseg.timing import time_interleaved
 from rtseg.utils.machine import cpu_name
+from rtseg.utils.paths import file_sha256
 
 __all__ = ["agreement", "reference_labels", "resolve_backend", "judge", "choose"]
 
@@ -86,6 +88,21 @@ def choose(medians: dict[str, float], margin: float) -> tuple[str, str]:
     return chosen, why + lead
 
 
+def _one_run_measures(resolve):
+    """``auto`` holds the cache's lock from lookup to store: concurrent runs measure once and share."""
+
+    @functools.wraps(resolve)
+    def locked(name, *args, **kwargs):
+        if name != "auto":
+            return resolve(name, *args, **kwargs)
+        options = kwargs.get("options") or (args[4] if len(args) > 4 else None) or InferOptions()
+        with ArtifactCache(options.cache_dir).locked():
+            return resolve(name, *args, **kwargs)
+
+    return locked
+
+
+@_one_run_measures
 def resolve_backend(
     name: str,
     net: nn.Module,
@@ -111,11 +128,18 @@ def resolve_backend(
         if backend.precision != "fp32" and (evidence.images or evidence.pairs):
             judge(backend, net, evidence, options)
         return backend
-    threads = int(threads or torch.get_num_threads())  # fixed: what is measured is what runs
-    cache = ArtifactCache(options.cache_dir)
-    weights = weights_hash(net)
-    key = cache.key(cache_key or model_key(net, weights), input_size, batch_size, threads)
+    cache, key, weights, threads = _cache_slot(
+        net, input_size, batch_size, threads, cache_key, options.cache_dir
+    )
     entry, why = cache.lookup(key, weights)
+    if entry is None:  # a damaged cached file: exported again when that gives the very same file
+        entry = cache.repair(
+            key,
+            weights,
+            lambda cand, wd: create_backend(
+                cand, net, input_size, batch_size, threads, calibration, wd
+            ),
+        )
     if entry is not None:
         try:
             backend = _from_entry(entry, net, input_size, batch_size, threads)
@@ -123,6 +147,18 @@ def resolve_backend(
             return backend
         except BackendUnavailable as e:
             why = f"cached {entry['backend']} no longer builds ({e})"
+    if not options.measure:
+        log.warning(
+            "backend=auto: nothing measured for this model at %dx%d with threads=%d on this machine "
+            "yet, and this run does not wait the minutes measuring takes (a live source): running "
+            "eager (fp32, the reference) now. Measure once on a file (live=false) or with "
+            "rtseg-bench backends=[auto]; later runs use that choice",
+            *input_size,
+            threads,
+        )
+        backend = create_backend("eager", net, input_size, batch_size, threads)
+        backend.note = "auto: nothing measured here yet; a live source does not wait: eager"
+        return backend
     log.info("auto: measuring candidates (%s)", why)
 
     if not (evidence.images or evidence.pairs):
@@ -199,11 +235,31 @@ def resolve_backend(
     return backend
 
 
+def _cache_slot(net, input_size, batch_size, threads, cache_key=None, cache_dir=None):
+    """(cache, key, weights hash, threads) of a network and shape: where auto's choice is kept."""
+    threads = int(threads or torch.get_num_threads())  # fixed: what is measured is what runs
+    cache = ArtifactCache(cache_dir)
+    weights = weights_hash(net)
+    key = cache.key(cache_key or model_key(net, weights), input_size, batch_size, threads)
+    return cache, key, weights, threads
+
+
+def has_choice(net, input_size, batch_size=1, threads=None, cache_dir=None) -> bool:
+    """Whether ``auto`` already measured this network and shape here (its file is checked, and
+    repaired if need be, when it is used): nothing is measured to answer."""
+    cache, key, weights, _ = _cache_slot(net, input_size, batch_size, threads, None, cache_dir)
+    entry = cache.entry(key)
+    return bool(entry) and entry.get("weights_hash") == weights
+
+
 def _from_entry(entry: dict, net, input_size, batch_size: int, threads: int) -> Backend:
     """The cached artifact as a backend: its very file, or the weights for in-process torch."""
     name = entry["backend"]
     if entry.get("artifact"):
-        backend = from_file(name, Path(entry["artifact"]), input_size, batch_size, threads)
+        path = Path(entry["artifact"])
+        if not path.is_file() or file_sha256(path) != entry.get("sha256"):  # checked at every use
+            raise BackendUnavailable(f"artifact {path} is not the file auto measured (sha256)")
+        backend = from_file(name, path, input_size, batch_size, threads)
         trial = next((t for t in entry.get("trials", []) if t.get("backend") == name), {})
         backend.calibration = trial.get("calibration")
         backend.quality = {k: v for k, v in trial.items() if k != "backend"}

@@ -24,7 +24,7 @@ from rtseg.infer.onnx import ONNX_OPSET, export_onnx, quantize_onnx_int8
 from rtseg.infer.sidecar import sidecar_path, write_sidecar
 from rtseg.utils.cli import command_line_checked, require, user_errors_as_one_line
 from rtseg.utils.config import output_dir
-from rtseg.utils.paths import CONF_DIR
+from rtseg.utils.paths import CONF_DIR, copy_atomic
 
 log = logging.getLogger("rtseg.export")
 
@@ -77,7 +77,6 @@ def _export_via_temp(
     Nothing already in ``out_dir`` is deleted or overwritten: when a target file (or its sidecar)
     exists the export stops with one line before writing anything there.
     """
-    import shutil
     import tempfile
 
     if int8 and not calibration:
@@ -98,7 +97,7 @@ def _export_via_temp(
                 f"{taken[0]} already exists: rtseg-export never overwrites; pass name=... or another out_dir=..."
             )
         for src, dst in zip(produced, targets, strict=True):
-            shutil.move(str(src), str(dst))
+            copy_atomic(src, dst)  # across file systems too: never half a file at dst
     return targets[0]
 
 

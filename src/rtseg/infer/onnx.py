@@ -17,6 +17,7 @@ from torch import nn
 
 from rtseg.errors import BackendUnavailable
 from rtseg.utils.cli import require
+from rtseg.utils.paths import atomic_path
 
 ONNX_OPSET = 17
 
@@ -27,14 +28,13 @@ def export_onnx(
     """TorchScript-based exporter (the dynamo one needs onnxscript, not installed), opset 17."""
     require("onnx", "ONNX export")  # torch.onnx.export writes the file with it
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.zeros(batch_size, 3, *input_size)
     module = net.eval()
-    with torch.no_grad(), _quiet():
+    with torch.no_grad(), _quiet(), atomic_path(path) as tmp:
         torch.onnx.export(
             module,
             (x,),
-            str(path),
+            str(tmp),
             dynamo=False,
             opset_version=ONNX_OPSET,
             input_names=["input"],
@@ -73,15 +73,16 @@ def quantize_onnx_int8(
 
     logging.disable(logging.WARNING)  # the quantiser warns on the root logger about pre-processing
     try:
-        q.quantize_static(
-            str(fp32_path),
-            str(int8_path),
-            Reader(),
-            quant_format=q.QuantFormat.QDQ,
-            activation_type=q.QuantType.QUInt8,
-            weight_type=q.QuantType.QInt8,
-            per_channel=True,
-        )
+        with atomic_path(int8_path) as tmp:
+            q.quantize_static(
+                str(fp32_path),
+                str(tmp),
+                Reader(),
+                quant_format=q.QuantFormat.QDQ,
+                activation_type=q.QuantType.QUInt8,
+                weight_type=q.QuantType.QInt8,
+                per_channel=True,
+            )
     finally:
         logging.disable(logging.NOTSET)
     return Path(int8_path)

@@ -162,7 +162,8 @@ def open_model(
         opened = Opened(**vars(loaded), backend=be, size=size)
         opened.record = {"calibration": be.calibration, "artifact": str(be.path)}
         return opened
-    needs_images = backend == "auto" or "int8" in backend or "bf16" in backend
+    # auto judges what it measures; it measures nothing when told not to wait (a live source)
+    needs_images = (backend == "auto" and options.measure) or "int8" in backend or "bf16" in backend
     evidence, record = (
         gather_evidence(loaded, size, options, data, frames) if needs_images else (Evidence(), {})
     )

@@ -28,6 +28,9 @@ class InferOptions:
     seconds: float = 4.0
     margin: float = 0.05
     cache_dir: Path | None = None
+    # False: with nothing measured yet, auto runs eager at once instead of measuring (a live
+    # source cannot wait the minutes measuring takes); a later run with measure=True caches it
+    measure: bool = True
     # fp32 backends must agree with eager fp32 on this share of argmax pixels
     agreement_tol: float = 0.995
     limits: Limits = field(default_factory=Limits)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg.errors import BackendUnavailable, MissingExtra
+from rtseg.errors import BackendUnavailable, MissingExtra, RtsegError
 from rtseg.infer.backends import (
     Backend,
     CompileBackend,
@@ -108,6 +108,15 @@ def create_backend(
         raise BackendUnavailable(f"{name} failed to build: {type(e).__name__}: {first}") from e
     backend.name = name
     return backend
+
+
+def check_backend_names(names: Iterable[str], key: str) -> None:
+    """An unknown backend name stops the run at once, in one line naming the known ones (a typo
+    next to a valid name used to cost a skipped row and exit 0)."""
+    known = [*BACKENDS, "auto"]
+    for name in names:
+        if name not in known:
+            raise RtsegError(f"{key}: unknown backend {name!r} (known: {', '.join(known)})")
 
 
 def default_candidates() -> list[str]:

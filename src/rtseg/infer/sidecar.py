@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rtseg.errors import ExportError
+from rtseg.utils.paths import write_atomic
 
 SIDECAR_KEYS = ("dataset", "num_classes", "class_names", "palette", "ignore_index", "mean", "std")
 
@@ -35,8 +36,7 @@ def update_sidecar(model_path: Path, **fields) -> Path:
     path = sidecar_path(model_path)
     data = json.loads(path.read_text()) if path.is_file() else {"file": Path(model_path).name}
     data.update(fields)
-    path.write_text(json.dumps(data, indent=2))
-    return path
+    return write_atomic(path, json.dumps(data, indent=2))
 
 
 def write_sidecar(
@@ -62,6 +62,4 @@ def write_sidecar(
         file=Path(model_path).name,
         **(extra or {}),
     )
-    path = sidecar_path(model_path)
-    path.write_text(json.dumps(data, indent=2))
-    return path
+    return write_atomic(sidecar_path(model_path), json.dumps(data, indent=2))

@@ -8,6 +8,7 @@ and sink type. The pipeline's ratio to it is the number the issue's goal (>= 1.3
 from __future__ import annotations
 
 import csv
+import io
 import json
 import threading
 import time
@@ -22,6 +23,7 @@ from rtseg.realtime.pipeline import STAGES, Infer
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
 from rtseg.timing import time_fn
+from rtseg.utils.paths import write_atomic
 
 
 def model_only(
@@ -135,15 +137,15 @@ def summary_row(info: dict) -> dict:
 
 def write_report(info: dict, run_dir: Path) -> dict:
     """realtime.json (everything) and realtime.csv (one row) in the run folder."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     row = summary_row(info)
-    (run_dir / "realtime.json").write_text(
-        json.dumps({**info, "summary": row}, indent=2, default=str)
+    write_atomic(
+        run_dir / "realtime.json", json.dumps({**info, "summary": row}, indent=2, default=str)
     )
-    with open(run_dir / "realtime.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        writer.writeheader()
-        writer.writerow(row)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(row))
+    writer.writeheader()
+    writer.writerow(row)
+    write_atomic(run_dir / "realtime.csv", text.getvalue())
     return row
 
 

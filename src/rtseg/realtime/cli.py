@@ -8,20 +8,24 @@ sequential-loop fps on the same source, and write realtime.json / realtime.csv i
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
+import sys
 import tempfile
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rtseg.errors import SinkError
 from rtseg.infer.frames import Preprocess
 from rtseg.infer.open import open_model
 from rtseg.infer.options import InferOptions
+from rtseg.infer.registry import check_backend_names
 from rtseg.realtime.baselines import (
     in_thread,
     model_only,
@@ -30,7 +34,7 @@ from rtseg.realtime.baselines import (
     warm_up,
     write_report,
 )
-from rtseg.realtime.http import HttpSink
+from rtseg.realtime.http import HttpSink, check_port
 from rtseg.realtime.model import RealtimeModel
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
@@ -42,13 +46,15 @@ from rtseg.realtime.sinks import (
     Sink,
     VideoFileSink,
     WindowSink,
+    check_output,
 )
-from rtseg.realtime.sources import Source, SyntheticSource, open_source
+from rtseg.realtime.sources import Source, SyntheticSource, open_source, source_files
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.utils.machine import set_threads
 from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
+from rtseg.utils.redact import redact
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -65,8 +71,12 @@ def synthetic_options(cfg: DictConfig) -> dict:
 
 
 def build_source(
-    cfg: DictConfig, max_frames: int | None = None, stop_event: threading.Event | None = None
+    cfg: DictConfig,
+    max_frames: int | None = None,
+    stop_event: threading.Event | None = None,
+    paced: bool = True,
 ) -> Source:
+    """``paced=False``: a file played live is read at full speed (calibration frames need no clock)."""
     return open_source(
         cfg.source,
         max_frames=cfg.get("max_frames") if max_frames is None else max_frames,
@@ -75,6 +85,7 @@ def build_source(
         reconnect=to_container(cfg.reconnect),
         folder_fps=cfg.get("folder_fps", 10),
         stop_event=stop_event,
+        rate=cfg.get("rate", 1.0) if paced else None,
     )
 
 
@@ -87,7 +98,7 @@ def calibration_frames(cfg: DictConfig, size, mean, std) -> tuple[list, str]:
     import torch
 
     n, stride = int(cfg.calibration.frames), int(cfg.calibration.stride)
-    source = build_source(cfg, max_frames=n * stride)
+    source = build_source(cfg, max_frames=n * stride, paced=False)
     pre = Preprocess(size, mean, std, cfg.interpolation)
     frames = []
     try:
@@ -103,34 +114,48 @@ def calibration_frames(cfg: DictConfig, size, mean, std) -> tuple[list, str]:
 
 @contextmanager
 def stop_on_signals(stop):
-    """SIGINT/SIGTERM stop the source instead of killing the process: in-flight frames are written."""
+    """SIGINT/SIGTERM stop the source instead of killing the process: in-flight frames are written.
+    A second one stops at once (``KeyboardInterrupt``), e.g. while the model still loads. Yields the
+    list of signals caught, so the exit status can say the run was interrupted (128 + signal)."""
+    caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield caught
         return
 
     def handler(signum, _frame):
+        caught.append(signum)
+        if len(caught) > 1:
+            raise KeyboardInterrupt
         log.warning(
-            "%s: stopping the source and finishing the frames in flight",
+            "%s: stopping the source and finishing the frames in flight (again: stop at once)",
             signal.Signals(signum).name,
         )
         stop()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield caught
     finally:
         for s, h in old.items():
             signal.signal(s, h)
 
 
 def realtime(cfg: DictConfig) -> dict:
-    """Signals are caught from the start: a stream still connecting stops too, not only a running one."""
+    """Signals are caught from the start: a stream still connecting stops too, not only a running one.
+    ``info["signal"]``: the signal that stopped the run (None when it ended by itself)."""
     stop = threading.Event()
-    with stop_on_signals(stop.set):
-        return _realtime(cfg, stop)
+    with stop_on_signals(stop.set) as caught:
+        info = _realtime(cfg, stop)
+    info["signal"] = signal.Signals(caught[0]).name if caught else None
+    return info
 
 
 def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
+    # what can be refused at once is, before the source opens and the model loads
+    check_backend_names([cfg.backend], "backend")
+    check_backend_names((cfg.get("auto") or {}).get("candidates") or [], "auto.candidates")
+    if cfg.sink == "http":
+        check_port(cfg.http.host, cfg.http.port)
     set_threads(cfg.get("threads"))
     run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -138,6 +163,14 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         refuse_path_under_file(cfg.output, "output", folder=cfg.sink == "folder")
     # first: a bad source fails before the slow model loading
     source = build_source(cfg, stop_event=stop)
+    # never over the source or an existing file (sink=window may fall back to writing one)
+    if cfg.get("output") and cfg.sink in ("file", "folder", "window"):
+        try:
+            kind = "folder" if cfg.sink == "folder" else "file"
+            check_output(cfg.output, kind, source_files(source), bool(cfg.get("overwrite")))
+        except SinkError:
+            source.close()
+            raise
     drop = cfg.drop if cfg.drop != "auto" else ("latest" if source.live else "none")
     log.info(
         "source: %s (%s, %s frames, drop=%s)",
@@ -152,7 +185,8 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         cfg.backend,
         cfg.get("size"),
         cfg.get("threads"),
-        InferOptions.from_cfg(cfg),
+        # a live source does not wait the minutes auto's first measurement takes
+        replace(InferOptions.from_cfg(cfg), measure=not source.live),
         cfg.paths.log_dir,
         data=cfg.get("data"),
         frames=lambda size, mean, std: calibration_frames(cfg, size, mean, std),
@@ -193,13 +227,17 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         if cfg.progress.enabled
         else None
     )
+    sink_error = None
     try:
         stats = pipeline.run(on_tick=progress and progress.update)
+    except SinkError as e:  # a full disk and the like: realtime.json still records the frames done
+        sink_error = e
+        stats = pipeline.stats()
     finally:
         if progress:
             progress.close()
-    interrupted = source.stopped or pipeline.source_error is not None
-    outputs = [str(s.path) for s in sinks if s.path is not None]
+    interrupted = source.stopped or pipeline.source_error is not None or sink_error is not None
+    outputs = [str(s.path) for s in sinks if s.path is not None and not s.failed]
     log.info(
         "pipeline: %d frames in %.1f s = %.1f fps end to end; latency median %.1f ms p90 %.1f ms; dropped %d, corrupt %d%s",
         stats["frames_written"],
@@ -227,7 +265,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "backend_note": backend.note,
         "calibration": opened.record,
         "input_size": list(size),
-        "source": str(cfg.source),
+        "source": redact(cfg.source),
         "source_size": pipeline.frame_size,
         "max_batch": pcfg.max_batch,
         "workers": pcfg.workers,
@@ -235,11 +273,14 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "threads": model.threads,
         "interrupted": interrupted,
         "source_error": str(pipeline.source_error) if pipeline.source_error else None,
+        "sink_error": str(sink_error) if sink_error else None,
         "outputs": outputs,
         "pipeline": stats,
         "benchmark": bench,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": json.loads(redact(json.dumps(to_container(cfg), default=str))),
     }
+    if sink_error is not None:
+        raise SinkError(f"{sink_error}; {kept_report(info, run_dir)}") from sink_error
     row = write_report(info, run_dir)
     print_report(info, row)
     for out in outputs:
@@ -247,6 +288,17 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     if pipeline.source_error is not None:
         raise pipeline.source_error
     return info
+
+
+def kept_report(info: dict, run_dir: Path) -> str:
+    """Write realtime.json/csv after a failed sink and say what was kept, for the one error line."""
+    done = info["pipeline"]["frames_written"]
+    try:
+        write_report(info, run_dir)
+    except OSError as e:
+        return f"realtime.json could not be written either ({e.strerror or e})"
+    also = f"; kept: {', '.join(info['outputs'])}" if info["outputs"] else ""
+    return f"{run_dir / 'realtime.json'} records the {done} frames done{also}"
 
 
 def measure_baselines(
@@ -329,7 +381,15 @@ def make_sinks(
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="realtime")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:
-    realtime(cfg)
+    """Exit status: 0 at the source's end, 128 + the signal after Ctrl-C (130) or SIGTERM (143),
+    once the frames in flight are written; 2 for bad input."""
+    try:
+        info = realtime(cfg)
+    except KeyboardInterrupt:
+        print("error: interrupted twice: stopped at once", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+    if info["signal"]:
+        sys.exit(128 + signal.Signals[info["signal"]])
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,6 +76,22 @@ def legend_html(legend: list[tuple[str, list[int]]]) -> str:
         f'<li><span class="swatch" style="background: rgb({r},{g},{b})"></span>{html.escape(name)}</li>'
         for name, (r, g, b) in legend
     )
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind and release ``host:port`` as the server will: a port already in use (or a host that is
+    not this machine's) is one line before the model loads (tens of seconds), not after."""
+    if int(port) == 0:  # any free port: nothing to check
+        return
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server does
+            s.bind((host, int(port)))
+    except OSError as e:
+        raise SinkError(
+            f"sink=http cannot listen on {host}:{port}: {e.strerror or e}"
+            " (choose another with http.port=...)"
+        ) from None
 
 
 class HttpSink(Sink):

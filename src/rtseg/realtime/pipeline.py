@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rtseg.errors import SourceError
+from rtseg.errors import RtsegError, SourceError
 from rtseg.infer.frames import Preprocess, fit_batch, maps_from_logits
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.sinks import Sink
@@ -341,6 +341,8 @@ class Pipeline:
             for sink in self.sinks:
                 try:
                     sink.close()
+                except RtsegError as e:  # e.g. a full disk while finalising: one line, like a write
+                    self.errors.append(e)
                 except Exception:  # noqa: BLE001 - closing the others matters more
                     log.exception("closing %s failed", type(sink).__name__)
             self.source.close()

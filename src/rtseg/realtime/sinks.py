@@ -3,12 +3,17 @@ a local web page (``realtime/http.py``), nothing.
 
 Every sink has ``write(index, frame, labels)`` and ``close()``; the pipeline closes them on every
 exit path (end of stream, Ctrl-C, SIGTERM, error), so an mp4 is always finalised and playable.
+Every file is written to a temporary name and renamed into place; ``check_output`` refuses, before
+anything slow, an output that is the source, one that exists (unless ``overwrite=true``) and one
+that cannot be a file (``/dev/full``, a folder).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
@@ -17,13 +22,58 @@ import numpy as np
 from rtseg.errors import SinkError
 from rtseg.infer.frames import to_frame_size
 from rtseg.realtime.video import open_video_writer
+from rtseg.utils.paths import atomic_path, write_atomic
 
 log = logging.getLogger("rtseg.realtime")
+
+
+def check_output(
+    output: str | Path, kind: str, inputs: list[Path], overwrite: bool = False
+) -> None:
+    """Refuse, before anything slow, an ``output=`` that would lose data or cannot be written.
+
+    ``inputs``: the source's files. Never the source itself (also through a symlink or a hard link,
+    or a folder sink into the source's folder); an existing output only with ``overwrite=true``
+    (rtseg-export never overwrites either); only somewhere a regular file can be: a symlink to
+    ``/dev/full`` or a FIFO would crash or hang the encoder after the model has loaded.
+    """
+    given = Path(output).expanduser()
+    target = given.resolve()
+    for src in inputs:
+        same = target == src.resolve() or (
+            target.exists() and src.exists() and os.path.samefile(target, src)
+        )
+        if same or (kind == "folder" and target == src.resolve().parent):
+            what = "the source itself" if same else f"the folder of the source's {src.name}"
+            raise SinkError(
+                f"output={output} is {what}: writing there would destroy the input; choose "
+                "another output="
+            )
+    if not (given.exists() or given.is_symlink()):
+        return
+    if kind == "file" and target.exists() and not target.is_file():
+        what = "a folder" if target.is_dir() else f"{target}, not a regular file"
+        raise SinkError(f"output={output} is {what}: expected a path for an .mp4 file")
+    if kind == "folder" and target.exists() and not target.is_dir():
+        raise SinkError(f"output={output} is a file: sink=folder expects a folder")
+    if overwrite:
+        return
+    if kind == "file" and target.exists():
+        raise SinkError(
+            f"output={output} already exists: pass overwrite=true to replace it (only once the "
+            "new video is complete), or choose another output="
+        )
+    if kind == "folder" and target.is_dir() and any(target.iterdir()):
+        raise SinkError(
+            f"output={output} already holds files: pass overwrite=true to write into it (frames "
+            "with the same names are replaced), or choose another output="
+        )
 
 
 class Sink:
     path: Path | None = None
     frames = 0
+    failed = False  # its output could not be written (then it is not among the run's outputs)
 
     def write(self, index: int, frame: np.ndarray, labels: np.ndarray) -> None:
         raise NotImplementedError
@@ -41,6 +91,10 @@ class VideoFileSink(Sink):
     """An mp4 at the source's resolution and frame rate; opened at the first frame, when its size is known.
 
     ``codec=h264`` (browser-playable, via PyAV) falls back to ``mp4v`` when no H.264 encoder exists.
+    The video is written to a temporary name beside ``path`` and renamed into place when it is
+    finalised, so ``path`` only ever holds a whole video: a writer failure (disk full) removes the
+    partial file and leaves whatever was at ``path`` untouched. A symlink is followed (the video
+    goes where it points).
     """
 
     def __init__(
@@ -58,31 +112,65 @@ class VideoFileSink(Sink):
         self.codec, self.h264 = codec, {"preset": preset, "crf": crf}
         self.writer = None
         self.size: tuple[int, int] | None = None
+        self._pending = ExitStack()  # the temporary file, renamed onto path by close()
 
     def write(self, index, frame, labels) -> None:
         h, w = frame.shape[:2]
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target = self.path.expanduser().resolve()
+            if target.exists() and not target.is_file():
+                raise SinkError(f"cannot write video {self.path}: {target} is not a regular file")
             try:
-                self.writer = open_video_writer(
-                    self.path, self.fps, (w, h), self.codec, **self.h264
-                )
+                tmp = self._pending.enter_context(atomic_path(target))
+                self.writer = open_video_writer(tmp, self.fps, (w, h), self.codec, **self.h264)
             except Exception as e:  # PyAV and OpenCV raise their own types
+                self._discard(e)
                 raise SinkError(f"cannot write video {self.path} ({w}x{h}): {e}") from e
             self.size = (w, h)
         elif (w, h) != self.size:  # an image folder with mixed sizes: keep the first size
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(frame)
+        try:
+            self.writer.write(frame)
+        except Exception as e:  # av.error.OSError [Errno 28] on a full disk, and the like
+            self._fail(e)
         self.frames += 1
 
     def close(self) -> None:
+        if self.writer is None:
+            return
+        writer, self.writer = self.writer, None
+        try:
+            writer.release()
+        except Exception as e:  # the encoder's last frames and the index did not fit
+            self._fail(e)
+        self._pending.close()  # finalised: rename into place
+
+    def _fail(self, e: BaseException) -> None:
+        """Drop the partial file and stop with one line saying what happened and what was kept."""
         if self.writer is not None:
-            self.writer.release()
+            try:
+                self.writer.release()
+            except Exception:  # noqa: BLE001 - it is failing already; the file is discarded
+                pass
             self.writer = None
+        self._discard(e)
+        self.failed = True
+        why = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        kept = " (the file already there is untouched)" if self.path.exists() else ""
+        raise SinkError(
+            f"writing video {self.path} failed after {self.frames} frames: {why}; the partial "
+            f"video was removed{kept}"
+        ) from e
+
+    def _discard(self, e: BaseException) -> None:
+        """Remove the temporary file (the atomic write sees the failure)."""
+        self._pending.__exit__(type(e), e, e.__traceback__)
+        self._pending = ExitStack()
 
 
 class FolderSink(Sink):
-    """One image per frame, named by the frame's index in the source."""
+    """One image per frame, named by the frame's index in the source (each written atomically;
+    a frame that cannot be written stops the run in one line instead of being skipped silently)."""
 
     def __init__(self, path: str | Path, ext: str = "jpg"):
         self.path = Path(path)
@@ -90,8 +178,19 @@ class FolderSink(Sink):
         self.ext = ext.lstrip(".")
 
     def write(self, index, frame, labels) -> None:
-        cv2.imwrite(str(self.path / f"{index:06d}.{self.ext}"), frame)
+        write_image(self.path / f"{index:06d}.{self.ext}", frame)
         self.frames += 1
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Encode by extension and write atomically; a full disk is a ``SinkError``, not a lost frame."""
+    ok, data = cv2.imencode(path.suffix, image)
+    try:
+        if not ok:
+            raise OSError(f"OpenCV cannot encode {path.suffix}")
+        write_atomic(path, data.tobytes(), durable=False)
+    except OSError as e:
+        raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 class WindowSink(Sink):
@@ -134,7 +233,12 @@ class MaskSink(Sink):
     def write(self, index, frame, labels) -> None:
         labels = to_frame_size(labels[None], frame.shape[:2])[0]
         if self.fmt == "png":
-            cv2.imwrite(str(self.path / f"{index:06d}.png"), labels)
+            write_image(self.path / f"{index:06d}.png", labels)
         else:
-            np.savez_compressed(self.path / f"{index:06d}.npz", mask=labels)
+            buf = io.BytesIO()
+            np.savez_compressed(buf, mask=labels)
+            try:
+                write_atomic(self.path / f"{index:06d}.npz", buf.getvalue(), durable=False)
+            except OSError as e:
+                raise SinkError(f"cannot write {self.path / f'{index:06d}.npz'}: {e}") from e
         self.frames += 1

@@ -3,7 +3,8 @@
 Every source yields BGR uint8 frames (OpenCV's order, what the sinks write) with their index in the
 source. Faults are handled here so the pipeline never sees them: a source that cannot be opened
 raises a one-line ``SourceError``; a corrupt frame is skipped and counted; a live stream that drops
-is reopened with back-off; a file that ends simply ends.
+is reopened with back-off; a file that ends simply ends, also when it is played live (``live=true``:
+then it is paced at its own frame rate times ``rate``, as a camera would deliver it).
 
 OpenCV's open and read block in C (a stalled stream for FFmpeg's whole timeout) and a blocked call
 cannot be interrupted, so ``VideoSource`` opens and reads in a daemon thread and waits on it in short
@@ -27,6 +28,7 @@ import cv2
 import numpy as np
 
 from rtseg.errors import SourceError
+from rtseg.utils.redact import redact
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -107,6 +109,8 @@ class VideoSource(Source):
 
     Opening and reading run in daemon threads (see the module docstring); a URL also gets FFmpeg's
     open/read timeouts, so a stream that stalls counts as dropped and is reopened with back-off.
+    A file played live is paced at its frame rate times ``rate`` (None: as fast as it decodes) and
+    ends at its end: only cameras and URLs reconnect.
     """
 
     def __init__(
@@ -121,11 +125,20 @@ class VideoSource(Source):
         read_timeout_s: float = 5.0,
         max_corrupt_run: int = 25,
         stop_event: threading.Event | None = None,
+        rate: float | None = 1.0,
     ):
         super().__init__(max_frames, stop_event)
         self.spec = spec
-        self.name = f"camera {spec}" if isinstance(spec, int) else str(spec)
+        # what logs, errors and reports show: never a URL's credentials
+        self.name = f"camera {spec}" if isinstance(spec, int) else redact(spec)
         self.live = (isinstance(spec, int) or "://" in str(spec)) if live is None else live
+        # a file ends at its end even when played live; only cameras and URLs are reconnected
+        self.is_file = isinstance(spec, str) and "://" not in spec
+        if rate is not None and not float(rate) > 0:
+            raise SourceError(
+                f"rate={rate}: expected a speed factor > 0 (1.0 = the file's own rate)"
+            )
+        self.rate = None if rate is None else float(rate)
         self.reconnect_attempts, self.backoff_s, self.max_backoff_s = (
             reconnect_attempts,
             backoff_s,
@@ -138,7 +151,9 @@ class VideoSource(Source):
         self.cap = self._open()
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or None
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frame_count = count if count > 0 and not self.live else None
+        self.frame_count = count if count > 0 and (self.is_file or not self.live) else None
+        if self.paced and not self.fps:
+            log.warning("%s: no frame rate in the file: played live unpaced", self.name)
         self.size = (
             int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
             int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
@@ -184,6 +199,11 @@ class VideoSource(Source):
     def _halted(self) -> bool:
         return self.stopped or self._halt.is_set()
 
+    @property
+    def paced(self) -> bool:
+        """A file played live: delivered at its frame rate (times ``rate``), like a camera."""
+        return self.live and self.is_file and self.rate is not None
+
     def frames(self) -> Iterator[np.ndarray | None]:
         """Frames from the reader thread; returns within 50 ms of ``stop()`` even if a read hangs."""
         items: queue.Queue = queue.Queue(maxsize=2)
@@ -191,6 +211,8 @@ class VideoSource(Source):
             target=self._read_into, args=(items,), name="rtseg-read", daemon=True
         )
         self._reader.start()
+        interval = 1.0 / (self.fps * self.rate) if self.paced and self.fps else 0.0
+        t0, n = None, 0
         while not self.stopped:
             try:
                 item = items.get(timeout=0.05)
@@ -200,6 +222,12 @@ class VideoSource(Source):
                 return
             if isinstance(item, BaseException):
                 raise item
+            if interval:  # frame n is due at t0 + n * interval (late frames are not caught up)
+                t0 = time.perf_counter() if t0 is None else t0
+                wait = t0 + n * interval - time.perf_counter()
+                if wait > 0 and self._stop.wait(wait):
+                    return
+                n += 1
             yield item
 
     def _read_into(self, items: queue.Queue) -> None:
@@ -230,7 +258,7 @@ class VideoSource(Source):
                 continue
             if self._halted:
                 return
-            if self.live:
+            if self.live and not self.is_file:
                 if not self._reconnect():
                     raise SourceError(
                         f"lost source {self.name}: still down after {self.reconnect_attempts} reconnect attempts"
@@ -284,6 +312,7 @@ class VideoSource(Source):
             self.max_backoff_s,
             self.open_timeout_s,
             self.read_timeout_s,
+            rate=self.rate,
         )
 
     def close(self) -> None:
@@ -407,6 +436,16 @@ class SyntheticSource(Source):
 CAMERA_DEVICE = re.compile(r"/dev/video(\d+)")
 
 
+def source_files(source: Source) -> list[Path]:
+    """The files a source reads (a video file, an image folder's images): what no output may replace."""
+    if isinstance(source, ImageFolderSource):
+        return list(source.files)
+    spec = getattr(source, "spec", None)
+    if isinstance(spec, str) and "://" not in spec and Path(spec).expanduser().is_file():
+        return [Path(spec).expanduser()]
+    return []
+
+
 def open_source(
     spec: str | int,
     max_frames: int | None = None,
@@ -415,9 +454,11 @@ def open_source(
     reconnect: dict | None = None,
     folder_fps: float = 10.0,
     stop_event: threading.Event | None = None,
+    rate: float | None = 1.0,
 ) -> Source:
     """The right source for ``spec``: ``synthetic``, a camera (index or /dev/videoN), a URL, a folder,
     a glob or a video file. ``stop_event`` (set by a signal handler) also aborts a source still opening.
+    ``rate``: the speed of a video file played live (1.0: its own frame rate; None: unpaced).
     """
     text = str(spec).strip()
     if text == "synthetic":
@@ -439,5 +480,7 @@ def open_source(
     if path.is_file() and path.suffix.lower() in IMAGE_EXTS:
         return ImageFolderSource(text, max_frames, folder_fps, stop_event)
     if not path.exists():
-        raise SourceError(f"cannot open source {text}: no such file, folder, camera index or URL")
-    return VideoSource(str(path), live, max_frames, **reconnect)
+        raise SourceError(
+            f"cannot open source {redact(text)}: no such file, folder, camera index or URL"
+        )
+    return VideoSource(str(path), live, max_frames, **reconnect, rate=rate)

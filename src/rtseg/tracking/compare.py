@@ -16,6 +16,7 @@ import pandas as pd
 
 from rtseg.tracking.runs import RunRecord, find_runs
 from rtseg.utils.markdown import markdown_table
+from rtseg.utils.paths import atomic_path, write_atomic
 
 LEADERBOARD_COLUMNS = [
     "run",
@@ -135,8 +136,8 @@ def plot_pareto(
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     df = leaderboard(records, root)
     print_leaderboard(df, f"{len(df)} runs under {root}")
     csv_path = Path(args.csv or root / "leaderboard.csv")
-    df.to_csv(csv_path, index=False)
+    write_atomic(csv_path, df.to_csv(index=False))
     png = plot_pareto(
         df, args.png or root / "leaderboard.png", title=f"val mIoU vs fps: {root.resolve().name}"
     )

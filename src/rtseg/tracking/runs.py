@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from rtseg.utils.paths import write_atomic
+
 RECORD_NAME = "run.json"
 
 
@@ -67,10 +69,8 @@ class RunRecord:
         return Path(self.run_dir) / RECORD_NAME
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, default=str))
-        tmp.replace(self.path)  # atomic: readers never see half a record
+        # atomic: readers never see half a record
+        write_atomic(self.path, json.dumps(asdict(self), indent=2, default=str))
 
     @classmethod
     def load(cls, path: Path) -> RunRecord:

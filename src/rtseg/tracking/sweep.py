@@ -22,6 +22,7 @@ from rtseg.tracking.compare import (
     plot_pareto,
 )
 from rtseg.tracking.runs import find_runs
+from rtseg.utils.paths import write_atomic
 
 log = logging.getLogger("rtseg.sweep")
 
@@ -38,8 +39,8 @@ def summarize_sweep(sweep_dir: str | Path) -> pd.DataFrame | None:
         df, [*LEADERBOARD_COLUMNS, "overrides"]
     )
     plot_pareto(df, sweep_dir / "pareto.png", title=f"val mIoU vs fps: {sweep_dir.name}")
-    df.to_csv(sweep_dir / "summary.csv", index=False)
-    (sweep_dir / "summary.md").write_text(md)
+    write_atomic(sweep_dir / "summary.csv", df.to_csv(index=False))
+    write_atomic(sweep_dir / "summary.md", md)
     return df
 
 

@@ -21,7 +21,7 @@ from rtseg.training.module import SegmentationModule
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir
 from rtseg.utils.machine import set_threads
-from rtseg.utils.paths import CONF_DIR
+from rtseg.utils.paths import CONF_DIR, write_atomic
 
 log = logging.getLogger("rtseg.training.eval")
 
@@ -89,8 +89,9 @@ def evaluate(cfg: DictConfig) -> dict:
         print_sequence_scores(scores["groups"], f"{datamodule.name}/{split} per video sequence")
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.json").write_text(
-        json.dumps({"checkpoint": str(choice.path), "split": split, **scores}, indent=2)
+    write_atomic(
+        out / "eval.json",
+        json.dumps({"checkpoint": str(choice.path), "split": split, **scores}, indent=2),
     )
     return scores
 

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rtseg.training.metrics import scores_from_confusion
+from rtseg.utils.paths import atomic_path
 
 
 def confusion_matrix_png(
@@ -99,8 +100,8 @@ def learning_curves_png(history: Sequence[dict], path: Path, title: str) -> Path
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path

@@ -26,6 +26,7 @@ from torch import nn
 from rtseg.errors import RtsegError
 from rtseg.models.output import split_output
 from rtseg.utils.machine import cpu_flags, cpu_name
+from rtseg.utils.paths import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,7 @@ def choose(
     if use_cache:
         cache[key] = {k: v for k, v in choice.items() if k != "source"}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache, indent=1))
-            tmp.replace(path)
+            write_atomic(path, json.dumps(cache, indent=1))
         except OSError as e:  # a read-only home must not stop training
             log.warning("cannot cache the precision choice in %s: %s", path, e)
     return choice

@@ -20,7 +20,7 @@ from rtseg.training.run_files import RunRecordWriter
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir, to_container
 from rtseg.utils.machine import git_commit, set_threads
-from rtseg.utils.paths import CONF_DIR
+from rtseg.utils.paths import CONF_DIR, atomic_path
 
 log = logging.getLogger("rtseg.training.train")
 
@@ -112,7 +112,8 @@ def train(cfg: DictConfig) -> dict:
     run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = hydra_context()
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=False)
+    with atomic_path(run_dir / "config.yaml") as tmp:
+        OmegaConf.save(cfg, tmp, resolve=False)
 
     datamodule, net, module = build(cfg)
     resume = resolve_resume(cfg, run_dir)

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from omegaconf.errors import MissingMandatoryValue
 
 from rtseg.errors import MissingExtra, RtsegError
+from rtseg.utils.config import compose_config
 from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
+from rtseg.utils.redact import redact
 
 # optional imports -> (what to call it, the extra that installs it); see pyproject.toml
 EXTRAS = {
@@ -98,7 +100,7 @@ def user_errors_as_one_line(fn: Callable) -> Callable:
             line = user_error_line(e)
             if line is None:
                 raise
-            print(f"error: {line}", file=sys.stderr)
+            print(f"error: {redact(line)}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
@@ -112,7 +114,9 @@ def command_line_checked(main: Callable) -> Callable:
 
     Hydra makes the run folder before the task (a traceback when its parent is a file), and it
     composes a sweeper or launcher plugin's config before any rtseg code runs (a bare "Could not
-    find 'hydra/sweeper/optuna'" when the ``sweeps`` extra is missing).
+    find 'hydra/sweeper/optuna'" when the ``sweeps`` extra is missing). The overrides are checked
+    against the command's config (``check_overrides``) before Hydra makes a run folder, so a bad
+    value leaves nothing behind.
     """
 
     @functools.wraps(main)
@@ -126,8 +130,11 @@ def command_line_checked(main: Callable) -> Callable:
                 for (g, prefix), module in SWEEP_PLUGINS.items():
                     if group == g and choice.startswith(prefix):
                         require(module, f"{group}={choice}")
+            config = _config_name(main, sys.argv[1:])
+            if config is not None:
+                check_overrides(config, sys.argv[1:])
         except RtsegError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {redact(e)}", file=sys.stderr)
             sys.exit(2)
         return main(*args, **kwargs)
 
@@ -161,3 +168,160 @@ def plugin_choices(argv: list[str]) -> list[tuple[str, str]]:
             for choice in value.split(","):
                 visit(key, choice.strip())
     return found
+
+
+# the command each primary config belongs to, for the one-line messages
+COMMANDS = {"benchmark": "rtseg-bench"}
+
+# config groups a command does not have, and why (``rtseg-eval model=lraspp`` would be ignored)
+GROUP_HINTS = {"model": "the checkpoint fixes the model (pick another with checkpoint=...)"}
+
+# settings whose number or bool default also takes a string or a list (Lightning's devices=auto,
+# deterministic=warn, precision=bf16-mixed): not type-checked
+LOOSE_KEYS = {"trainer.devices", "trainer.deterministic", "trainer.precision"}
+
+
+def _config_name(main: Callable, argv: list[str]) -> str | None:
+    """The primary config a ``@hydra.main`` function composes (``--config-name`` wins)."""
+    import inspect
+
+    for i, arg in enumerate(argv):
+        if arg in ("--config-name", "-cn") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config-name="):
+            return arg.split("=", 1)[1]
+    try:
+        return inspect.getclosurevars(main).nonlocals.get("config_name")
+    except TypeError:
+        return None
+
+
+def check_overrides(config: str, argv: list[str]) -> None:
+    """Overrides Hydra would take but the run would choke on or silently ignore, as one
+    ``RtsegError`` before any run folder exists: a group the command does not have
+    (``rtseg-eval model=baseline``, also with ``+``), an unknown choice or setting, and a value whose
+    type differs from the config's (``trainer.max_epochs=abc``, ``backends=eager`` for a list)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    command = COMMANDS.get(config, f"rtseg-{config}")
+    args = [a for a in argv if "=" in a and not a.startswith("-")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(args)
+    except HydraException as e:
+        raise RtsegError(_one_line(e)) from None
+    groups = _groups(config)
+    chosen, values = [], []
+    for o in overrides:
+        key = o.key_or_group
+        top = key.split("/")[0].split(".")[0]
+        if top != "hydra" and (CONF_DIR / top).is_dir() and top not in groups:
+            why = GROUP_HINTS.get(top, f"its groups are {', '.join(sorted(groups))}")
+            raise RtsegError(f"{o.input_line}: {command} has no {top} group: {why}")
+        if "." not in key and (CONF_DIR / key).is_dir():
+            chosen.append(o)
+        elif top != "hydra" and not o.is_delete():
+            values.append(o)
+    try:
+        cfg = compose_config(config, [_first_choice(o) for o in chosen])
+    except HydraException as e:
+        raise RtsegError(_one_line(e)) from None
+    for o in values:
+        node = _node(cfg, o.key_or_group)
+        if node is None:
+            if not (o.is_add() or o.is_force_add()):
+                raise RtsegError(
+                    f"{o.input_line}: {command} has no setting {o.key_or_group} (a typo? "
+                    f"+{o.key_or_group}=... adds a new one)"
+                )
+            continue
+        given = o.value().list if o.is_sweep_override() and hasattr(o.value(), "list") else None
+        for value in given if given is not None else [o.value()]:
+            wrong = _type_error(o.key_or_group, node, value)
+            if wrong:
+                raise RtsegError(f"{o.input_line}: {wrong}")
+
+
+def _groups(config: str) -> set[str]:
+    """The config groups a primary config's defaults list names (``data``, ``model``, ...)."""
+    import yaml
+
+    path = CONF_DIR / f"{config}.yaml"
+    defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") if path.is_file() else None
+    found = set()
+    for entry in defaults or []:
+        if isinstance(entry, dict):
+            for key in entry:
+                name = key.replace("optional", "").replace("override", "").strip().lstrip("/")
+                found.add(name.split("/")[0])
+    return found
+
+
+def _first_choice(o) -> str:
+    """An override as Hydra's compose takes it: a sweep over choices composes with its first."""
+    if not o.is_sweep_override():
+        return o.input_line
+    prefix = {"ADD": "+", "FORCE_ADD": "++"}.get(o.type.name, "")
+    return f"{prefix}{o.key_or_group}={o.value().list[0]}"
+
+
+def _node(cfg, key: str):
+    """The raw config node at a dotted key (not resolved), or None when there is none."""
+    from omegaconf import DictConfig, ListConfig
+
+    node = cfg
+    for part in key.split("."):
+        try:
+            if isinstance(node, DictConfig):
+                node = node._get_node(part, throw_on_missing_key=False)
+            elif isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
+                node = node._get_node(int(part))
+            else:
+                return None
+        except Exception:  # noqa: BLE001 - struct mode and friends: not there
+            return None
+        if node is None:
+            return None
+    return node
+
+
+def _type_error(key: str, node, value) -> str | None:
+    """Why ``value`` does not fit the setting whose default is ``node`` (None when it does).
+
+    The default's type is the contract: numbers take numbers (an int default takes a fraction too:
+    seconds, Lightning's limit_*), switches take true/false (or a count: fast_dev_run=3), lists take
+    lists; strings and null defaults take anything, and so does an interpolated default."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if key in LOOSE_KEYS or value is None or node._is_interpolation() or node._is_missing():
+        return None
+    if isinstance(node, DictConfig):
+        return None
+    if isinstance(node, ListConfig):
+        if isinstance(value, list):
+            return None
+        return f"expected a list like the default {OmegaConf.to_container(node)}"
+    default = node._value()
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool | int), "true or false"
+    elif isinstance(default, int | float):
+        ok, want = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+    else:
+        return None
+    if ok:
+        return None
+    return f"expected {want} like the default {default!r}, got {type(value).__name__} {value!r}"
+
+
+def _one_line(e: BaseException) -> str:
+    """Hydra's multi-line composition errors in one line (with the options it lists, if any)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    if any(ln.startswith("Available options") for ln in lines):
+        start = next(i for i, ln in enumerate(lines) if ln.startswith("Available options")) + 1
+        end = next((i for i in range(start, len(lines)) if lines[i].endswith(":")), len(lines))
+        return f"{lines[0]} (available: {', '.join(lines[start:end])})"
+    return "; ".join(lines[:2])
