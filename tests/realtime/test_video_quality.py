@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, SourceError
 from rtseg.infer.temporal import FilterConfig, TemporalFilter
 from rtseg.realtime.cli import realtime
 from rtseg.realtime.sources import SyntheticSource
@@ -203,3 +203,9 @@ def test_stream_agreement_reports_the_flipped_share_and_warns(caplog):
     fp32.precision = "fp32"
     assert stream_agreement(fp32, net, read, 0.95) is None
     assert stream_agreement(FlippingBackend(net, 0), None, read, 0.95)["agreement"] is None
+
+    def unreadable():
+        raise SourceError("cannot open source camera 0")
+
+    res = stream_agreement(FlippingBackend(net, 0), net, unreadable, 0.95)
+    assert res["agreement"] is None and "camera 0" in res["reason"]

@@ -194,8 +194,9 @@ def print_report(info: dict, row: dict) -> None:
         ("latency median / p90 ms", f"{fmt(row['latency_p50_ms'])} / {fmt(row['latency_p90_ms'])}"),
         ("dropped / corrupt", f"{row['dropped']} / {row['corrupt']}"),
         ("temporal filter", row["temporal"]),
-        ("TC / change rate %", f"{pct(row['tc'])} / {pct(row['change_rate'])}"),
     ]
+    if row["tc"] is not None:
+        rows.append(("TC / change rate %", f"{pct(row['tc'])} / {pct(row['change_rate'])}"))
     if row["stream_miou"] is not None:
         rows.append(("stream mIoU %", pct(row["stream_miou"])))
     if row["stream_agreement"] is not None:

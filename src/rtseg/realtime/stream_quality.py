@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from rtseg.errors import RtsegError
 from rtseg.infer.consistency import temporal_consistency, to_gray
 from rtseg.infer.quality import agreement, reference_labels
 
@@ -60,7 +61,16 @@ def stream_report(rec: StreamRecorder | None, source, class_names, preset="mediu
     tc = consistency(rec, preset) if rec is not None else None
     if tc is None:
         return None
-    return {**tc, "miou": stream_miou(rec, source, class_names)}
+    miou = stream_miou(rec, source, class_names)
+    log.info(
+        "stream quality: TC %.2f%%, change rate %.2f%% (%d frames at %dx%d)%s",
+        100 * tc["tc"],
+        100 * tc["change_rate"],
+        tc["frames"],
+        *tc["size"],
+        f"; stream mIoU {100 * miou['miou']:.2f}" if miou and miou["miou"] is not None else "",
+    )
+    return {**tc, "miou": miou}
 
 
 def consistency(rec: StreamRecorder, preset: str = "medium") -> dict | None:
@@ -119,7 +129,10 @@ def stream_agreement(
         return None
     if net is None:
         return {"agreement": None, "reason": "no fp32 network to compare with (an exported file)"}
-    frames, described = read_frames()
+    try:
+        frames, described = read_frames()
+    except RtsegError as e:  # e.g. a camera that cannot be opened twice
+        return {"agreement": None, "reason": f"frames of the source could not be read: {e}"}
     if not frames:
         return {"agreement": None, "reason": "no frames could be read from the source"}
     ref = reference_labels(net)
