@@ -40,7 +40,9 @@ VARIANTS = {
 
 
 def run(checkpoint: str, source_spec: str, seed: int, frames: int | None) -> list[dict]:
-    net, meta = load_network(choose_checkpoint(checkpoint, os.environ.get("RTSEG_LOG_DIR", "logs")).path)
+    net, meta = load_network(
+        choose_checkpoint(checkpoint, os.environ.get("RTSEG_LOG_DIR", "logs")).path
+    )
     size = tuple(meta["input_size"])
     pre = Preprocess(size, meta["mean"], meta["std"])
     source = open_source(
@@ -67,7 +69,11 @@ def run(checkpoint: str, source_spec: str, seed: int, frames: int | None) -> lis
         rows.append(
             {
                 "variant": name,
-                **{k: v for k, v in cfg.describe().items() if k != "flow_preset"},
+                **{
+                    k: (v if cfg.mode != "none" or k == "mode" else None)
+                    for k, v in cfg.describe().items()
+                    if k not in ("flow_preset", "requested")
+                },
                 "source": source.name,
                 "seed": seed if source_spec == "synthetic" else None,
                 "frames": len(rec.masks),

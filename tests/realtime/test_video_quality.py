@@ -114,6 +114,9 @@ def test_bad_filter_settings_are_one_line():
         FilterConfig.from_cfg("flow", {"flow_preset": "slow"})
     assert FilterConfig.from_cfg(None).mode == "none"
     assert FilterConfig.from_cfg("none", {}, workers=2).mode == "none"
+    auto = FilterConfig.from_cfg("auto", {"alpha": 0.4})
+    assert (auto.mode, auto.requested, auto.alpha) == ("flow", "auto", 0.4)
+    assert FilterConfig.from_cfg("auto", {}, workers=2).mode == "none"  # off, not refused
 
 
 def test_filter_in_the_pipeline_keeps_order_and_shape_and_reports_tc(
