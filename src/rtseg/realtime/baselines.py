@@ -47,14 +47,18 @@ def sequential(
     overlay: Overlay,
     sink: Sink,
     hud_label: str = "",
+    temporal=None,
 ) -> dict:
-    """One thread, one frame at a time, everything in order: the baseline the pipeline must beat."""
+    """One thread, one frame at a time, everything in order: the baseline the pipeline must beat.
+
+    ``temporal``: a fresh temporal filter when the pipeline ran one (the same work per frame)."""
     n = 0
     t0 = time.perf_counter()
     last = t0
     try:
         for frame in source:
-            labels = infer([preprocess(frame.image)])[0]
+            post = temporal and temporal.post([temporal.cue(frame.image)])
+            labels = infer([preprocess(frame.image)], post)[0]
             now = time.perf_counter()
             hud = [
                 f"{1.0 / max(now - last, 1e-9):5.1f} fps  {(now - frame.t_capture) * 1e3:4.0f} ms",
@@ -132,6 +136,21 @@ def summary_row(info: dict) -> dict:
         "latency_p90_ms": e2e["p90_ms"],
         "dropped": stats["frames_dropped"],
         "corrupt": stats["frames_corrupt"],
+        **video_quality_row(info),
+    }
+
+
+def video_quality_row(info: dict) -> dict:
+    """The temporal filter, TC and change rate, stream mIoU and stream agreement (None: not measured)."""
+    quality = info.get("stream_quality") or {}
+    miou = quality.get("miou") or {}
+    agreement = info.get("stream_agreement") or {}
+    return {
+        "temporal": (info.get("temporal") or {}).get("mode", "none"),
+        "tc": quality.get("tc"),
+        "change_rate": quality.get("change_rate"),
+        "stream_miou": miou.get("miou"),
+        "stream_agreement": agreement.get("agreement"),
     }
 
 
@@ -156,6 +175,9 @@ def print_report(info: dict, row: dict) -> None:
     def fmt(v, spec=".1f"):
         return "-" if v is None else format(v, spec)
 
+    def pct(v):
+        return fmt(None if v is None else 100 * v, ".2f")
+
     console = Console()
     table = Table(title="rtseg-realtime")
     table.add_column("")
@@ -173,7 +195,20 @@ def print_report(info: dict, row: dict) -> None:
         ("pipeline / model-only", fmt(row["ratio_vs_model_only"], ".2f")),
         ("latency median / p90 ms", f"{fmt(row['latency_p50_ms'])} / {fmt(row['latency_p90_ms'])}"),
         ("dropped / corrupt", f"{row['dropped']} / {row['corrupt']}"),
+        ("temporal filter", row["temporal"]),
     ]
+    if row["tc"] is not None:
+        rows.append(("TC / change rate %", f"{pct(row['tc'])} / {pct(row['change_rate'])}"))
+    if row["stream_miou"] is not None:
+        rows.append(("stream mIoU %", pct(row["stream_miou"])))
+    if row["stream_agreement"] is not None:
+        worst = info["stream_agreement"]["worst_frame"]
+        rows.append(
+            (
+                "agreement with fp32 % (worst frame)",
+                f"{pct(row['stream_agreement'])} ({pct(worst)})",
+            )
+        )
     for k, v in rows:
         table.add_row(k, str(v))
     console.print(table)

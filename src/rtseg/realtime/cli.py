@@ -26,6 +26,7 @@ from rtseg.infer.frames import Preprocess
 from rtseg.infer.open import open_model
 from rtseg.infer.options import InferOptions
 from rtseg.infer.registry import check_backend_names
+from rtseg.infer.temporal import FilterConfig, make_filter
 from rtseg.realtime.baselines import (
     in_thread,
     model_only,
@@ -49,6 +50,7 @@ from rtseg.realtime.sinks import (
     check_output,
 )
 from rtseg.realtime.sources import Source, SyntheticSource, open_source, source_files
+from rtseg.realtime.stream_quality import StreamRecorder, stream_agreement, stream_report
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
@@ -89,15 +91,17 @@ def build_source(
     )
 
 
-def calibration_frames(cfg: DictConfig, size, mean, std) -> tuple[list, str]:
+def calibration_frames(cfg: DictConfig, size, mean, std, n=None, stride=None) -> tuple[list, str]:
     """Real frames of the stream itself, preprocessed as the pipeline does: agreement with eager
     fp32 is judged on them (and int8 calibrates on them when the dataset cannot be read).
 
-    Every ``stride``-th of the first frames is taken so the set is not one near-identical shot.
+    Every ``stride``-th of the first ``n`` * ``stride`` frames is taken so the set is not one
+    near-identical shot (default: ``calibration.frames`` / ``calibration.stride``).
     """
     import torch
 
-    n, stride = int(cfg.calibration.frames), int(cfg.calibration.stride)
+    n = int(n or cfg.calibration.frames)
+    stride = int(stride or cfg.calibration.stride)
     source = build_source(cfg, max_frames=n * stride, paced=False)
     pre = Preprocess(size, mean, std, cfg.interpolation)
     frames = []
@@ -179,6 +183,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         source.expected_frames or "?",
         drop,
     )
+    temporal = FilterConfig.from_cfg(cfg.get("temporal"), cfg.get("temporal_filter"), cfg.workers)
 
     opened = open_model(
         cfg.checkpoint,
@@ -196,6 +201,14 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     meta, size, backend, choice = model.meta, model.size, model.backend, model.choice
     mean, std = meta.get("mean") or IMAGENET_MEAN, meta.get("std") or IMAGENET_STD
     preprocess = Preprocess(size, mean, std, cfg.interpolation)
+    agree = cfg.stream_agreement
+    agreement = in_thread(
+        stream_agreement,
+        backend,
+        model.net,
+        lambda: calibration_frames(cfg, size, mean, std, agree.frames, agree.stride),
+        float(agree.min),
+    )
     overlay_cfg = to_container(cfg.overlay)
     overlay = Overlay(meta.get("palette"), meta.get("class_names"), **overlay_cfg)
     pcfg = PipelineConfig(
@@ -219,7 +232,19 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         legend=list(zip(overlay.class_names, overlay.palette, strict=False)),
         stats=lambda: pipeline.live_stats() if pipeline else {},
     )
-    pipeline = Pipeline(source, preprocess, model.make_infer, overlay, sinks, pcfg, hud_label)
+    sq = cfg.stream_quality
+    recorder = StreamRecorder(sq.max_frames, sq.max_side) if cfg.benchmark else None
+    pipeline = Pipeline(
+        source,
+        preprocess,
+        model.make_infer,
+        overlay,
+        sinks,
+        pcfg,
+        hud_label,
+        temporal=make_filter(temporal, size),
+        record=recorder,
+    )
     for infer in pipeline.infers:
         warm_up(infer, size, pcfg.max_batch)
     progress = (
@@ -250,11 +275,19 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         " (stopped early)" if interrupted else "",
     )
 
-    bench = None
+    bench = quality = None
     if cfg.benchmark and not interrupted and stats["frames_written"]:
         bench = measure_baselines(
-            cfg, model, pipeline.source, preprocess, overlay, hud_label, stats["frames_written"]
+            cfg,
+            model,
+            pipeline.source,
+            preprocess,
+            overlay,
+            hud_label,
+            stats["frames_written"],
+            temporal,
         )
+        quality = stream_report(recorder, pipeline.source, meta.get("class_names"), sq.flow_preset)
     info = {
         "model": meta.get("model"),
         "checkpoint": str(choice.path),
@@ -277,6 +310,9 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "outputs": outputs,
         "pipeline": stats,
         "benchmark": bench,
+        "temporal": temporal.describe(),
+        "stream_quality": quality,
+        "stream_agreement": agreement,
         "config": json.loads(redact(json.dumps(to_container(cfg), default=str))),
     }
     if sink_error is not None:
@@ -302,9 +338,17 @@ def kept_report(info: dict, run_dir: Path) -> str:
 
 
 def measure_baselines(
-    cfg, model: RealtimeModel, source: Source, preprocess, overlay, hud_label, frames: int
+    cfg,
+    model: RealtimeModel,
+    source: Source,
+    preprocess,
+    overlay,
+    hud_label,
+    frames: int,
+    temporal: FilterConfig | None = None,
 ) -> dict:
-    """Model-only fps and the sequential loop over the same source, same backend, same sink type.
+    """Model-only fps and the sequential loop over the same source, same backend, same sink type
+    (and a fresh temporal filter when the pipeline ran one).
 
     Both use the backend with ``sequential_threads`` (default: the pipeline's ``threads``, i.e. the
     very same backend object; another value builds a second backend with that thread count).
@@ -330,7 +374,8 @@ def measure_baselines(
             "folder": lambda: FolderSink(Path(tmp) / "frames"),
             "none": NullSink,
         }[kind]()
-        seq = in_thread(sequential, source, preprocess, infer, overlay, sink, hud_label)
+        fresh = make_filter(temporal, model.size) if temporal else None
+        seq = in_thread(sequential, source, preprocess, infer, overlay, sink, hud_label, fresh)
     log.info("sequential loop: %d frames, %.1f fps", seq["frames"], seq["fps"])
     return {"model_only": mod, "sequential": seq, "threads": threads}
 

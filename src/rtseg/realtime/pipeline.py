@@ -102,6 +102,7 @@ class Item:
     t_capture: float
     x: np.ndarray | None = None
     labels: np.ndarray | None = None
+    cue: np.ndarray | None = None  # what the temporal filter needs of the frame (small gray)
     out: np.ndarray | None = None
     batch: int = 1
     ms: dict = field(default_factory=dict)
@@ -117,29 +118,32 @@ class Infer:
     def __init__(self, backends: dict[int, object]):
         self.backends = dict(sorted(backends.items()))
 
-    def __call__(self, xs: list[np.ndarray]) -> np.ndarray:
-        return self.timed(xs)[0]
+    def __call__(self, xs: list[np.ndarray], post=None) -> np.ndarray:
+        return self.timed(xs, post)[0]
 
-    def timed(self, xs: list[np.ndarray]) -> tuple[np.ndarray, float]:
-        """The class maps, and the ms of it spent turning logits into them (the postprocess stage)."""
+    def timed(self, xs: list[np.ndarray], post=None) -> tuple[np.ndarray, float]:
+        """The class maps, and the ms of it spent turning logits into them (the postprocess stage).
+
+        ``post(logits, n)``: logits -> the first ``n`` class maps (default ``maps_from_logits``; a
+        temporal filter passes its own), called once per chunk, in frame order."""
         if 0 in self.backends:
-            return self._run(self.backends[0], xs)
+            return self._run(self.backends[0], xs, None, post)
         largest = max(self.backends)
         if len(xs) > largest:  # more frames than any fixed-batch backend takes: run in chunks
-            parts = [self.timed(xs[i : i + largest]) for i in range(0, len(xs), largest)]
+            parts = [self.timed(xs[i : i + largest], post) for i in range(0, len(xs), largest)]
             return np.concatenate([m for m, _ in parts]), sum(ms for _, ms in parts)
         size = next(b for b in self.backends if b >= len(xs))
-        return self._run(self.backends[size], xs, size)
+        return self._run(self.backends[size], xs, size, post)
 
     @staticmethod
-    def _run(backend, xs: list[np.ndarray], size: int | None = None) -> tuple[np.ndarray, float]:
+    def _run(backend, xs, size: int | None = None, post=None) -> tuple[np.ndarray, float]:
         n = len(xs)
         x = torch.from_numpy(np.stack(xs))
         if size is not None:  # pad a partial batch to the backend's fixed batch
             x = fit_batch(x, size)
         logits = backend(x)
         t0 = time.perf_counter()
-        maps = maps_from_logits(logits, n)
+        maps = (post or maps_from_logits)(logits, n)
         return maps, (time.perf_counter() - t0) * 1e3
 
 
@@ -164,9 +168,18 @@ class Pipeline:
         sinks: list[Sink],
         config: PipelineConfig,
         hud_label: str = "",
+        *,
+        temporal=None,
+        record: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
     ):
+        """``temporal``: a ``rtseg.infer.temporal.TemporalFilter`` (its state is sequential: one
+        worker). ``record(index, frame, labels)``: called for every frame written, in order, after
+        its timing is taken (the benchmark's temporal consistency and stream mIoU)."""
         if config.drop not in ("none", "latest"):
             raise ValueError(f"drop must be none or latest, got {config.drop!r}")
+        if temporal is not None and config.workers > 1:
+            raise ValueError("a temporal filter keeps one state across frames: it needs workers=1")
+        self.temporal, self.record = temporal, record
         self.source, self.preprocess, self.overlay, self.sinks, self.cfg = (
             source,
             preprocess,
@@ -251,13 +264,17 @@ class Pipeline:
             item = batch[0]
             t0 = time.perf_counter()
             item.x = self.preprocess(item.frame)
+            if self.temporal is not None:
+                item.cue = self.temporal.cue(item.frame)
             item.ms["preprocess"] = (time.perf_counter() - t0) * 1e3
             self.q_inf.put(item)
 
     def _inference(self, infer: Infer) -> None:
         while batch := self.q_inf.get_batch(self.cfg.max_batch):
             t0 = time.perf_counter()
-            labels, post_ms = infer.timed([it.x for it in batch])
+            # the temporal filter as postprocess: frames in capture order (one worker)
+            post = self.temporal and self.temporal.post([it.cue for it in batch])
+            labels, post_ms = infer.timed([it.x for it in batch], post)
             ms = (time.perf_counter() - t0) * 1e3
             self.batches.append(len(batch))
             for it, lab in zip(batch, labels, strict=True):
@@ -313,6 +330,8 @@ class Pipeline:
         self._done_times.append(now)
         self.written += 1
         self.t_end = now
+        if self.record is not None:
+            self.record(item.index, item.frame, item.labels)
 
     # ------------------------------------------------------------------ run
 
