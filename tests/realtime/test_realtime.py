@@ -21,7 +21,13 @@ from rtseg.realtime.cli import realtime
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import FrameQueue, Infer, Pipeline, PipelineConfig
 from rtseg.realtime.sinks import Sink
-from rtseg.realtime.sources import ImageFolderSource, SyntheticSource, VideoSource, open_source
+from rtseg.realtime.sources import (
+    ImageFolderSource,
+    Reconnect,
+    SyntheticSource,
+    VideoSource,
+    open_source,
+)
 from rtseg.tracking.runs import RunRecord
 
 from .helpers import FRAME_H, FRAME_W, decode_index, video_info
@@ -271,7 +277,9 @@ def test_best_through_the_entrypoint(realtime_cfg, tmp_path, checkpoint_writer):
 
 
 def test_live_stream_that_drops_reconnects(indexed_video):
-    source = VideoSource(str(indexed_video), live=True, max_frames=45, backoff_s=0.01)
+    source = VideoSource(
+        str(indexed_video), live=True, max_frames=45, reconnect=Reconnect(backoff_s=0.01)
+    )
     source.is_file = False  # the file stands in for a stream that drops at its end
     indices = [decode_index(f.image) for f in source]
     assert len(indices) == 45 and source.reconnects >= 1
@@ -311,7 +319,9 @@ def test_overlay_output_at_source_resolution():
 def test_stream_gone_for_good_finishes_frames_then_reports(indexed_video, tmp_path):
     copy = tmp_path / "stream.mp4"
     copy.write_bytes(indexed_video.read_bytes())
-    source = VideoSource(str(copy), live=True, reconnect_attempts=2, backoff_s=0.01)
+    source = VideoSource(
+        str(copy), live=True, reconnect=Reconnect(reconnect_attempts=2, backoff_s=0.01)
+    )
     source.is_file = False  # a stream, played from a file: at its end it counts as dropped
     copy.unlink()  # the "camera" disappears: every reconnect attempt fails
     sink = RecordingSink()

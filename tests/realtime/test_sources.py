@@ -30,7 +30,7 @@ def test_dev_video_is_a_camera_index(monkeypatch):
     opened = []
 
     class FakeVideoSource:
-        def __init__(self, spec, live, max_frames, **kw):
+        def __init__(self, spec, live, max_frames, *args, **kw):
             opened.append(spec)
 
     monkeypatch.setattr(sources, "VideoSource", FakeVideoSource)

@@ -55,9 +55,7 @@ def test_the_dataset_hint_is_accepted_everywhere(two_datasets, tmp_path):
 
     scores = evaluate(_cfg("eval", logs, tmp_path, "checkpoint.dataset=synthetic", "split=val"))
     assert 0 <= scores["miou"] <= 1
-    subject, meta = load_subject(
-        _cfg("benchmark", logs, tmp_path, "checkpoint.dataset=synthetic")
-    )
+    subject, meta = load_subject(_cfg("benchmark", logs, tmp_path, "checkpoint.dataset=synthetic"))
     assert meta["dataset"] == "synthetic" and subject.net is not None
     bench_default = _cfg("benchmark", logs, tmp_path)  # no checkpoint key set: model=...
     assert load_subject(bench_default)[1]["val_miou"] is None

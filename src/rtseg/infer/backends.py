@@ -14,6 +14,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,15 @@ class CudaBackend(Backend):
 # --------------------------------------------------------------------------- ONNX files (exported once per network and size)
 
 
+@dataclass
+class ExportSettings:
+    """Where a file-based runtime exports its network (``workdir``, a temp dir by default) and the
+    real images int8 calibrates on."""
+
+    calibration: list[torch.Tensor] | None = None
+    workdir: Path | None = None
+
+
 class _Exported:
     """Exports once per backend into ``workdir`` (a temp dir by default)."""
 
@@ -174,8 +184,10 @@ class _Exported:
         Path(workdir).mkdir(parents=True, exist_ok=True)
         return Path(workdir)
 
-    def _onnx(self, net, workdir, int8: bool, calibration) -> Path:
-        wd = self._workdir(workdir)
+    def _onnx(self, net, export: ExportSettings | None, int8: bool) -> Path:
+        export = export or ExportSettings()
+        calibration = export.calibration
+        wd = self._workdir(export.workdir)
         stem = f"{type(net).__name__}_{self.input_size[0]}x{self.input_size[1]}_b{self.batch_size}"
         fp32 = wd / f"{stem}.onnx"
         done = _WRITTEN.setdefault(net, set())
@@ -212,9 +224,8 @@ class OrtBackend(Backend, _Exported):
         name="onnxruntime",
         int8=False,
         default_session=False,
-        calibration=None,
-        workdir=None,
         path=None,
+        export: ExportSettings | None = None,
         **_,
     ):
         ort = require("onnxruntime", f"backend={name}")
@@ -222,7 +233,7 @@ class OrtBackend(Backend, _Exported):
             threads = None  # ONNX Runtime's own thread count: the peer a user gets out of the box
         Backend.__init__(self, input_size, batch_size, threads)
         self.name = name
-        self.path = Path(path) if path else self._onnx(net, workdir, int8, calibration)
+        self.path = Path(path) if path else self._onnx(net, export, int8)
         self.precision = "int8" if int8 or ".int8." in self.path.name else "fp32"
         opts = None
         if default_session:
@@ -261,9 +272,8 @@ class OpenVinoBackend(Backend, _Exported):
         name="openvino",
         hint="f32",
         int8=False,
-        calibration=None,
-        workdir=None,
         path=None,
+        export: ExportSettings | None = None,
         **_,
     ):
         ov = require("openvino", f"backend={name}")
@@ -271,7 +281,7 @@ class OpenVinoBackend(Backend, _Exported):
             raise BackendUnavailable("CPU has neither AMX nor AVX512-BF16")
         Backend.__init__(self, input_size, batch_size, threads)
         self.name = name
-        self.path = Path(path) if path else self._onnx(net, workdir, int8, calibration)
+        self.path = Path(path) if path else self._onnx(net, export, int8)
         core = ov.Core()
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:

@@ -15,6 +15,7 @@ from rtseg.infer.backends import (
     Backend,
     CompileBackend,
     CudaBackend,
+    ExportSettings,
     OpenVinoBackend,
     OrtBackend,
     TorchBackend,
@@ -93,8 +94,7 @@ def create_backend(
             batch_size,
             threads,
             name=name,
-            calibration=calibration,
-            workdir=workdir,
+            export=ExportSettings(calibration, workdir),
             **spec.options,
         )
     except BackendUnavailable:

@@ -228,9 +228,11 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         cfg.get("mask_export"),
         on_quit=lambda: pipeline and pipeline.stop(),
         video=to_container(cfg.video),
-        http=to_container(cfg.http),
-        legend=list(zip(overlay.class_names, overlay.palette, strict=False)),
-        stats=lambda: pipeline.live_stats() if pipeline else {},
+        http={
+            **to_container(cfg.http),
+            "legend": list(zip(overlay.class_names, overlay.palette, strict=False)),
+            "stats": lambda: pipeline.live_stats() if pipeline else {},
+        },
     )
     sq = cfg.stream_quality
     recorder = StreamRecorder(sq.max_frames, sq.max_side) if cfg.benchmark else None
@@ -389,13 +391,11 @@ def make_sinks(
     on_quit=None,
     video: dict | None = None,
     http: dict | None = None,
-    legend: list[tuple[str, list[int]]] | None = None,
-    stats=None,
 ) -> list[Sink]:
     """The sinks a config asks for. ``output`` defaults to the run folder.
 
     ``video``: the mp4 writer's options (codec, preset, crf); ``http``: the server's (host, port,
-    jpeg_quality); ``legend`` (class name, RGB) and ``stats`` (a callable) feed the web page.
+    jpeg_quality) and what feeds its page: ``legend`` (class name, RGB), ``stats`` (a callable).
     """
     sinks: list[Sink] = []
     if kind == "window" and not WindowSink.available():
@@ -412,7 +412,7 @@ def make_sinks(
     elif kind == "window":
         sinks.append(WindowSink(on_quit=on_quit))
     elif kind == "http":
-        sinks.append(HttpSink(legend=legend, stats=stats, **(http or {})))
+        sinks.append(HttpSink(**(http or {})))
     elif kind == "none":
         sinks.append(NullSink())
     else:

@@ -104,6 +104,20 @@ class Source:
 _END = object()  # the reader thread's "no more frames"
 
 
+@dataclass
+class Reconnect:
+    """How a live stream that drops is reopened (conf/realtime.yaml ``reconnect``): attempts with
+    exponential back-off, and FFmpeg's open/read timeouts for URLs."""
+
+    reconnect_attempts: int = 5
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    # consecutive undecodable frames tolerated before the stream counts as dropped
+    max_corrupt_run: int = 25
+
+
 class VideoSource(Source):
     """A video file, a camera index, or an RTSP/HTTP URL, read with OpenCV (FFmpeg).
 
@@ -118,12 +132,7 @@ class VideoSource(Source):
         spec: str | int,
         live: bool | None = None,
         max_frames: int | None = None,
-        reconnect_attempts: int = 5,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 8.0,
-        open_timeout_s: float = 10.0,
-        read_timeout_s: float = 5.0,
-        max_corrupt_run: int = 25,
+        reconnect: Reconnect | None = None,
         stop_event: threading.Event | None = None,
         rate: float | None = 1.0,
     ):
@@ -139,13 +148,15 @@ class VideoSource(Source):
                 f"rate={rate}: expected a speed factor > 0 (1.0 = the file's own rate)"
             )
         self.rate = None if rate is None else float(rate)
+        self.reconnect = reconnect or Reconnect()
+        r = self.reconnect
         self.reconnect_attempts, self.backoff_s, self.max_backoff_s = (
-            reconnect_attempts,
-            backoff_s,
-            max_backoff_s,
+            int(r.reconnect_attempts),
+            float(r.backoff_s),
+            float(r.max_backoff_s),
         )
-        self.open_timeout_s, self.read_timeout_s = float(open_timeout_s), float(read_timeout_s)
-        self.max_corrupt_run = max_corrupt_run
+        self.open_timeout_s, self.read_timeout_s = float(r.open_timeout_s), float(r.read_timeout_s)
+        self.max_corrupt_run = int(r.max_corrupt_run)
         self._reader: threading.Thread | None = None
         self._halt = threading.Event()  # close(): this source's reader only, not the shared stop
         self.cap = self._open()
@@ -303,17 +314,7 @@ class VideoSource(Source):
         return False
 
     def reopen(self) -> VideoSource:
-        return VideoSource(
-            self.spec,
-            self.live,
-            self.max_frames,
-            self.reconnect_attempts,
-            self.backoff_s,
-            self.max_backoff_s,
-            self.open_timeout_s,
-            self.read_timeout_s,
-            rate=self.rate,
-        )
+        return VideoSource(self.spec, self.live, self.max_frames, self.reconnect, rate=self.rate)
 
     def close(self) -> None:
         """Release the capture, unless a read is still stuck in it (then the daemon thread keeps it)."""
@@ -486,14 +487,14 @@ def open_source(
         if live is not None:
             opts["live"] = live
         return SyntheticSource(max_frames=max_frames, stop_event=stop_event, **opts)
-    reconnect = {**(reconnect or {}), "stop_event": stop_event}
+    retry = Reconnect(**(reconnect or {}))
     camera = CAMERA_DEVICE.fullmatch(text)
     if camera:  # OpenCV's V4L2 backend opens a device by its index
         text = camera.group(1)
     if isinstance(spec, int) or text.isdigit():
-        return VideoSource(int(text), live, max_frames, **reconnect)
+        return VideoSource(int(text), live, max_frames, retry, stop_event)
     if "://" in text:
-        return VideoSource(text, live, max_frames, **reconnect)
+        return VideoSource(text, live, max_frames, retry, stop_event)
     path = Path(text).expanduser()
     if path.is_dir() or (not path.exists() and any(c in text for c in "*?[")):
         return ImageFolderSource(text, max_frames, folder_fps, stop_event)
@@ -503,4 +504,4 @@ def open_source(
         raise SourceError(
             f"cannot open source {redact(text)}: no such file, folder, camera index or URL"
         )
-    return VideoSource(str(path), live, max_frames, **reconnect, rate=rate)
+    return VideoSource(str(path), live, max_frames, retry, stop_event, rate)
