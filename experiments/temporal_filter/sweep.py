@@ -25,7 +25,7 @@ from rtseg.checkpoints.reading import load_network
 from rtseg.checkpoints.spec import choose_checkpoint
 from rtseg.infer.frames import Preprocess, maps_from_logits
 from rtseg.infer.temporal import FilterConfig, make_filter
-from rtseg.realtime.sources import open_source
+from rtseg.realtime.open_source import open_source
 from rtseg.realtime.stream_quality import StreamRecorder, consistency, stream_miou
 
 VARIANTS = {

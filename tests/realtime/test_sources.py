@@ -6,8 +6,8 @@ import pytest
 from hydra.errors import HydraException
 
 from rtseg.errors import SourceError
-from rtseg.realtime import sources
-from rtseg.realtime.cli import synthetic_options
+from rtseg.realtime import open_source as sources
+from rtseg.realtime.open_source import synthetic_options
 
 URL = "rtsp://user:pw@cam.local:554/live/ch1?transport=tcp&latency=0"
 

@@ -14,8 +14,8 @@ import torch
 from rtseg.errors import RtsegError, SourceError
 from rtseg.infer.temporal import FilterConfig, TemporalFilter
 from rtseg.realtime.cli import realtime
-from rtseg.realtime.sources import SyntheticSource
 from rtseg.realtime.stream_quality import StreamRecorder, stream_agreement, stream_miou
+from rtseg.realtime.synthetic_source import SyntheticSource
 
 from .helpers import FRAME_H, FRAME_W, decode_index, video_info
 

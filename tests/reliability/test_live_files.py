@@ -9,7 +9,7 @@ import pytest
 
 from rtseg.errors import SourceError
 from rtseg.realtime.cli import realtime
-from rtseg.realtime.sources import open_source
+from rtseg.realtime.open_source import open_source
 
 from .conftest import write_video
 

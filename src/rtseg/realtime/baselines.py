@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,12 +20,17 @@ import numpy as np
 import torch
 
 from rtseg.infer.frames import Preprocess
+from rtseg.infer.temporal import FilterConfig, make_filter
+from rtseg.realtime.model import Infer, RealtimeModel
 from rtseg.realtime.overlay import Overlay
-from rtseg.realtime.pipeline import STAGES, Infer
-from rtseg.realtime.sinks import Sink
+from rtseg.realtime.pipeline import STAGES
+from rtseg.realtime.sinks import FolderSink, NullSink, Sink, VideoFileSink
 from rtseg.realtime.sources import Source
 from rtseg.timing import time_fn
+from rtseg.utils.config import to_container
 from rtseg.utils.paths import write_atomic
+
+log = logging.getLogger("rtseg.realtime")
 
 
 def model_only(
@@ -220,3 +227,46 @@ def print_report(info: dict, row: dict) -> None:
         lat = info["pipeline"]["latency_ms"][s]
         stages.add_row(s, fmt(lat["median_ms"], ".2f"), fmt(lat["p90_ms"], ".2f"))
     console.print(stages)
+
+
+def measure_baselines(
+    cfg,
+    model: RealtimeModel,
+    source: Source,
+    preprocess,
+    overlay,
+    hud_label,
+    frames: int,
+    temporal: FilterConfig | None = None,
+) -> dict:
+    """Model-only fps and the sequential loop over the same source, same backend, same sink type
+    (and a fresh temporal filter when the pipeline ran one).
+
+    Both use the backend with ``sequential_threads`` (default: the pipeline's ``threads``, i.e. the
+    very same backend object; another value builds a second backend with that thread count).
+    """
+    threads = cfg.get("sequential_threads") or model.threads
+    infer = model.standalone_infer(threads)
+    in_thread(warm_up, infer, model.size, 1)
+    mod = in_thread(model_only, infer, model.size, 1, float(cfg.get("benchmark_seconds", 1.0)))
+    log.info(
+        "model only: %.1f fps (%.2f ms per frame, batch 1, threads=%s)",
+        mod["fps"],
+        mod["latency_ms"],
+        threads,
+    )
+    source = source.reopen()
+    source.max_frames = frames
+    with tempfile.TemporaryDirectory(prefix="rtseg-seq-") as tmp:
+        kind = cfg.sink if cfg.sink in ("file", "folder") else "none"
+        sink = {
+            "file": lambda: VideoFileSink(
+                Path(tmp) / "seq.mp4", source.fps, **to_container(cfg.video)
+            ),
+            "folder": lambda: FolderSink(Path(tmp) / "frames"),
+            "none": NullSink,
+        }[kind]()
+        fresh = make_filter(temporal, model.size) if temporal else None
+        seq = in_thread(sequential, source, preprocess, infer, overlay, sink, hud_label, fresh)
+    log.info("sequential loop: %d frames, %.1f fps", seq["frames"], seq["fps"])
+    return {"model_only": mod, "sequential": seq, "threads": threads}

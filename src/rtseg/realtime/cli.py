@@ -12,7 +12,6 @@ import json
 import logging
 import signal
 import sys
-import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
@@ -29,14 +28,14 @@ from rtseg.infer.registry import check_backend_names
 from rtseg.infer.temporal import FilterConfig, make_filter
 from rtseg.realtime.baselines import (
     in_thread,
-    model_only,
+    measure_baselines,
     print_report,
-    sequential,
     warm_up,
     write_report,
 )
 from rtseg.realtime.http import HttpSink, check_port
 from rtseg.realtime.model import RealtimeModel
+from rtseg.realtime.open_source import build_source, calibration_frames, source_files
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
 from rtseg.realtime.progress import Progress
@@ -49,7 +48,6 @@ from rtseg.realtime.sinks import (
     WindowSink,
     check_output,
 )
-from rtseg.realtime.sources import Source, SyntheticSource, open_source, source_files
 from rtseg.realtime.stream_quality import StreamRecorder, stream_agreement, stream_report
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir, to_container
@@ -59,61 +57,6 @@ from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
 from rtseg.utils.redact import redact
 
 log = logging.getLogger("rtseg.realtime")
-
-
-def synthetic_options(cfg: DictConfig) -> dict:
-    """``synthetic.frames``/``live`` null: a finite clip for file outputs, an endless live scene to watch."""
-    opts = to_container(cfg.synthetic)
-    watched = cfg.sink in ("http", "window")
-    if opts.get("frames") is None and not watched:
-        opts["frames"] = SyntheticSource.PERIOD
-    if opts.get("live") is None:
-        opts["live"] = watched
-    return opts
-
-
-def build_source(
-    cfg: DictConfig,
-    max_frames: int | None = None,
-    stop_event: threading.Event | None = None,
-    paced: bool = True,
-) -> Source:
-    """``paced=False``: a file played live is read at full speed (calibration frames need no clock)."""
-    return open_source(
-        cfg.source,
-        max_frames=cfg.get("max_frames") if max_frames is None else max_frames,
-        live=cfg.get("live"),
-        synthetic=synthetic_options(cfg),
-        reconnect=to_container(cfg.reconnect),
-        folder_fps=cfg.get("folder_fps", 10),
-        stop_event=stop_event,
-        rate=cfg.get("rate", 1.0) if paced else None,
-    )
-
-
-def calibration_frames(cfg: DictConfig, size, mean, std, n=None, stride=None) -> tuple[list, str]:
-    """Real frames of the stream itself, preprocessed as the pipeline does: agreement with eager
-    fp32 is judged on them (and int8 calibrates on them when the dataset cannot be read).
-
-    Every ``stride``-th of the first ``n`` * ``stride`` frames is taken so the set is not one
-    near-identical shot (default: ``calibration.frames`` / ``calibration.stride``).
-    """
-    import torch
-
-    n = int(n or cfg.calibration.frames)
-    stride = int(stride or cfg.calibration.stride)
-    source = build_source(cfg, max_frames=n * stride, paced=False)
-    pre = Preprocess(size, mean, std, cfg.interpolation)
-    frames = []
-    try:
-        for i, frame in enumerate(source):
-            if frame.image is not None and i % stride == 0:
-                frames.append(torch.from_numpy(pre(frame.image))[None])
-            if len(frames) >= n:
-                break
-    finally:
-        source.close()
-    return frames, f"frames of {source.name} (every {stride}th of the first {n * stride})"
 
 
 @contextmanager
@@ -337,49 +280,6 @@ def kept_report(info: dict, run_dir: Path) -> str:
         return f"realtime.json could not be written either ({e.strerror or e})"
     also = f"; kept: {', '.join(info['outputs'])}" if info["outputs"] else ""
     return f"{run_dir / 'realtime.json'} records the {done} frames done{also}"
-
-
-def measure_baselines(
-    cfg,
-    model: RealtimeModel,
-    source: Source,
-    preprocess,
-    overlay,
-    hud_label,
-    frames: int,
-    temporal: FilterConfig | None = None,
-) -> dict:
-    """Model-only fps and the sequential loop over the same source, same backend, same sink type
-    (and a fresh temporal filter when the pipeline ran one).
-
-    Both use the backend with ``sequential_threads`` (default: the pipeline's ``threads``, i.e. the
-    very same backend object; another value builds a second backend with that thread count).
-    """
-    threads = cfg.get("sequential_threads") or model.threads
-    infer = model.standalone_infer(threads)
-    in_thread(warm_up, infer, model.size, 1)
-    mod = in_thread(model_only, infer, model.size, 1, float(cfg.get("benchmark_seconds", 1.0)))
-    log.info(
-        "model only: %.1f fps (%.2f ms per frame, batch 1, threads=%s)",
-        mod["fps"],
-        mod["latency_ms"],
-        threads,
-    )
-    source = source.reopen()
-    source.max_frames = frames
-    with tempfile.TemporaryDirectory(prefix="rtseg-seq-") as tmp:
-        kind = cfg.sink if cfg.sink in ("file", "folder") else "none"
-        sink = {
-            "file": lambda: VideoFileSink(
-                Path(tmp) / "seq.mp4", source.fps, **to_container(cfg.video)
-            ),
-            "folder": lambda: FolderSink(Path(tmp) / "frames"),
-            "none": NullSink,
-        }[kind]()
-        fresh = make_filter(temporal, model.size) if temporal else None
-        seq = in_thread(sequential, source, preprocess, infer, overlay, sink, hud_label, fresh)
-    log.info("sequential loop: %d frames, %.1f fps", seq["frames"], seq["fps"])
-    return {"model_only": mod, "sequential": seq, "threads": threads}
 
 
 def make_sinks(

@@ -8,10 +8,13 @@ OpenVINO infer request must not be shared between threads.
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
 import torch
 
+from rtseg.infer.frames import fit_batch, maps_from_logits
 from rtseg.infer.open import Opened
-from rtseg.realtime.pipeline import Infer
 
 
 class RealtimeModel:
@@ -86,3 +89,42 @@ class _TorchThreads:
             return self.infer(xs)
         finally:
             torch.set_num_threads(before)
+
+
+class Infer:
+    """Batches of preprocessed frames -> uint8 class maps, over backends built for fixed batch sizes.
+
+    ``backends`` maps a batch size to a backend; a dynamic-shape backend (eager torch) is listed
+    under 0 and takes any batch. Otherwise a batch runs on the smallest backend that fits, padded.
+    """
+
+    def __init__(self, backends: dict[int, object]):
+        self.backends = dict(sorted(backends.items()))
+
+    def __call__(self, xs: list[np.ndarray], post=None) -> np.ndarray:
+        return self.timed(xs, post)[0]
+
+    def timed(self, xs: list[np.ndarray], post=None) -> tuple[np.ndarray, float]:
+        """The class maps, and the ms of it spent turning logits into them (the postprocess stage).
+
+        ``post(logits, n)``: logits -> the first ``n`` class maps (default ``maps_from_logits``; a
+        temporal filter passes its own), called once per chunk, in frame order."""
+        if 0 in self.backends:
+            return self._run(self.backends[0], xs, None, post)
+        largest = max(self.backends)
+        if len(xs) > largest:  # more frames than any fixed-batch backend takes: run in chunks
+            parts = [self.timed(xs[i : i + largest], post) for i in range(0, len(xs), largest)]
+            return np.concatenate([m for m, _ in parts]), sum(ms for _, ms in parts)
+        size = next(b for b in self.backends if b >= len(xs))
+        return self._run(self.backends[size], xs, size, post)
+
+    @staticmethod
+    def _run(backend, xs, size: int | None = None, post=None) -> tuple[np.ndarray, float]:
+        n = len(xs)
+        x = torch.from_numpy(np.stack(xs))
+        if size is not None:  # pad a partial batch to the backend's fixed batch
+            x = fit_batch(x, size)
+        logits = backend(x)
+        t0 = time.perf_counter()
+        maps = (post or maps_from_logits)(logits, n)
+        return maps, (time.perf_counter() - t0) * 1e3

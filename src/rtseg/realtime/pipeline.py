@@ -27,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from rtseg.errors import RtsegError, SourceError
-from rtseg.infer.frames import Preprocess, fit_batch, maps_from_logits
+from rtseg.infer.frames import Preprocess
+from rtseg.realtime.frame_queue import FrameQueue
+from rtseg.realtime.model import Infer
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.sinks import Sink
 from rtseg.realtime.sources import Source
@@ -39,59 +40,6 @@ from rtseg.timing import latency_summary
 log = logging.getLogger("rtseg.realtime")
 
 STAGES = ("capture", "preprocess", "inference", "postprocess", "overlay", "sink", "end_to_end")
-
-
-class FrameQueue:
-    """A bounded FIFO between stages; ``drop=True`` makes ``put`` evict the oldest item instead of waiting.
-
-    It is closed when all its ``producers`` called ``close()``; ``get_batch`` then returns ``[]`` once
-    empty. ``abort()`` empties it and wakes everyone (used when a stage fails).
-    """
-
-    def __init__(self, maxsize: int, drop: bool = False, producers: int = 1):
-        self.maxsize, self.drop = max(int(maxsize), 1), drop
-        self.items: deque = deque()
-        self.cond = threading.Condition()
-        self.producers = producers
-        self.dropped = 0
-        self.aborted = False
-
-    def put(self, item) -> list:
-        """Queue ``item``; returns the items evicted to make room (drop mode) so the caller can count them."""
-        evicted = []
-        with self.cond:
-            if self.drop:
-                while len(self.items) >= self.maxsize:
-                    evicted.append(self.items.popleft())
-                self.dropped += len(evicted)
-            else:
-                while len(self.items) >= self.maxsize and not self.aborted:
-                    self.cond.wait()
-            if not self.aborted:
-                self.items.append(item)
-            self.cond.notify_all()
-        return evicted
-
-    def get_batch(self, max_items: int = 1) -> list:
-        """Wait for at least one item, then take every waiting item up to ``max_items``."""
-        with self.cond:
-            while not self.items and self.producers > 0 and not self.aborted:
-                self.cond.wait()
-            n = min(max_items, len(self.items))
-            batch = [self.items.popleft() for _ in range(n)]
-            self.cond.notify_all()
-            return batch
-
-    def close(self) -> None:
-        with self.cond:
-            self.producers -= 1
-            self.cond.notify_all()
-
-    def abort(self) -> None:
-        with self.cond:
-            self.aborted = True
-            self.items.clear()
-            self.cond.notify_all()
 
 
 @dataclass
@@ -106,45 +54,6 @@ class Item:
     out: np.ndarray | None = None
     batch: int = 1
     ms: dict = field(default_factory=dict)
-
-
-class Infer:
-    """Batches of preprocessed frames -> uint8 class maps, over backends built for fixed batch sizes.
-
-    ``backends`` maps a batch size to a backend; a dynamic-shape backend (eager torch) is listed
-    under 0 and takes any batch. Otherwise a batch runs on the smallest backend that fits, padded.
-    """
-
-    def __init__(self, backends: dict[int, object]):
-        self.backends = dict(sorted(backends.items()))
-
-    def __call__(self, xs: list[np.ndarray], post=None) -> np.ndarray:
-        return self.timed(xs, post)[0]
-
-    def timed(self, xs: list[np.ndarray], post=None) -> tuple[np.ndarray, float]:
-        """The class maps, and the ms of it spent turning logits into them (the postprocess stage).
-
-        ``post(logits, n)``: logits -> the first ``n`` class maps (default ``maps_from_logits``; a
-        temporal filter passes its own), called once per chunk, in frame order."""
-        if 0 in self.backends:
-            return self._run(self.backends[0], xs, None, post)
-        largest = max(self.backends)
-        if len(xs) > largest:  # more frames than any fixed-batch backend takes: run in chunks
-            parts = [self.timed(xs[i : i + largest], post) for i in range(0, len(xs), largest)]
-            return np.concatenate([m for m, _ in parts]), sum(ms for _, ms in parts)
-        size = next(b for b in self.backends if b >= len(xs))
-        return self._run(self.backends[size], xs, size, post)
-
-    @staticmethod
-    def _run(backend, xs, size: int | None = None, post=None) -> tuple[np.ndarray, float]:
-        n = len(xs)
-        x = torch.from_numpy(np.stack(xs))
-        if size is not None:  # pad a partial batch to the backend's fixed batch
-            x = fit_batch(x, size)
-        logits = backend(x)
-        t0 = time.perf_counter()
-        maps = (post or maps_from_logits)(logits, n)
-        return maps, (time.perf_counter() - t0) * 1e3
 
 
 @dataclass

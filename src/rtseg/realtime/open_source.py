@@ -1,0 +1,130 @@
+"""``source=`` -> the right frame source: synthetic, a camera (index or /dev/videoN), a URL, an image
+folder or glob, or a video file."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from rtseg.errors import SourceError
+from rtseg.infer.frames import Preprocess
+from rtseg.realtime.sources import (
+    IMAGE_EXTS,
+    ImageFolderSource,
+    Reconnect,
+    Source,
+    VideoSource,
+)
+from rtseg.realtime.synthetic_source import SyntheticSource
+from rtseg.utils.config import to_container
+from rtseg.utils.redact import redact
+
+CAMERA_DEVICE = re.compile(r"/dev/video(\d+)")
+
+
+def source_files(source: Source) -> list[Path]:
+    """The files a source reads (a video file, an image folder's images): what no output may replace."""
+    if isinstance(source, ImageFolderSource):
+        return list(source.files)
+    spec = getattr(source, "spec", None)
+    if isinstance(spec, str) and "://" not in spec and Path(spec).expanduser().is_file():
+        return [Path(spec).expanduser()]
+    return []
+
+
+def open_source(
+    spec: str | int,
+    max_frames: int | None = None,
+    live: bool | None = None,
+    synthetic: dict | None = None,
+    reconnect: dict | None = None,
+    folder_fps: float = 10.0,
+    stop_event: threading.Event | None = None,
+    rate: float | None = 1.0,
+) -> Source:
+    """The right source for ``spec``: ``synthetic``, a camera (index or /dev/videoN), a URL, a folder,
+    a glob or a video file. ``stop_event`` (set by a signal handler) also aborts a source still opening.
+    ``rate``: the speed of a video file played live (1.0: its own frame rate; None: unpaced).
+    """
+    text = str(spec).strip()
+    if text == "synthetic":
+        opts = dict(synthetic or {})
+        if live is not None:
+            opts["live"] = live
+        return SyntheticSource(max_frames=max_frames, stop_event=stop_event, **opts)
+    retry = Reconnect(**(reconnect or {}))
+    camera = CAMERA_DEVICE.fullmatch(text)
+    if camera:  # OpenCV's V4L2 backend opens a device by its index
+        text = camera.group(1)
+    if isinstance(spec, int) or text.isdigit():
+        return VideoSource(int(text), live, max_frames, retry, stop_event)
+    if "://" in text:
+        return VideoSource(text, live, max_frames, retry, stop_event)
+    path = Path(text).expanduser()
+    if path.is_dir() or (not path.exists() and any(c in text for c in "*?[")):
+        return ImageFolderSource(text, max_frames, folder_fps, stop_event)
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTS:
+        return ImageFolderSource(text, max_frames, folder_fps, stop_event)
+    if not path.exists():
+        raise SourceError(
+            f"cannot open source {redact(text)}: no such file, folder, camera index or URL"
+        )
+    return VideoSource(str(path), live, max_frames, retry, stop_event, rate)
+
+
+def synthetic_options(cfg: DictConfig) -> dict:
+    """``synthetic.frames``/``live`` null: a finite clip for file outputs, an endless live scene to watch."""
+    opts = to_container(cfg.synthetic)
+    watched = cfg.sink in ("http", "window")
+    if opts.get("frames") is None and not watched:
+        opts["frames"] = SyntheticSource.PERIOD
+    if opts.get("live") is None:
+        opts["live"] = watched
+    return opts
+
+
+def build_source(
+    cfg: DictConfig,
+    max_frames: int | None = None,
+    stop_event: threading.Event | None = None,
+    paced: bool = True,
+) -> Source:
+    """``paced=False``: a file played live is read at full speed (calibration frames need no clock)."""
+    return open_source(
+        cfg.source,
+        max_frames=cfg.get("max_frames") if max_frames is None else max_frames,
+        live=cfg.get("live"),
+        synthetic=synthetic_options(cfg),
+        reconnect=to_container(cfg.reconnect),
+        folder_fps=cfg.get("folder_fps", 10),
+        stop_event=stop_event,
+        rate=cfg.get("rate", 1.0) if paced else None,
+    )
+
+
+def calibration_frames(cfg: DictConfig, size, mean, std, n=None, stride=None) -> tuple[list, str]:
+    """Real frames of the stream itself, preprocessed as the pipeline does: agreement with eager
+    fp32 is judged on them (and int8 calibrates on them when the dataset cannot be read).
+
+    Every ``stride``-th of the first ``n`` * ``stride`` frames is taken so the set is not one
+    near-identical shot (default: ``calibration.frames`` / ``calibration.stride``).
+    """
+    import torch
+
+    n = int(n or cfg.calibration.frames)
+    stride = int(stride or cfg.calibration.stride)
+    source = build_source(cfg, max_frames=n * stride, paced=False)
+    pre = Preprocess(size, mean, std, cfg.interpolation)
+    frames = []
+    try:
+        for i, frame in enumerate(source):
+            if frame.image is not None and i % stride == 0:
+                frames.append(torch.from_numpy(pre(frame.image))[None])
+            if len(frames) >= n:
+                break
+    finally:
+        source.close()
+    return frames, f"frames of {source.name} (every {stride}th of the first {n * stride})"
