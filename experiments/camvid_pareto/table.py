@@ -1,9 +1,11 @@
 """Collect the Pareto record: run.json of each training + results.csv of each benchmark.
 
     .venv/bin/python experiments/camvid_pareto/table.py logs/pareto
+    .venv/bin/python experiments/camvid_pareto/table.py --seq logs/pareto_seq   # + seq_column.sh runs
 
 Writes results.csv, README table rows (table.md) and pareto.png (val mIoU against fps, fp32 and
-int8) beside this file.
+int8) beside this file. ``--seq DIR`` adds the sequence-disjoint column (seq_column.sh: val on the
+held-out sequence 0006R0, fixed epochs) to the recorded results.csv and rewrites seq_table.md.
 """
 
 from __future__ import annotations
@@ -102,5 +104,33 @@ def main(root: str) -> None:
     fig.savefig(HERE / "pareto.png", dpi=120)
 
 
+def seq_column(seq_root: str) -> None:
+    """The recorded rows plus each network's last-epoch val mIoU on the held-out sequence."""
+    rows = list(csv.DictReader((HERE / "results.csv").open()))
+    lines = [
+        "| network | standard val mIoU (train, 480 s) | seq-disjoint val mIoU (0006R0, last epoch) | epochs | wall s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        run = Path(seq_root) / r["network"]
+        rec = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+        vals = [float(m["val/miou"]) for m in csv.DictReader((run / "metrics.csv").open()) if m.get("val/miou")] if rec else []
+        r["seq_val_miou"] = round(100 * vals[-1], 2) if vals else ""
+        r["seq_epochs"] = rec.get("epochs", "")
+        lines.append(
+            f"| {r['network']} | {r['val_miou']} | {r['seq_val_miou'] or '-'} | {r['seq_epochs']} | "
+            f"{round(rec.get('wall_time_s') or 0)} |"
+        )
+    with (HERE / "results.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (HERE / "seq_table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "logs/pareto")
+    if len(sys.argv) > 2 and sys.argv[1] == "--seq":
+        seq_column(sys.argv[2])
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else "logs/pareto")

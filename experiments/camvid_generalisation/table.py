@@ -1,0 +1,125 @@
+"""The ablation table and curves of the sequence-disjoint CamVid runs (ablation.sh).
+
+    .venv/bin/python experiments/camvid_generalisation/table.py logs/camvid_generalisation
+
+Reads each run's run.json and metrics.csv (val = every frame of 0006R0, the sequence held out) and
+writes beside this file: ablation.csv, ablation.md (last-epoch and best val mIoU, the delta against
+the current recipe at the same epochs, mean over seeds where a change ran twice) and curves.png
+(val mIoU per epoch). The last epoch is the figure that counts: the final recipe trains for fixed
+epochs with no selection on any val, so a run's best epoch would flatter it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).parent
+# run folder -> (change, seed): runs of one change at other seeds are averaged
+RUNS = {
+    "base": ("current recipe", 42),
+    "base_seed2": ("current recipe", 7),
+    "ohem": ("+ OHEM (p < 0.7, min 100k px)", 42),
+    "ohem_seed2": ("+ OHEM (p < 0.7, min 100k px)", 7),
+    "ds": ("+ deep supervision (3 aux heads)", 42),
+    "aug": ("+ scale 0.5-2.0 + photometric", 42),
+    "ema": ("+ EMA of the weights", 42),
+    "ema_seed2": ("+ EMA of the weights", 7),
+    "ds_kd": ("+ deep supervision + CWD distillation (lite2 teacher)", 42),
+    "teacher_lite2": ("teacher: PP-LiteSeg EfficientNet-Lite2", 42),
+    "ds_e32": ("+ deep supervision, 32 epochs", 42),
+    "ds_aug_e32": ("+ deep supervision + scale/photometric, 32 epochs", 42),
+}
+
+
+def val_curve(run: Path) -> list[tuple[int, float]]:
+    rows = csv.DictReader((run / "metrics.csv").open())
+    return [(int(r["epoch"]) + 1, 100 * float(r["val/miou"])) for r in rows if r.get("val/miou")]
+
+
+def collect(root: Path) -> list[dict]:
+    out = []
+    for name, (change, seed) in RUNS.items():
+        run = root / name
+        if not (run / "run.json").is_file():
+            continue
+        record = json.loads((run / "run.json").read_text())
+        curve = val_curve(run)
+        if record.get("status") != "finished" or not curve:
+            continue
+        out.append(
+            {
+                "run": name,
+                "change": change,
+                "seed": seed,
+                "epochs": record["epochs"],
+                "last": round(curve[-1][1], 2),
+                "best": round(max(v for _, v in curve), 2),
+                "wall_min": round((record.get("wall_time_s") or 0) / 60, 1),
+                "train_img_s": record.get("train_images_per_s"),
+                "val_iou": record.get("val_iou") or {},
+                "curve": curve,
+            }
+        )
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    by = defaultdict(list)
+    for r in rows:
+        by[(r["change"], r["epochs"])].append(r)
+    base16 = [r["last"] for r in by.get(("current recipe", 16), [])]
+    ref = sum(base16) / len(base16) if base16 else None
+    lines = [
+        "| change | epochs | seeds | last-epoch val mIoU | mean | delta vs current (16 ep) | best epoch's |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (change, epochs), rs in by.items():
+        lasts = [r["last"] for r in rs]
+        bests = " / ".join("{:.2f}".format(r["best"]) for r in rs)
+        mean = sum(lasts) / len(lasts)
+        delta = f"{mean - ref:+.2f}" if ref is not None and change != "current recipe" else "-"
+        lines.append(
+            f"| {change} | {epochs} | {len(rs)} | {' / '.join(f'{v:.2f}' for v in lasts)} | "
+            f"{mean:.2f} | {delta} | {bests} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for r in rows:
+        xs, ys = zip(*r["curve"], strict=True)
+        ax.plot(xs, ys, marker="o", ms=3, label=f"{r['run']} (seed {r['seed']})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val mIoU on 0006R0 (held-out sequence), %")
+    ax.set_title("CamVid, sequence-disjoint val: recipe ablations")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(root: Path) -> None:
+    rows = collect(root)
+    with (HERE / "ablation.csv").open("w", newline="") as f:
+        cols = ["run", "change", "seed", "epochs", "last", "best", "wall_min", "train_img_s"]
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    md = table(rows)
+    (HERE / "ablation.md").write_text(md)
+    plot(rows, HERE / "curves.png")
+    print(md)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "logs/camvid_generalisation"))
