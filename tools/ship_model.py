@@ -14,9 +14,19 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from rtseg.checkpoints import zoo
+from rtseg.checkpoints.meta import build_network, stored_model_config
 from rtseg.checkpoints.reading import checkpoint_meta, read_checkpoint
 from rtseg.tracking.runs import RECORD_NAME, RunRecord
 from rtseg.utils.paths import file_sha256
+
+
+def inference_model_yaml(model_yaml: str) -> str:
+    """The network config without training-only parts: deep-supervision heads are dropped from the
+    shipped weights, so the shipped config must not build them either."""
+    cfg = OmegaConf.create(model_yaml)
+    if cfg.get("aux_heads"):
+        cfg.aux_heads = False
+    return OmegaConf.to_yaml(cfg)
 
 
 def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path:
@@ -24,11 +34,17 @@ def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path
 
     ckpt = read_checkpoint(ckpt_path)
     meta = dict(checkpoint_meta(ckpt))
-    state = {
-        k[len("net.") :]: v.contiguous()
-        for k, v in ckpt["state_dict"].items()
-        if k.startswith("net.")
-    }
+    meta["model_yaml"] = inference_model_yaml(meta["model_yaml"])
+    state = {k[len("net.") :]: v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    model_cfg = stored_model_config(meta)
+    model_cfg["encoder_weights"] = None
+    wanted = set(build_network(model_cfg).state_dict())
+    dropped = sorted(set(state) - wanted)
+    if any(".aux." not in k for k in dropped) or wanted - set(state):
+        raise SystemExit(f"{ckpt_path}: its weights do not match the inference network of its config")
+    state = {k: v for k, v in state.items() if k in wanted}
+    if dropped:
+        print(f"left out {len(dropped)} training-only tensors (deep-supervision heads)")
     run_dir = Path(ckpt_path).resolve().parent.parent
     record = RunRecord.load(run_dir / RECORD_NAME) if (run_dir / RECORD_NAME).is_file() else None
     if "data_yaml" not in meta and (run_dir / "config.yaml").is_file():
