@@ -48,8 +48,10 @@ def collect(root: Path) -> list[dict]:
             continue
         record = json.loads((run / "run.json").read_text())
         curve = val_curve(run)
-        if record.get("status") != "finished" or not curve:
+        if not curve:
             continue
+        # a run that did not finish (stopped by a restart) is shown, marked, never averaged or ranked
+        finished = record.get("status") == "finished"
         out.append(
             {
                 "run": name,
@@ -62,6 +64,7 @@ def collect(root: Path) -> list[dict]:
                 "train_img_s": record.get("train_images_per_s"),
                 "val_iou": record.get("val_iou") or {},
                 "curve": curve,
+                "finished": finished,
             }
         )
     return out
@@ -69,8 +72,10 @@ def collect(root: Path) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     by = defaultdict(list)
+    stopped = [r for r in rows if not r["finished"]]
     for r in rows:
-        by[(r["change"], r["epochs"])].append(r)
+        if r["finished"]:
+            by[(r["change"], r["epochs"])].append(r)
     base16 = [r["last"] for r in by.get(("current recipe", 16), [])]
     ref = sum(base16) / len(base16) if base16 else None
     lines = [
@@ -86,6 +91,11 @@ def table(rows: list[dict]) -> str:
             f"| {change} | {epochs} | {len(rs)} | {' / '.join(f'{v:.2f}' for v in lasts)} | "
             f"{mean:.2f} | {delta} | {bests} |"
         )
+    for r in stopped:
+        lines.append(
+            f"| {r['change']} (stopped after epoch {r['curve'][-1][0]}, not ranked) | {r['epochs']} | 1 | "
+            f"{r['last']:.2f} (epoch {r['curve'][-1][0]}) | - | - | {r['best']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -98,7 +108,9 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for r in rows:
         xs, ys = zip(*r["curve"], strict=True)
-        ax.plot(xs, ys, marker="o", ms=3, label=f"{r['run']} (seed {r['seed']})")
+        note = "" if r["finished"] else ", stopped"
+        ax.plot(xs, ys, marker="o", ms=3, ls="-" if r["finished"] else "--",
+                label=f"{r['run']} (seed {r['seed']}{note})")  # fmt: skip
     ax.set_xlabel("epoch")
     ax.set_ylabel("val mIoU on 0006R0 (held-out sequence), %")
     ax.set_title("CamVid, sequence-disjoint val: recipe ablations")
@@ -111,7 +123,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(root: Path) -> None:
     rows = collect(root)
     with (HERE / "ablation.csv").open("w", newline="") as f:
-        cols = ["run", "change", "seed", "epochs", "last", "best", "wall_min", "train_img_s"]
+        cols = ["run", "change", "seed", "epochs", "finished", "last", "best", "wall_min", "train_img_s"]
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
