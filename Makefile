@@ -53,12 +53,12 @@ test-all: $(STAMP) ## run every test, slow ones included
 	$(BIN)/pytest -q -m "slow or not slow"
 
 lint: $(STAMP) ## ruff check + format check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools experiments
+	$(BIN)/ruff format --check src tests tools experiments
 
 format: $(STAMP) ## ruff format + autofix
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests tools experiments
+	$(BIN)/ruff check --fix src tests tools experiments
 
 benchmark: $(STAMP) ## the full fps table: real-time models + two larger smp models at 360x480, all backends, peers
 	$(BIN)/rtseg-bench -m bench=baseline,lraspp,fastscnn,unet_lite0,unet_r18,deeplabv3plus_r50 \

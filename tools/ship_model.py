@@ -35,13 +35,19 @@ def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path
     ckpt = read_checkpoint(ckpt_path)
     meta = dict(checkpoint_meta(ckpt))
     meta["model_yaml"] = inference_model_yaml(meta["model_yaml"])
-    state = {k[len("net.") :]: v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    state = {
+        k[len("net.") :]: v.contiguous()
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith("net.")
+    }
     model_cfg = stored_model_config(meta)
     model_cfg["encoder_weights"] = None
     wanted = set(build_network(model_cfg).state_dict())
     dropped = sorted(set(state) - wanted)
     if any(".aux." not in k for k in dropped) or wanted - set(state):
-        raise SystemExit(f"{ckpt_path}: its weights do not match the inference network of its config")
+        raise SystemExit(
+            f"{ckpt_path}: its weights do not match the inference network of its config"
+        )
     state = {k: v for k, v in state.items() if k in wanted}
     if dropped:
         print(f"left out {len(dropped)} training-only tensors (deep-supervision heads)")

@@ -50,7 +50,11 @@ def shares(model, images: list[np.ndarray], top: float) -> dict:
         band = lab[: int(top * lab.shape[0])]
         per.append((float((band == sign).mean()), float((band == sky).mean())))
     arr = np.asarray(per)
-    return {"signsymbol_top": arr[:, 0].mean(), "sky_top": arr[:, 1].mean(), "worst": arr[:, 0].max()}
+    return {
+        "signsymbol_top": arr[:, 0].mean(),
+        "sky_top": arr[:, 1].mean(),
+        "worst": arr[:, 0].max(),
+    }
 
 
 def main() -> None:
@@ -65,7 +69,9 @@ def main() -> None:
     rows = []
     for label, model in models.items():
         s = shares(model, images, args.top)
-        rows.append({"model": label, "frames": len(images), **{k: round(100 * v, 2) for k, v in s.items()}})
+        rows.append(
+            {"model": label, "frames": len(images), **{k: round(100 * v, 2) for k, v in s.items()}}
+        )
         print(f"{label}: top third of {len(images)} frames: signsymbol {100 * s['signsymbol_top']:.2f}% "
               f"(worst frame {100 * s['worst']:.2f}%), sky {100 * s['sky_top']:.2f}%")  # fmt: skip
     with (HERE / "sky_check.csv").open("w", newline="") as f:

@@ -123,7 +123,17 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(root: Path) -> None:
     rows = collect(root)
     with (HERE / "ablation.csv").open("w", newline="") as f:
-        cols = ["run", "change", "seed", "epochs", "finished", "last", "best", "wall_min", "train_img_s"]
+        cols = [
+            "run",
+            "change",
+            "seed",
+            "epochs",
+            "finished",
+            "last",
+            "best",
+            "wall_min",
+            "train_img_s",
+        ]
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)

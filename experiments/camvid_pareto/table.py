@@ -19,19 +19,24 @@ HERE = Path(__file__).parent
 ORDER = ["camvid_baseline", "camvid_unet_lite0", "camvid_lraspp_lite0", "camvid_ppliteseg_lite0"]
 
 
+def _number(bench: dict, backend: str, column: str) -> float | None:
+    v = bench.get(backend, {}).get(column)
+    return float(v) if v else None
+
+
 def collect(root: Path) -> list[dict]:
     rows = []
     for exp in ORDER:
         run = json.loads((root / "train" / exp / "run.json").read_text())
-        bench = {r["backend"]: r for r in csv.DictReader((root / "bench" / exp / "results.csv").open())}
+        bench = {
+            r["backend"]: r for r in csv.DictReader((root / "bench" / exp / "results.csv").open())
+        }
 
-        def ms(b):
-            v = bench.get(b, {}).get("latency_ms_median")
-            return float(v) if v else None
+        def ms(b, bench=bench):
+            return _number(bench, b, "latency_ms_median")
 
-        def miou(b):
-            v = bench.get(b, {}).get("miou_eval")
-            return float(v) if v else None
+        def miou(b, bench=bench):
+            return _number(bench, b, "miou_eval")
 
         rows.append(
             {
@@ -44,13 +49,22 @@ def collect(root: Path) -> list[dict]:
                 "train_img_s": run.get("train_images_per_s"),
                 "data_wait_pct": round(100 * (run.get("data_wait_share") or 0), 1),
                 "precision": (run.get("extra", {}).get("train_format") or {}).get("precision"),
-                "memory_format": (run.get("extra", {}).get("train_format") or {}).get("memory_format"),
+                "memory_format": (run.get("extra", {}).get("train_format") or {}).get(
+                    "memory_format"
+                ),
                 "eager_fp32_fps": round(1000 / ms("eager"), 1) if ms("eager") else None,
                 "openvino_fp32_fps": round(1000 / ms("openvino"), 1) if ms("openvino") else None,
-                "openvino_int8_fps": round(1000 / ms("openvino-int8"), 1) if ms("openvino-int8") else None,
-                "int8_val_miou": round(100 * miou("openvino-int8"), 2) if miou("openvino-int8") else None,
+                "openvino_int8_fps": round(1000 / ms("openvino-int8"), 1)
+                if ms("openvino-int8")
+                else None,
+                "int8_val_miou": round(100 * miou("openvino-int8"), 2)
+                if miou("openvino-int8")
+                else None,
                 "val_iou": {k: round(100 * v, 1) for k, v in (run.get("val_iou") or {}).items()},
-                "command": "rtseg-train experiment=" + exp + " " + " ".join(run.get("overrides") or []),
+                "command": "rtseg-train experiment="
+                + exp
+                + " "
+                + " ".join(run.get("overrides") or []),
             }
         )
     return rows
@@ -114,7 +128,15 @@ def seq_column(seq_root: str) -> None:
     for r in rows:
         run = Path(seq_root) / r["network"]
         rec = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
-        vals = [float(m["val/miou"]) for m in csv.DictReader((run / "metrics.csv").open()) if m.get("val/miou")] if rec else []
+        vals = (
+            [
+                float(m["val/miou"])
+                for m in csv.DictReader((run / "metrics.csv").open())
+                if m.get("val/miou")
+            ]
+            if rec
+            else []
+        )
         r["seq_val_miou"] = round(100 * vals[-1], 2) if vals else ""
         r["seq_epochs"] = rec.get("epochs", "")
         lines.append(

@@ -22,8 +22,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from rtseg.training.callbacks import TrainThroughput
-from rtseg.training.train import build
-from rtseg.training.train import choose_format
+from rtseg.training.train import build, choose_format
 from rtseg.utils.machine import cpu_name, set_threads
 from rtseg.utils.paths import CONF_DIR
 
