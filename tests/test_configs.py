@@ -18,7 +18,8 @@ MIRROR = {
     "logger": ("rtseg.tracking", "lightning.pytorch.loggers"),
     "trainer": ("lightning",),
     "infer": ("rtseg.infer",),
-    "hydra": ("rtseg.tracking", "hydra"),
+    # the run-file redaction callback lives beside redact() itself
+    "hydra": ("rtseg.tracking", "rtseg.utils.redact", "hydra"),
     "bench": ("rtseg.models",),
     "hparams_search": ("optuna",),
     "experiment": ("rtseg", "albumentations"),
