@@ -19,13 +19,14 @@ from rtseg.errors import CheckpointError, SourceError
 from rtseg.infer.frames import Preprocess
 from rtseg.realtime.cli import realtime
 from rtseg.realtime.frame_queue import FrameQueue
+from rtseg.realtime.image_folder_source import ImageFolderSource
 from rtseg.realtime.model import Infer
 from rtseg.realtime.open_source import open_source
 from rtseg.realtime.overlay import Overlay
 from rtseg.realtime.pipeline import Pipeline, PipelineConfig
 from rtseg.realtime.sinks import Sink
-from rtseg.realtime.sources import ImageFolderSource, Reconnect, VideoSource
 from rtseg.realtime.synthetic_source import SyntheticSource
+from rtseg.realtime.video_source import Reconnect, VideoSource
 from rtseg.tracking.runs import RunRecord
 
 from .helpers import FRAME_H, FRAME_W, decode_index, video_info

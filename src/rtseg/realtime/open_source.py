@@ -11,14 +11,10 @@ from omegaconf import DictConfig
 
 from rtseg.errors import SourceError
 from rtseg.infer.frames import Preprocess
-from rtseg.realtime.sources import (
-    IMAGE_EXTS,
-    ImageFolderSource,
-    Reconnect,
-    Source,
-    VideoSource,
-)
+from rtseg.realtime.image_folder_source import IMAGE_EXTS, ImageFolderSource
+from rtseg.realtime.sources import Source
 from rtseg.realtime.synthetic_source import SyntheticSource
+from rtseg.realtime.video_source import Reconnect, VideoSource
 from rtseg.utils.config import to_container
 from rtseg.utils.redact import redact
 
