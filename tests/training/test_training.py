@@ -164,6 +164,27 @@ def test_no_test_split_means_no_test_stage(compose_cfg, tmp_path, capsys):
     )
 
 
+def test_no_val_split_keeps_the_last_weights_whatever_the_val_cadence(compose_cfg, tmp_path):
+    """data.val_protocol=trainval (no val): every epoch must still end in a checkpoint, also when
+    the config validates every other epoch (the CamVid recipe does)."""
+    cfg = compose_cfg(
+        overrides=[
+            *TINY,
+            *FAST_TRAIN,
+            "model=baseline",
+            "trainer.max_epochs=3",
+            "trainer.check_val_every_n_epoch=2",
+            "data.datasets.val=null",
+        ]
+    )
+    train(cfg)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "finished" and record["epochs"] == 3
+    assert record["last_ckpt"] and Path(record["last_ckpt"]).is_file()
+    saved = torch.load(record["last_ckpt"], map_location="cpu", weights_only=True)
+    assert saved["epoch"] == 2 and record["val_miou_best"] is None
+
+
 class InterruptAt(L.Callback):
     """Simulates Ctrl-C (or, with ``error``, a crash) at the start of a given epoch."""
 

@@ -86,11 +86,15 @@ def model_name(cfg: DictConfig, ctx: dict) -> str:
 
 
 def train_without_val(callbacks: list) -> dict:
-    """No val split: nothing to select on, so the checkpoints keep the last (or EMA) weights."""
+    """No val split: nothing to select on, so the checkpoints keep the last (or EMA) weights.
+
+    The val cadence goes back to 1: ModelCheckpoint saves at the end of each training epoch only
+    when ``check_val_every_n_epoch == 1``; with another value it waits for a validation that never
+    comes, and the run would end without a checkpoint."""
     for cb in callbacks:
         if isinstance(cb, ModelCheckpoint) and cb.monitor is not None:
             cb.monitor, cb.filename = None, "epoch{epoch:03d}"
-    return {"limit_val_batches": 0, "num_sanity_val_steps": 0}
+    return {"limit_val_batches": 0, "num_sanity_val_steps": 0, "check_val_every_n_epoch": 1}
 
 
 def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
