@@ -235,12 +235,14 @@ class OrtBackend(Backend, _Exported):
         self.name = name
         self.path = Path(path) if path else self._onnx(net, export, int8)
         self.precision = "int8" if int8 or ".int8." in self.path.name else "fp32"
-        opts = None
+        opts = ort.SessionOptions()
+        # errors only: graph optimisation otherwise prints a warning per folded initializer
+        # (hundreds of lines for an exported EfficientNet), burying the run's own log
+        opts.log_severity_level = 3
         if default_session:
             self.note = "default session (ONNX Runtime's own thread count)"
         else:
             # the ORT defaults apart from a fixed thread count (ORT uses every core otherwise)
-            opts = ort.SessionOptions()
             if threads:
                 opts.intra_op_num_threads = int(threads)
                 opts.inter_op_num_threads = 1
