@@ -180,3 +180,12 @@ def test_backends_never_modify_the_callers_network(tiny_net):
         registry.create_backend(name, tiny_net, SIZE)(torch.randn(1, 3, *SIZE))
     for k, v in tiny_net.state_dict().items():
         assert torch.equal(v, before[k][0]) and v.stride() == before[k][1], k
+
+
+def test_a_reduced_precision_peak_below_fp32_is_a_fallback_kernel_and_left_out():
+    from rtseg.bench.peak import without_fallback_kernels
+
+    # an AVX2-only CPU: torch's int8 and bf16 matmuls are reference loops, not the CPU's ceiling
+    assert without_fallback_kernels({"fp32": 161.0, "bf16": 0.4, "int8": 2.0}) == {"fp32": 161.0}
+    amx = {"fp32": 150.0, "bf16": 900.0, "int8": 1800.0}
+    assert without_fallback_kernels(amx) == amx
