@@ -185,6 +185,25 @@ def test_no_val_split_keeps_the_last_weights_whatever_the_val_cadence(compose_cf
     assert saved["epoch"] == 2 and record["val_miou_best"] is None
 
 
+def test_the_last_epoch_is_validated_whatever_the_val_cadence(compose_cfg, tmp_path):
+    """One epoch of a recipe that validates every other epoch (the CamVid recipes do) still ends
+    validated and checkpointed, with the last epoch's weights."""
+    cfg = compose_cfg(
+        overrides=[
+            *TINY,
+            *FAST_TRAIN,
+            "model=baseline",
+            "trainer.max_epochs=3",
+            "trainer.check_val_every_n_epoch=2",
+        ]
+    )
+    train(cfg)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "finished" and record["val_miou_best"] is not None
+    saved = torch.load(record["last_ckpt"], map_location="cpu", weights_only=True)
+    assert saved["epoch"] == 2  # the third epoch, validated (gcd(2, 3) = 1)
+
+
 class InterruptAt(L.Callback):
     """Simulates Ctrl-C (or, with ``error``, a crash) at the start of a given epoch."""
 

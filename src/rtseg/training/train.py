@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -97,6 +98,23 @@ def train_without_val(callbacks: list) -> dict:
     return {"limit_val_batches": 0, "num_sanity_val_steps": 0, "check_val_every_n_epoch": 1}
 
 
+def val_cadence_reaching_the_last_epoch(trainer_cfg: DictConfig) -> dict:
+    """The last epoch is always validated: Lightning validates when ``(epoch + 1) % n == 0`` only,
+    so one epoch with ``check_val_every_n_epoch=2`` never validates (no val score, no checkpoint)
+    and five leave the last epoch's weights unsaved. The cadence becomes gcd(n, max_epochs)."""
+    every, epochs = trainer_cfg.get("check_val_every_n_epoch"), trainer_cfg.get("max_epochs")
+    if not every or not epochs or epochs < 1 or epochs % every == 0:
+        return {}
+    cadence = math.gcd(int(every), int(epochs))
+    log.info(
+        "validating every %d epoch(s) instead of %d, so that epoch %d (the last) is validated",
+        cadence,
+        every,
+        epochs,
+    )
+    return {"check_val_every_n_epoch": cadence}
+
+
 def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     ckpt = cfg.get("ckpt_path")
     if ckpt in (None, "", "none"):
@@ -157,15 +175,17 @@ def train(cfg: DictConfig) -> dict:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     fmt = choose_format(cfg, net, meta_yaml=module.hparams["meta"]["model_yaml"])
     record.extra["train_format"] = fmt
-    no_val = {} if datamodule.has_split("val") else train_without_val(callbacks)
-    if no_val:
+    if datamodule.has_split("val"):
+        val_settings = val_cadence_reaching_the_last_epoch(cfg.trainer)
+    else:
+        val_settings = train_without_val(callbacks)
         log.info("the data has no val split: no validation, the last weights are kept")
     trainer = instantiate(
         cfg.trainer,
         precision=fmt["precision"],
         callbacks=callbacks,
         logger=loggers or False,
-        **no_val,
+        **val_settings,
     )
 
     t0 = time.time()
