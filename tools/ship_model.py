@@ -29,6 +29,27 @@ def inference_model_yaml(model_yaml: str) -> str:
     return OmegaConf.to_yaml(cfg)
 
 
+def inference_data_yaml(data_yaml: str) -> str:
+    """The data config users evaluate and calibrate the shipped model with: the standard splits
+    (how the weights were trained is the card's ``val_protocol``: under ``trainval`` there is no val
+    split at all) and no path of the machine that trained it (CamVid: ``$CAMVID_DIR``, else
+    ``data/camvid``; each split follows ``data.root``)."""
+    data = OmegaConf.create(data_yaml)
+    trained_root = data.get("root")
+    if data.get("name") == "camvid":
+        data.root = "${oc.env:CAMVID_DIR,data/camvid}"
+    if "val_protocol" in data:
+        data.val_protocol = "standard"
+    for split in (data.get("datasets") or {}).values():
+        if "val_protocol" in split:
+            split.val_protocol = "${data.val_protocol}"
+        if "val_sequence" in split:
+            split.val_sequence = "${data.val_sequence}"
+        if split.get("root") == trained_root:
+            split.root = "${data.root}"
+    return OmegaConf.to_yaml(data)
+
+
 def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path:
     from safetensors.torch import save_file
 
@@ -55,17 +76,18 @@ def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path
     record = RunRecord.load(run_dir / RECORD_NAME) if (run_dir / RECORD_NAME).is_file() else None
     if "data_yaml" not in meta and (run_dir / "config.yaml").is_file():
         cfg = OmegaConf.load(run_dir / "config.yaml")
-        data = OmegaConf.to_container(cfg.data, resolve=False)
-        data["root"] = (
-            "${oc.env:CAMVID_DIR,data/camvid}" if data.get("name") == "camvid" else data.get("root")
-        )
-        meta["data_yaml"] = OmegaConf.to_yaml(OmegaConf.create(data))
+        meta["data_yaml"] = OmegaConf.to_yaml(cfg.data)
+    if "data_yaml" in meta:
+        meta["data_yaml"] = inference_data_yaml(meta["data_yaml"])
     out = zoo.ZOO_DIR / f"{name}.safetensors"
     save_file(state, str(out))
     card = {
         "name": name,
         "description": description,
         "model": record.model if record else None,
+        # the data the weights saw: a val_miou only means something where val was held out
+        "val_protocol": record.val_protocol if record else None,
+        "splits": record.splits if record else None,
         "val_miou": record.val_miou_best if record else None,
         "val_iou": record.val_iou if record else None,
         "epochs": record.epochs if record else None,
