@@ -46,7 +46,7 @@ def collect(root: Path) -> list[dict]:
                 else None,
                 "latency_p50_ms": round(s["latency_p50_ms"], 1),
                 "postprocess_ms": round(
-                    info["pipeline"]["latency_ms"]["postprocess"]["median"] or 0, 2
+                    info["pipeline"]["latency_ms"]["postprocess"]["median_ms"] or 0, 2
                 ),
                 "tc_size": "x".join(map(str, quality.get("size") or [])),
                 "threads": info["threads"],
