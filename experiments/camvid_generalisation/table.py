@@ -1,9 +1,10 @@
-"""The ablation table and curves of the sequence-disjoint CamVid runs (ablation.sh).
+"""The ablation table and curves of the sequence-disjoint CamVid runs (ablation.sh, gpu_sweep.py).
 
     .venv/bin/python experiments/camvid_generalisation/table.py logs/camvid_generalisation
+    .venv/bin/python experiments/camvid_generalisation/table.py logs/camvid_generalisation_gpu --gpu
 
 Reads each run's run.json and metrics.csv (val = every frame of 0006R0, the sequence held out) and
-writes beside this file: ablation.csv, ablation.md (last-epoch and best val mIoU, the delta against
+writes beside this file (``gpu_`` in front of each name with ``--gpu``): ablation.csv, ablation.md (last-epoch and best val mIoU, the delta against
 the current recipe at the same epochs, mean over seeds where a change ran twice) and curves.png
 (val mIoU per epoch). The last epoch is the figure that counts: the final recipe trains for fixed
 epochs with no selection on any val, so a run's best epoch would flatter it.
@@ -33,6 +34,26 @@ RUNS = {
     "ds_e32": ("+ deep supervision, 32 epochs", 42),
     "ds_aug_e32": ("+ deep supervision + scale/photometric, 32 epochs", 42),
 }
+# gpu_sweep.py's run folders (one lent GPU, several runs at once): the same changes, longer budgets
+DS_LABEL = "+ deep supervision (3 aux heads)"
+GPU_RUNS = {
+    "base_e16": ("current recipe", 42),
+    "base_e16_s7": ("current recipe", 7),
+    "ds_e16": (DS_LABEL, 42),
+    "ds_e16_s7": (DS_LABEL, 7),
+    "ds_e40": (DS_LABEL, 42),
+    "ds_e40_s7": (DS_LABEL, 7),
+    "ds_e60": (DS_LABEL, 42),
+    "ds_e60_s7": (DS_LABEL, 7),
+    "ds_e80": (DS_LABEL, 42),
+    "ds_e80_s7": (DS_LABEL, 7),
+    "ds_aug_e80": ("+ deep supervision + scale/photometric", 42),
+    "ds_aug_e80_s7": ("+ deep supervision + scale/photometric", 7),
+    "ohem_e16": ("+ OHEM (p < 0.7, min 100k px)", 42),
+    "ohem_e16_s7": ("+ OHEM (p < 0.7, min 100k px)", 7),
+    "ema_e16": ("+ EMA of the weights", 42),
+    "ema_e16_s7": ("+ EMA of the weights", 7),
+}
 
 
 def val_curve(run: Path) -> list[tuple[int, float]]:
@@ -40,9 +61,9 @@ def val_curve(run: Path) -> list[tuple[int, float]]:
     return [(int(r["epoch"]) + 1, 100 * float(r["val/miou"])) for r in rows if r.get("val/miou")]
 
 
-def collect(root: Path) -> list[dict]:
+def collect(root: Path, runs: dict[str, tuple[str, int]]) -> list[dict]:
     out = []
-    for name, (change, seed) in RUNS.items():
+    for name, (change, seed) in runs.items():
         run = root / name
         if not (run / "run.json").is_file():
             continue
@@ -99,7 +120,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,16 +134,17 @@ def plot(rows: list[dict], path: Path) -> None:
                 label=f"{r['run']} (seed {r['seed']}{note})")  # fmt: skip
     ax.set_xlabel("epoch")
     ax.set_ylabel("val mIoU on 0006R0 (held-out sequence), %")
-    ax.set_title("CamVid, sequence-disjoint val: recipe ablations")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
-def main(root: Path) -> None:
-    rows = collect(root)
-    with (HERE / "ablation.csv").open("w", newline="") as f:
+def main(root: Path, gpu: bool = False) -> None:
+    rows = collect(root, GPU_RUNS if gpu else RUNS)
+    stem = "gpu_" if gpu else ""
+    with (HERE / f"{stem}ablation.csv").open("w", newline="") as f:
         cols = [
             "run",
             "change",
@@ -138,10 +160,16 @@ def main(root: Path) -> None:
         w.writeheader()
         w.writerows(rows)
     md = table(rows)
-    (HERE / "ablation.md").write_text(md)
-    plot(rows, HERE / "curves.png")
+    (HERE / f"{stem}ablation.md").write_text(md)
+    where = "one H200, several runs at once" if gpu else "2-core CPU"
+    plot(
+        rows,
+        HERE / f"{stem}curves.png",
+        f"CamVid, sequence-disjoint val: recipe ablations ({where})",
+    )
     print(md)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "logs/camvid_generalisation"))
+    args = [a for a in sys.argv[1:] if a != "--gpu"]
+    main(Path(args[0] if args else "logs/camvid_generalisation"), gpu="--gpu" in sys.argv[1:])
