@@ -55,6 +55,11 @@ class DatasetImages:
             self.name, self.unavailable = data_cfg.get("name"), f"data config unusable ({e})"
             return
         self.name = data_cfg.get("name")
+        # a handful of images is read once: decoding a whole split into memory first (the training
+        # cache, ``cache_mb``) cost seconds and hundreds of MB for 32 calibration images
+        for split_cfg in (data_cfg.get("datasets") or {}).values():
+            if isinstance(split_cfg, dict) and "cache_mb" in split_cfg:
+                split_cfg["cache_mb"] = 0
         trained, given = meta.get("num_classes"), data_cfg.get("num_classes")
         other_classes = trained and given and trained != given and not data_cfg.get("binary_class")
         if meta.get("dataset") not in (None, self.name) or other_classes:
