@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from rtseg.errors import BackendUnavailable
+from rtseg.infer.onnx import int8_recipe
 from rtseg.infer.sidecar import sidecar_path, update_sidecar
 from rtseg.utils.machine import cpu_name
 from rtseg.utils.paths import copy_atomic, file_sha256, write_atomic
@@ -60,8 +61,9 @@ def model_key(net: nn.Module, weights: str | None = None) -> str:
 
 
 def runtime_versions() -> dict:
-    """torch / onnxruntime / openvino versions: an artifact measured under others is measured again."""
-    out = {"torch": torch.__version__}
+    """torch / onnxruntime / openvino versions and how int8 is quantised here: an artifact measured
+    under others is measured again."""
+    out = {"torch": torch.__version__, "int8": int8_recipe()}
     for mod in ("onnxruntime", "openvino"):
         try:
             out[mod] = __import__(mod).__version__
@@ -207,6 +209,8 @@ def record_int8(backend, quality: dict) -> None:
     update_sidecar(
         backend.path,
         precision="int8",
+        # quantised by this process (it has a calibration): by this machine's recipe
+        quantization=int8_recipe() if backend.calibration else None,
         calibration=backend.calibration,
         quality={**known, backend.name: quality},
     )

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from rtseg.errors import ExportError, RtsegError
 from rtseg.infer.calibration import NO_IMAGES, Calibration, describe_calibration
-from rtseg.infer.onnx import ONNX_OPSET, export_onnx, quantize_onnx_int8
+from rtseg.infer.onnx import ONNX_OPSET, export_onnx, int8_recipe, quantize_onnx_int8
 from rtseg.infer.sidecar import sidecar_path, write_sidecar
 from rtseg.utils.cli import command_line_checked, require, user_errors_as_one_line
 from rtseg.utils.config import output_dir
@@ -64,7 +64,11 @@ def export_checkpoint(
         path = _coreml(net, out_dir / f"{stem}.mlpackage", size, batch_size)
     else:
         path = _export_via_temp(net, fmt, out_dir, stem, size, batch_size, int8, calibration)
-    extra = {"calibration": describe_calibration(calibration)} if int8 else None
+    extra = (
+        {"calibration": describe_calibration(calibration), "quantization": int8_recipe()}
+        if int8
+        else None
+    )
     sidecar = write_sidecar(path, meta, size, fmt, precision, batch_size, extra)
     return path, sidecar
 

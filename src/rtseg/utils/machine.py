@@ -52,6 +52,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def int8_saturates() -> bool:
+    """An x86 CPU without VNNI (AVX512-VNNI, AVX-VNNI or AMX): its u8 x s8 dot product sums pairs in
+    16 bits and saturates, which costs int8 networks accuracy unless weights use 7 bits."""
+    flags = cpu_flags()
+    x86 = "sse2" in flags
+    return x86 and not {"avx512_vnni", "avx_vnni", "amx_int8"} & flags
+
+
 def has_fast_bf16() -> bool:
     """AMX or AVX512-BF16: where bf16 autocast is a speed-up on CPU rather than a slow-down."""
     flags = cpu_flags()
