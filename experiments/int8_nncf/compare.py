@@ -155,7 +155,7 @@ def main(argv=None) -> list[dict]:
                                    not args.no_accuracy_control))  # fmt: skip
         backends = {
             k: OpenVinoBackend(None, size, 1, args.threads, name=k,
-                               hint="f32" if k == "fp32" else None, model_path=p)
+                               hint="f32" if k == "fp32" else None, path=p)
             for k, (p, _) in files.items()
         }  # fmt: skip
         images = [x for x, _ in pairs]
