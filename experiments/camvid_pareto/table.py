@@ -137,10 +137,15 @@ def seq_column(seq_root: str) -> None:
             if rec
             else []
         )
-        r["seq_val_miou"] = round(100 * vals[-1], 2) if vals else ""
-        r["seq_epochs"] = rec.get("epochs", "")
+        # a run stopped before its last epoch is shown, marked, and kept out of results.csv
+        finished = rec.get("status") == "finished"
+        r["seq_val_miou"] = round(100 * vals[-1], 2) if vals and finished else ""
+        r["seq_epochs"] = rec.get("epochs", "") if finished else ""
+        shown = r["seq_val_miou"] or "-"
+        if vals and not finished:
+            shown = f"{100 * vals[-1]:.2f} (stopped after epoch {len(vals)}, not ranked)"
         lines.append(
-            f"| {r['network']} | {r['val_miou']} | {r['seq_val_miou'] or '-'} | {r['seq_epochs']} | "
+            f"| {r['network']} | {r['val_miou']} | {shown} | {r['seq_epochs'] or len(vals)} | "
             f"{round(rec.get('wall_time_s') or 0)} |"
         )
     with (HERE / "results.csv").open("w", newline="") as f:
