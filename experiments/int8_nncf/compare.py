@@ -38,6 +38,7 @@ from rtseg.infer.quality import eval_miou, measure  # noqa: E402
 from rtseg.timing import time_interleaved  # noqa: E402
 from rtseg.utils.config import compose_config  # noqa: E402
 from rtseg.utils.machine import cpu_name  # noqa: E402
+from rtseg.utils.markdown import markdown_table  # noqa: E402
 
 QUICK = [
     "model=baseline",
@@ -192,9 +193,8 @@ def write(out: Path, rows: list[dict], run: dict) -> None:
         w.writeheader()
         w.writerows(rows)
     cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    table = markdown_table(cols, ([r[c] for c in cols] for r in rows))
+    (out / "results.md").write_text(table)
     try:
         import nncf
 
@@ -202,7 +202,7 @@ def write(out: Path, rows: list[dict], run: dict) -> None:
     except ImportError:
         pass
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str))
-    print("\n".join(lines))
+    print(table)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from rtseg.infer.quality import measure  # noqa: E402
 from rtseg.timing import time_interleaved  # noqa: E402
 from rtseg.utils.config import compose_config  # noqa: E402
 from rtseg.utils.machine import cpu_flags, cpu_name, int8_saturates  # noqa: E402
+from rtseg.utils.markdown import markdown_table  # noqa: E402
 
 HERE = Path(__file__).parent
 ISA = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
@@ -102,11 +103,10 @@ def write(rows: list[dict], run: dict) -> None:
         w.writeheader()
         w.writerows(rows)
     cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    table = markdown_table(cols, ([r[c] for c in cols] for r in rows))
+    (HERE / "results.md").write_text(table)
     (HERE / "run.json").write_text(json.dumps(run, indent=1) + "\n")
-    print("\n".join(lines))
+    print(table)
 
 
 if __name__ == "__main__":
