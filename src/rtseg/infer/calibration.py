@@ -6,6 +6,7 @@ read, and decide whether to refuse (int8) or to fall back for timing only (agree
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import torch
@@ -51,6 +52,8 @@ class DatasetImages:
         try:
             if isinstance(data_cfg, DictConfig):
                 data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+            else:  # a copy: the cache setting below must not change the caller's config
+                data_cfg = copy.deepcopy(data_cfg)
         except OmegaConfBaseException as e:
             self.name, self.unavailable = data_cfg.get("name"), f"data config unusable ({e})"
             return
