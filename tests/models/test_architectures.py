@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from rtseg.checkpoints.reading import check_matches, load_network, read_checkpoint
 from rtseg.errors import CheckpointError
 from rtseg.models.cost import count_params
-from rtseg.models.fastscnn import FastSCNN, adaptive_avg_pool
+from rtseg.models.fastscnn import FastSCNN
+from rtseg.models.pooling import adaptive_avg_pool
 from rtseg.models.pretrained import NORMALIZATION
 from rtseg.training.losses import SegLoss
 from rtseg.utils.config import compose_config, to_container

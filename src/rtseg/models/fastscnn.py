@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rtseg.models.pooling import adaptive_avg_pool
+
 
 def conv_bn_relu(
     cin: int,
@@ -89,25 +91,6 @@ def bottleneck_stage(cin: int, cout: int, n: int, stride: int, expansion: int) -
             for i in range(n)
         ]
     )
-
-
-def adaptive_avg_pool(x: torch.Tensor, bins: int) -> torch.Tensor:
-    """Exactly ``F.adaptive_avg_pool2d(x, bins)``, written as two small matrix products.
-
-    ONNX cannot export adaptive pooling whose bins do not divide the map (360x480 input gives a
-    12x15 map at 1/32, which 2, 3 and 6 bins do not divide); a pooling matrix exports anywhere.
-    """
-    h, w = x.shape[-2:]
-    return pooling_matrix(h, bins, x) @ x @ pooling_matrix(w, bins, x).T
-
-
-def pooling_matrix(n: int, bins: int, like: torch.Tensor) -> torch.Tensor:
-    """(bins, n) matrix whose row i averages cells floor(i*n/bins) to ceil((i+1)*n/bins)."""
-    m = torch.zeros(bins, n, dtype=like.dtype, device=like.device)
-    for i in range(bins):
-        start, end = (i * n) // bins, -(-(i + 1) * n // bins)
-        m[i, start:end] = 1.0 / (end - start)
-    return m
 
 
 class PyramidPooling(nn.Module):

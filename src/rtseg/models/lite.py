@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rtseg.errors import RtsegError
-from rtseg.models.fastscnn import adaptive_avg_pool
 from rtseg.models.padding import PadToMultiple
+from rtseg.models.pooling import adaptive_avg_pool
 from rtseg.models.pretrained import NORMALIZATION, OFFLINE_WEIGHTS, load_ordered, timm_name
 
 # EfficientNet-Lite feature strides the heads may read: timm's out_indices 1..4 = 1/4 .. 1/32
