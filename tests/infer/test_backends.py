@@ -189,3 +189,27 @@ def test_a_reduced_precision_peak_below_fp32_is_a_fallback_kernel_and_left_out()
     assert without_fallback_kernels({"fp32": 161.0, "bf16": 0.4, "int8": 2.0}) == {"fp32": 161.0}
     amx = {"fp32": 150.0, "bf16": 900.0, "int8": 1800.0}
     assert without_fallback_kernels(amx) == amx
+
+
+def test_openvino_models_freed_out_of_order_leave_the_signal_stack_alone(tiny_net, tmp_path):
+    """OpenVINO's CPU plugin installs its own signal stack per compiled model and puts back the one
+    it found when the model is freed: two models freed in the order they were made left the thread
+    on the first one's freed stack, where the next signal handler corrupted the heap (issue 24)."""
+    pytest.importorskip("openvino")
+    import gc
+
+    from rtseg.utils.signal_stack import signal_stack
+
+    before = signal_stack()
+    first = registry.create_backend(
+        "openvino", tiny_net, (32, 32), threads=1, workdir=tmp_path / "a"
+    )
+    second = registry.create_backend(
+        "openvino", tiny_net, (32, 32), threads=1, workdir=tmp_path / "b"
+    )
+    assert signal_stack() == before
+    del first
+    gc.collect()
+    assert signal_stack() == before
+    second.close()
+    assert signal_stack() == before

@@ -27,6 +27,7 @@ from rtseg.infer.onnx import export_onnx, quantize_onnx_int8
 from rtseg.models.output import logits_to_labels
 from rtseg.utils.cli import require
 from rtseg.utils.machine import has_fast_bf16, set_threads
+from rtseg.utils.signal_stack import keep_signal_stack
 
 
 class Backend:
@@ -284,19 +285,34 @@ class OpenVinoBackend(Backend, _Exported):
         Backend.__init__(self, input_size, batch_size, threads)
         self.name = name
         self.path = Path(path) if path else self._onnx(net, export, int8)
-        core = ov.Core()
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if hint:
             config["INFERENCE_PRECISION_HINT"] = hint
-        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+        # the CPU plugin swaps this thread's signal stack when it compiles and when it frees a
+        # model, and can leave it on a freed one (utils/signal_stack.py): kept around both
+        with keep_signal_stack():
+            core = ov.Core()
+            self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+            del core
         used = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
         used = "bf16" if "bf" in used else "fp16" if "16" in used else "fp32"
         self.precision = "int8" if int8 or ".int8." in self.path.name else used
         if self.precision == "int8" and used == "bf16":
             self.note = "int8 QDQ, remaining ops bf16"
         self.request = self.compiled.create_infer_request()
+
+    def close(self) -> None:
+        """Free the compiled model now, with this thread's signal stack kept (also at collection)."""
+        with keep_signal_stack():
+            self.request = self.compiled = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: modules may be gone already
+            pass
 
     def __call__(self, x):
         self.request.infer({0: np.ascontiguousarray(x.numpy(), dtype=np.float32)})
