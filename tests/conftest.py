@@ -21,7 +21,7 @@ from rtseg.training.module import SegmentationModule  # noqa: E402
 from rtseg.utils.config import compose_config  # noqa: E402
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
-from .support import camvid_root  # noqa: E402
+from .support import camvid_root, video_threads  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,52 @@ FAST_TRAIN = [
     "callbacks.model_cost.latency_min_runs=2",
     "callbacks.model_cost.latency_min_seconds=0",
 ]
+
+
+@pytest.fixture(autouse=True)
+def no_video_handle_left_open():
+    """Fail the test that leaves a video capture/writer (or its FFmpeg threads) alive behind it.
+
+    A leaked ``cv2.VideoCapture`` keeps FFmpeg's threads for the life of the process; one that is
+    released from another thread than its reader can corrupt the heap and crash pytest hundreds of
+    tests later (issue 24). This names the test that made the leak instead. Threads get a short
+    grace period: a capture owner releases its handle when its last read returns.
+    """
+    import time
+
+    before = set(video_threads())
+    yield
+    if not Path("/proc/self/task").is_dir():  # not Linux: nothing to read the names from
+        return
+    deadline = time.monotonic() + 3.0
+    while (
+        left := sorted(n for i, n in video_threads().items() if i not in before)
+    ) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if left:
+        pytest.fail(
+            f"this test left video handles open (threads still alive: {', '.join(left)}): "
+            "release every VideoCapture/VideoWriter it opens, close every source",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def signal_stack_unchanged():
+    """Fail the test that leaves the main thread's alternate signal stack changed: native code
+    (OpenVINO's CPU plugin) can leave it on freed memory, where the next Python signal handler
+    corrupts the heap (issue 24; ``rtseg.utils.signal_stack``)."""
+    from rtseg.utils.signal_stack import signal_stack
+
+    before = signal_stack()
+    yield
+    after = signal_stack()
+    if after != before:
+        pytest.fail(
+            f"this test left the thread's alternate signal stack changed ({before} -> {after}): "
+            "wrap the native call that changed it in rtseg.utils.signal_stack.keep_signal_stack",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Helpers every test package shares (importable as ``tests.support``): the one CamVid locator and
-the one runner of the console scripts as processes."""
+"""Helpers every test package shares (importable as ``tests.support``): the one CamVid locator, the
+one runner of the console scripts as processes, and what tells a video handle is still open."""
 
 from __future__ import annotations
 
@@ -45,3 +45,22 @@ def run_cli(
             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def video_threads() -> dict[int, str]:
+    """Threads that mean a video handle is still open, by thread id: FFmpeg's decoder/encoder
+    threads (native names ``av:mpeg4:df0``..., from /proc/self/task/*/comm) and rtseg's capture
+    owners."""
+    import threading
+
+    from rtseg.realtime.video_source import OWNER_THREAD
+
+    found = {t.native_id: t.name for t in threading.enumerate() if t.name.startswith(OWNER_THREAD)}
+    for comm in Path("/proc/self/task").glob("*/comm"):
+        try:
+            name = comm.read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if name.startswith("av:"):
+            found[int(comm.parent.name)] = name
+    return found
