@@ -139,11 +139,12 @@ def test_fastscnn_params_match_paper():
 
 
 def test_fastscnn_pooling_is_adaptive_average_pooling():
-    x = torch.randn(2, 5, 12, 15)
-    for bins in (1, 2, 3, 6, 7):
-        torch.testing.assert_close(
-            adaptive_avg_pool(x, bins), torch.nn.functional.adaptive_avg_pool2d(x, bins)
-        )
+    for h, w in [(12, 15), (4, 4), (2, 3)]:  # 4x4 and 2x3: more bins than cells (a 128x128 input)
+        x = torch.randn(2, 5, h, w)
+        for bins in (1, 2, 3, 6, 7):
+            torch.testing.assert_close(
+                adaptive_avg_pool(x, bins), torch.nn.functional.adaptive_avg_pool2d(x, bins)
+            )
 
 
 def test_fastscnn_any_input_size():

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from rtseg.errors import BackendUnavailable
+from rtseg.models.pooling import pooling_matrix
 from rtseg.utils.cli import require
 from rtseg.utils.machine import int8_saturates
 from rtseg.utils.paths import atomic_path
@@ -31,7 +32,7 @@ def export_onnx(
     path = Path(path)
     x = torch.zeros(batch_size, 3, *input_size)
     module = net.eval()
-    with torch.no_grad(), _quiet(), atomic_path(path) as tmp:
+    with torch.no_grad(), _quiet(), _adaptive_pooling_at_any_size(), atomic_path(path) as tmp:
         torch.onnx.export(
             module,
             (x,),
@@ -43,6 +44,41 @@ def export_onnx(
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None,
         )
     return path
+
+
+@contextlib.contextmanager
+def _adaptive_pooling_at_any_size():
+    """Export ``adaptive_avg_pool2d`` whose bins do not divide the map as two MatMuls with constant
+    pooling matrices (the same numbers), for the length of one export.
+
+    torch's converter refuses such pooling ("output size that are not factor of input size"):
+    smp's PSPNet and UPerNet at 128x128, where pyramid bins of 3 and 6 meet a 16x16 or 4x4 map.
+    Sizes that divide keep torch's own conversion (an AveragePool).
+    """
+    from torch.onnx import symbolic_helper, symbolic_opset9
+
+    def symbolic(g, x, output_size):
+        sizes = symbolic_helper._get_tensor_sizes(x)
+        out = symbolic_helper._maybe_get_const(output_size, "is")
+        hw = sizes[-2:] if sizes and len(sizes) == 4 else None
+        if (
+            hw is None
+            or any(not isinstance(n, int) for n in hw)
+            or not isinstance(out, list | tuple)
+            or any(not isinstance(o, int) for o in out)
+            or all(n % o == 0 for n, o in zip(hw, out, strict=True))
+        ):
+            return symbolic_opset9.adaptive_avg_pool2d(g, x, output_size)
+        like = torch.zeros(())
+        rows = g.op("Constant", value_t=pooling_matrix(hw[0], out[0], like))
+        cols = g.op("Constant", value_t=pooling_matrix(hw[1], out[1], like).T.contiguous())
+        return g.op("MatMul", g.op("MatMul", rows, x), cols)
+
+    torch.onnx.register_custom_op_symbolic("aten::adaptive_avg_pool2d", symbolic, ONNX_OPSET)
+    try:
+        yield
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::adaptive_avg_pool2d", ONNX_OPSET)
 
 
 @contextlib.contextmanager
