@@ -179,3 +179,41 @@ def test_export_never_overwrites_or_deletes_what_it_did_not_write(tiny_checkpoin
         run_export(ov)  # its sidecar m.json would replace the ONNX export's
     assert (path.read_bytes(), sidecar.read_text()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, sidecar.name])
+
+
+@pytest.mark.parametrize("bins", [3, 6])
+def test_adaptive_pooling_exports_where_its_bins_do_not_divide_the_map(tmp_path, bins):
+    """torch's converter refuses such pooling (smp PSPNet/UPerNet at 128x128); ours writes MatMuls."""
+    ort = pytest.importorskip("onnxruntime")
+    from rtseg.infer.onnx import export_onnx
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=4, padding=1),  # 32x32 -> an 8x8 map
+        torch.nn.AdaptiveAvgPool2d(bins),
+        torch.nn.Upsample(size=(32, 32)),
+    ).eval()
+    path = export_onnx(net, tmp_path / "pool.onnx", (32, 32))
+    x = torch.randn(1, 3, 32, 32)
+    out = ort.InferenceSession(str(path)).run(None, {"input": x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(out), net(x).detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_fastscnn_exports_at_a_small_input_without_killing_the_process(tmp_path):
+    """At 128x128 the 1/32 map is 4x4, pooled into 6 bins: the exporter died with SIGFPE (no
+    message, the user's process gone). Run in a child so a regression fails here, not the suite."""
+    pytest.importorskip("onnx")
+    import subprocess
+
+    code = (
+        "import sys; from rtseg.models.fastscnn import FastSCNN; "
+        "from rtseg.infer.onnx import export_onnx; "
+        "export_onnx(FastSCNN(11).eval(), sys.argv[1], (128, 128)); print('exported')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "f.onnx")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "exported" in proc.stdout, (
+        proc.returncode,
+        proc.stderr[-2000:],
+    )
