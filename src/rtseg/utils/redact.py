@@ -4,6 +4,8 @@ logging filter on Hydra's handlers), one-line errors, realtime.json/csv, and the
 of a run folder (``.hydra/*.yaml``, rewritten by a Hydra callback right after Hydra writes them).
 
     rtsp://admin:s3cret@cam/ch1?token=T0KEN&fps=25  ->  rtsp://admin:***@cam/ch1?token=***&fps=25
+    rtsp://admin:p@ss@cam/ch1                       ->  rtsp://admin:***@cam/ch1   (FFmpeg's split)
+    source=rtsp\://admin\:pw@cam\:554/x            ->  source=rtsp\://admin\:***@cam\:554/x  (Hydra's escaping)
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from omegaconf import DictConfig
 
 MASK = "***"
 
-# scheme://user:password@  (the user stays, the password goes) or scheme://token@ (all of it goes)
-_USERINFO = re.compile(
-    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^\s/@:'\"]*)(?::(?P<pw>[^\s/@'\"]*))?@"
-)
+# a URL's start; its authority runs to the first '/', '?' or '#' (or a space or a quote), and its
+# user info to the LAST '@' in that authority: FFmpeg's own split (av_url_split), so a password
+# holding '@' (rtsp://admin:p@ss@cam/) is hidden whole
+_SCHEME = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*\\?://")  # Hydra's override files: rtsp\://
+_AUTHORITY_END = re.compile(r"[/?#\s'\"]")
 # ?user=..&pass=..&password=..&token=..&key=..&api_key=..&secret=..&sig=.. (values hidden)
 _SECRET_NAMES = (
     "user|username|login|pass|passwd|password|pwd|passphrase|secret|token|key|apikey|auth|"
@@ -34,15 +37,29 @@ _QUERY = re.compile(
 )
 
 
+def _userinfo(text: str) -> str:
+    """Every URL's password (``user:***@``) or bare token (``***@``) replaced, parsing each URL."""
+    out, pos = [], 0
+    for m in _SCHEME.finditer(text):
+        if m.start() < pos:  # inside a URL already handled
+            continue
+        start = m.end()
+        end = _AUTHORITY_END.search(text, start)
+        authority = text[start : end.start() if end else len(text)]
+        at = authority.rfind("@")
+        if at <= 0:
+            continue
+        # Hydra writes ':' as '\:' in its override files and multirun lines: the user keeps it
+        user, sep, _ = authority[:at].partition(":")
+        hidden = f"{user}:{MASK}" if sep else MASK
+        out.append(text[pos:start] + hidden)
+        pos = start + at
+    return "".join(out) + text[pos:]
+
+
 def redact(text: Any) -> str:
     """``text`` with every URL password and secret query value replaced by ``***``."""
-
-    def userinfo(m: re.Match) -> str:
-        if m.group("pw") is None:  # a bare token before @ (https://TOKEN@host)
-            return f"{m.group('scheme')}{MASK}@" if m.group("user") else m.group(0)
-        return f"{m.group('scheme')}{m.group('user')}:{MASK}@"
-
-    out = _USERINFO.sub(userinfo, str(text))
+    out = _userinfo(str(text))
     return _QUERY.sub(lambda m: m.group("name") + (MASK if m.group("value") else ""), out)
 
 
