@@ -9,11 +9,13 @@ import re
 import sys
 from collections.abc import Callable
 
+from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from rtseg.errors import MissingExtra, RtsegError
 from rtseg.utils.config import compose_config
 from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
+from rtseg.utils.ranges import check_ranges, range_error
 from rtseg.utils.redact import redact
 
 # optional imports -> (what to call it, the extra that installs it); see pyproject.toml
@@ -95,6 +97,8 @@ def user_errors_as_one_line(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            if args and OmegaConf.is_config(args[0]):  # Hydra's composed config: ranges first
+                check_ranges(args[0])
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - we re-raise anything that is not a user error
             line = user_error_line(e)
@@ -199,8 +203,9 @@ def _config_name(main: Callable, argv: list[str]) -> str | None:
 def check_overrides(config: str, argv: list[str]) -> None:
     """Overrides Hydra would take but the run would choke on or silently ignore, as one
     ``RtsegError`` before any run folder exists: a group the command does not have
-    (``rtseg-eval model=baseline``, also with ``+``), an unknown choice or setting, and a value whose
-    type differs from the config's (``trainer.max_epochs=abc``, ``backends=eager`` for a list)."""
+    (``rtseg-eval model=baseline``, also with ``+``), an unknown choice or setting, a value whose
+    type differs from the config's (``trainer.max_epochs=abc``, ``backends=eager`` for a list) and
+    one outside its range (``conf/ranges.yaml``: ``data.batch_size=0``, ``http.port=70000``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -237,7 +242,7 @@ def check_overrides(config: str, argv: list[str]) -> None:
             continue
         given = o.value().list if o.is_sweep_override() and hasattr(o.value(), "list") else None
         for value in given if given is not None else [o.value()]:
-            wrong = _type_error(o.key_or_group, node, value)
+            wrong = _type_error(o.key_or_group, node, value) or range_error(o.key_or_group, value)
             if wrong:
                 raise RtsegError(f"{o.input_line}: {wrong}")
 
