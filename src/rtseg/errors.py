@@ -35,3 +35,8 @@ class SplitNotFound(DataError):
 
 class MissingExtra(RtsegError):
     """An optional dependency that is not installed; the message names the pip command that adds it."""
+
+
+class OutputExists(RtsegError):
+    """An output name that is taken: by a file that was there at the start, or by another run that
+    published it first (the name is never replaced unless the user asked, with overwrite=true)."""

@@ -1,8 +1,17 @@
 """Where rtseg's files are: the package, the checkout, the configs; output paths checked; file hashes;
-files written atomically."""
+files written atomically; outputs published without replacing anything unasked.
+
+Two ways a file reaches its name: ``atomic_path``/``write_atomic`` for files the project owns (run
+folders, caches: the new one replaces the old), and ``publish``/``publish_together`` for a name the
+user chose (``output=``, rtseg-export's files): written under a temporary name, then linked to the
+final name only if that name is still free at the end, or replaced only with ``overwrite=true``.
+A check made at the start alone lets a run that finishes later rename its file over one that
+appeared meanwhile; the link is the check and the creation in one step.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -10,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rtseg.errors import RtsegError
+from rtseg.errors import OutputExists, RtsegError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -66,7 +75,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp{path.suffix}")
+    tmp = temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -91,3 +100,99 @@ def copy_atomic(src: str | Path, dst: str | Path) -> Path:
     with atomic_path(dst) as tmp:
         shutil.copy2(src, tmp)
     return Path(dst)
+
+
+def temporary_name(path: str | Path) -> Path:
+    """A unique hidden name beside ``path`` with its suffix (writers pick a format by extension)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp{path.suffix}")
+
+
+@contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """An exclusive lock on a folder (flock on its descriptor: no lock file left behind), held
+    while several files are published as one unit, so two publishers never interleave."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the exclusive links alone still refuse a taken name
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _link_exclusive(tmp: Path, final: Path) -> None:
+    """Give ``tmp`` the name ``final`` only if ``final`` does not exist (one atomic step)."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise OutputExists(f"{final} already exists") from None
+    except OSError:  # a file system without hard links: create exclusively, then replace
+        try:
+            os.close(os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise OutputExists(f"{final} already exists") from None
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)
+
+
+def publish(tmp: str | Path, final: str | Path, overwrite: bool = False) -> Path:
+    """Give the complete file ``tmp`` the name ``final``: never replacing a file there unless
+    ``overwrite`` (then atomically: readers see the old file or the new one). ``OutputExists`` when
+    the name is taken, ``tmp`` left in place for the caller to keep or remove."""
+    return publish_together([(tmp, final)], overwrite)[0]
+
+
+def publish_together(
+    pairs: list[tuple[str | Path, str | Path]], overwrite: bool = False
+) -> list[Path]:
+    """Publish several complete files (a model and its sidecar) as one unit: all of them or none,
+    under a lock on their folder so another publisher of the same names never interleaves."""
+    pairs = [(Path(t), Path(f)) for t, f in pairs]
+    folders = sorted({str(f.parent.resolve()) for _, f in pairs})
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            stack.enter_context(folder_lock(folder))
+        if overwrite:
+            for tmp, final in pairs:
+                os.replace(tmp, final)
+            return [f for _, f in pairs]
+        done: list[tuple[Path, Path]] = []
+        try:
+            for tmp, final in pairs:
+                _link_exclusive(tmp, final)
+                done.append((tmp, final))
+        except OutputExists:
+            for tmp, final in done:  # undo: the names this call took go back to being free
+                os.link(final, tmp)
+                os.unlink(final)
+            raise
+    return [f for _, f in pairs]
+
+
+def free_name(path: str | Path) -> Path:
+    """``path`` itself when free, else ``stem-2.ext``, ``stem-3.ext``... (for keeping a file whose
+    name another run took)."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    for i in range(2, 10_000):
+        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise OutputExists(f"{path}: no free name beside it")
+
+
+def keep_under_free_name(tmp: str | Path, wanted: str | Path) -> Path:
+    """Publish ``tmp`` under the first free name derived from ``wanted`` (races retried)."""
+    for _ in range(100):
+        try:
+            return publish(tmp, free_name(wanted))
+        except OutputExists:
+            continue
+    raise OutputExists(f"{wanted}: no free name beside it")
