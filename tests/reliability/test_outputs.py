@@ -107,7 +107,8 @@ def test_disk_full_ends_in_one_line_and_keeps_the_report(
     assert out.read_bytes() == b"the previous video"  # the old file survives a failed write
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
     report = json.loads((tmp_path / "run" / "realtime.json").read_text())
-    assert report["interrupted"] and "No space left" in report["sink_error"]
+    assert not report["interrupted"]  # a failure, not a Ctrl-C
+    assert "No space left" in report["sink_error"] and "No space left" in report["ended_early"]
     assert str(out) not in report["outputs"]
     done = report["pipeline"]["frames_written"]
     assert done == (5 if where == "write" else 12)

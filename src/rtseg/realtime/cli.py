@@ -170,7 +170,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         source.fps,
         cfg.get("mask_export"),
         on_quit=lambda: pipeline and pipeline.stop(),
-        video=to_container(cfg.video),
+        video={**to_container(cfg.video), "overwrite": bool(cfg.get("overwrite"))},
         http={
             **to_container(cfg.http),
             "legend": list(zip(overlay.class_names, overlay.palette, strict=False)),
@@ -206,8 +206,23 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     finally:
         if progress:
             progress.close()
-    interrupted = source.stopped or pipeline.source_error is not None or sink_error is not None
-    outputs = [str(s.path) for s in sinks if s.path is not None and not s.failed]
+    failed = pipeline.source_error is not None or sink_error is not None
+    interrupted = source.stopped and not failed  # by a signal or the window's quit key
+    ended_early = (
+        "interrupted"
+        if interrupted
+        else str(pipeline.source_error or sink_error)
+        if failed
+        else getattr(source, "ended_early", None)
+    )
+    outputs = [
+        str(s.path) for s in sinks if s.path is not None and not s.failed and Path(s.path).exists()
+    ]
+    for s in sinks:
+        if s.note:
+            log.warning("%s", s.note)
+    if getattr(source, "ended_early", None):
+        log.warning("%s: %s", source.name, source.ended_early)
     log.info(
         "pipeline: %d frames in %.1f s = %.1f fps end to end; latency median %.1f ms p90 %.1f ms; dropped %d, corrupt %d%s",
         stats["frames_written"],
@@ -217,11 +232,11 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         stats["latency_ms"]["end_to_end"]["p90_ms"] or 0,
         stats["frames_dropped"],
         stats["frames_corrupt"],
-        " (stopped early)" if interrupted else "",
+        " (stopped early)" if ended_early else "",
     )
 
     bench = quality = None
-    if cfg.benchmark and not interrupted and stats["frames_written"]:
+    if cfg.benchmark and not ended_early and stats["frames_written"]:
         bench = measure_baselines(
             cfg,
             model,
@@ -250,6 +265,8 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "drop": drop,
         "threads": model.threads,
         "interrupted": interrupted,
+        "ended_early": ended_early,
+        "output_notes": [s.note for s in sinks if s.note],
         "source_error": str(pipeline.source_error) if pipeline.source_error else None,
         "sink_error": str(sink_error) if sink_error else None,
         "outputs": outputs,
@@ -278,7 +295,8 @@ def kept_report(info: dict, run_dir: Path) -> str:
         write_report(info, run_dir)
     except OSError as e:
         return f"realtime.json could not be written either ({e.strerror or e})"
-    also = f"; kept: {', '.join(info['outputs'])}" if info["outputs"] else ""
+    kept = [f"{out} (the {done} frames written before it stopped)" for out in info["outputs"]]
+    also = f"; kept: {', '.join(kept)}" if kept else ""
     return f"{run_dir / 'realtime.json'} records the {done} frames done{also}"
 
 

@@ -140,7 +140,7 @@ class HttpSink(Sink):
             self.cond.notify_all()
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         with self.cond:
             self.running = False
             self.cond.notify_all()

@@ -266,9 +266,12 @@ class Pipeline:
                     if on_tick is not None:
                         on_tick()
         finally:
+            # a run stopped by a signal, a lost source or a failure did not see the whole source:
+            # a sink does not let its partial output replace a whole one
+            complete = not (self.source.stopped or self.errors or self.source_error)
             for sink in self.sinks:
                 try:
-                    sink.close()
+                    sink.close(complete=complete)
                 except RtsegError as e:  # e.g. a full disk while finalising: one line, like a write
                     self.errors.append(e)
                 except Exception:  # noqa: BLE001 - closing the others matters more

@@ -3,9 +3,10 @@ a local web page (``realtime/http.py``), nothing.
 
 Every sink has ``write(index, frame, labels)`` and ``close()``; the pipeline closes them on every
 exit path (end of stream, Ctrl-C, SIGTERM, error), so an mp4 is always finalised and playable.
-Every file is written to a temporary name and renamed into place; ``check_output`` refuses, before
-anything slow, an output that is the source, one that exists (unless ``overwrite=true``) and one
-that cannot be a file (``/dev/full``, a folder).
+Every file is written to a temporary name and published at the end without replacing anything
+unasked (``rtseg.utils.paths.publish``); ``check_output`` refuses, before anything slow, an output
+that is the source, one that exists (unless ``overwrite=true``), one that cannot be a file
+(``/dev/full``, a folder) and a file name that is not a video's.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ from __future__ import annotations
 import io
 import logging
 import os
-from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from rtseg.errors import SinkError
+from rtseg.errors import OutputExists, SinkError
 from rtseg.infer.frames import to_frame_size
 from rtseg.realtime.video import open_video_writer
-from rtseg.utils.paths import atomic_path, write_atomic
+from rtseg.utils.paths import keep_under_free_name, publish, temporary_name, write_atomic
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -39,6 +39,11 @@ def check_output(
     """
     given = Path(output).expanduser()
     target = given.resolve()
+    if kind == "file" and given.suffix.lower() not in VIDEO_EXTS and not target.is_dir():
+        raise SinkError(
+            f"output={output}: expected a video file name ({', '.join(VIDEO_EXTS)}), not "
+            f"{given.suffix or 'a name without an extension'}"
+        )
     for src in inputs:
         same = target == src.resolve() or (
             target.exists() and src.exists() and os.path.samefile(target, src)
@@ -74,12 +79,14 @@ class Sink:
     path: Path | None = None
     frames = 0
     failed = False  # its output could not be written (then it is not among the run's outputs)
+    note = ""  # what became of the output when the run did not end normally (said in the summary)
 
     def write(self, index: int, frame: np.ndarray, labels: np.ndarray) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
-        pass
+    def close(self, complete: bool = True) -> None:
+        """``complete``: the run ended normally (the source's end or max_frames), not by a signal,
+        a lost source or a failure."""
 
 
 class NullSink(Sink):
@@ -87,14 +94,19 @@ class NullSink(Sink):
         self.frames += 1
 
 
+VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
+
+
 class VideoFileSink(Sink):
     """An mp4 at the source's resolution and frame rate; opened at the first frame, when its size is known.
 
     ``codec=h264`` (browser-playable, via PyAV) falls back to ``mp4v`` when no H.264 encoder exists.
-    The video is written to a temporary name beside ``path`` and renamed into place when it is
-    finalised, so ``path`` only ever holds a whole video: a writer failure (disk full) removes the
-    partial file and leaves whatever was at ``path`` untouched. A symlink is followed (the video
-    goes where it points).
+    The video is written to a temporary name beside ``path`` and published when it is finalised
+    (``rtseg.utils.paths.publish``): ``path`` only ever holds a whole video, a name another run took
+    meanwhile is never replaced (this run's video is kept under a free name, said in one line), and
+    with ``overwrite=true`` an existing video is replaced only by a complete one: a run stopped by
+    Ctrl-C or a failure leaves it untouched and keeps its partial video beside it. A writer failure
+    (disk full) removes the partial file. A symlink is followed (the video goes where it points).
     """
 
     def __init__(
@@ -104,15 +116,17 @@ class VideoFileSink(Sink):
         codec: str = "h264",
         preset: str = "ultrafast",
         crf: int = 23,
+        overwrite: bool = False,
     ):
         if codec not in ("h264", "mp4v"):
             raise SinkError(f"video.codec={codec} is not one of h264, mp4v")
         self.path = Path(path)
         self.fps = float(fps or 30.0)
         self.codec, self.h264 = codec, {"preset": preset, "crf": crf}
+        self.overwrite = bool(overwrite)
         self.writer = None
         self.size: tuple[int, int] | None = None
-        self._pending = ExitStack()  # the temporary file, renamed onto path by close()
+        self.tmp: Path | None = None  # the video being written, published by close()
 
     def write(self, index, frame, labels) -> None:
         h, w = frame.shape[:2]
@@ -121,10 +135,12 @@ class VideoFileSink(Sink):
             if target.exists() and not target.is_file():
                 raise SinkError(f"cannot write video {self.path}: {target} is not a regular file")
             try:
-                tmp = self._pending.enter_context(atomic_path(target))
-                self.writer = open_video_writer(tmp, self.fps, (w, h), self.codec, **self.h264)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.tmp = temporary_name(target)
+                self.writer = open_video_writer(self.tmp, self.fps, (w, h), self.codec, **self.h264)
             except Exception as e:  # PyAV and OpenCV raise their own types
-                self._discard(e)
+                self._discard()
+                self.failed = True
                 raise SinkError(f"cannot write video {self.path} ({w}x{h}): {e}") from e
             self.size = (w, h)
         elif (w, h) != self.size:  # an image folder with mixed sizes: keep the first size
@@ -135,7 +151,7 @@ class VideoFileSink(Sink):
             self._fail(e)
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         if self.writer is None:
             return
         writer, self.writer = self.writer, None
@@ -143,7 +159,35 @@ class VideoFileSink(Sink):
             writer.release()
         except Exception as e:  # the encoder's last frames and the index did not fit
             self._fail(e)
-        self._pending.close()  # finalised: rename into place
+        self._publish(complete)
+
+    def _publish(self, complete: bool) -> None:
+        """The finished temporary video onto ``path`` (see the class docstring for when it is not)."""
+        target = self.path.expanduser().resolve()
+        frames = f"{self.frames} frame{'s' * (self.frames != 1)}"
+        if not complete and target.exists():  # overwrite=true, stopped early: keep the old video
+            kept = keep_under_free_name(
+                self.tmp, target.with_name(f"{target.stem}.partial{target.suffix}")
+            )
+            self.path, self.tmp = kept, None
+            self.note = (
+                f"{target} left as it was (overwrite=true replaces it only with a complete video); "
+                f"the {frames} written are in {kept}"
+            )
+            return
+        try:
+            publish(self.tmp, target, overwrite=self.overwrite and complete)
+        except OutputExists:
+            kept = keep_under_free_name(self.tmp, target)
+            self.path, self.tmp = kept, None
+            self.failed = True
+            raise SinkError(
+                f"output={target} was created by another run while this one was writing: nothing "
+                f"replaced; this run's video ({frames}) is kept as {kept}"
+            ) from None
+        self.tmp = None
+        if not complete:
+            self.note = f"{target} holds the {frames} written before the run stopped"
 
     def _fail(self, e: BaseException) -> None:
         """Drop the partial file and stop with one line saying what happened and what was kept."""
@@ -153,7 +197,7 @@ class VideoFileSink(Sink):
             except Exception:  # noqa: BLE001 - it is failing already; the file is discarded
                 pass
             self.writer = None
-        self._discard(e)
+        self._discard()
         self.failed = True
         why = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
         kept = " (the file already there is untouched)" if self.path.exists() else ""
@@ -162,10 +206,10 @@ class VideoFileSink(Sink):
             f"video was removed{kept}"
         ) from e
 
-    def _discard(self, e: BaseException) -> None:
-        """Remove the temporary file (the atomic write sees the failure)."""
-        self._pending.__exit__(type(e), e, e.__traceback__)
-        self._pending = ExitStack()
+    def _discard(self) -> None:
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
 
 
 class FolderSink(Sink):
@@ -213,7 +257,7 @@ class WindowSink(Sink):
             self.on_quit()
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         try:
             cv2.destroyWindow(self.title)
         except cv2.error:

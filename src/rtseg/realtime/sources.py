@@ -35,6 +35,7 @@ class Source:
     live: bool = False
     fps: float | None = None
     frame_count: int | None = None  # None when unknown (live streams)
+    ended_early: str | None = None  # why a file ended before the frame count its header gave
 
     def __init__(self, max_frames: int | None = None, stop_event: threading.Event | None = None):
         self.max_frames = max_frames

@@ -271,6 +271,11 @@ class VideoSource(Source):
                     corrupt_run = self.max_corrupt_run
                 yield None
                 continue
+            if count > 0 and pos < count - 1:  # said in the summary and realtime.json
+                self.ended_early = (
+                    f"the file ended at frame {pos} of the {count} its header gives "
+                    "(truncated or damaged)"
+                )
             return
 
     def _pause(self, seconds: float) -> bool:
