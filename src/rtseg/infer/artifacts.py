@@ -7,8 +7,8 @@ versions and the timing trials; an entry whose file is gone or whose hashes or v
 measured again. Files are stored by content under ``<cache>/artifacts/<sha256>/``, so a later
 export can never change a file that an entry points to. Never in a user's export folder.
 
-The cache is trusted storage: a file's sha256 is checked on every use, and a damaged, truncated or
-missing file is never run: the same backend is exported again and, when the fresh file has the
+The cache is trusted storage: an entry resolves only inside ``<cache>/artifacts/``, a file's sha256
+is checked on every use, and a damaged, truncated or missing file is never run: the same backend is exported again and, when the fresh file has the
 recorded sha256, copied over the bad one (atomically: every write here goes to a temporary name
 first). A lock file serialises measuring, so concurrent runs on one cache measure once and share it.
 """
@@ -79,6 +79,15 @@ class ArtifactCache:
         self.root = Path(root or default_cache_dir())
         self.index = self.root / "auto.json"
 
+    def holds(self, path: str | Path) -> bool:
+        """Whether ``path`` lies inside this cache's ``artifacts/`` (symlinks resolved): an entry
+        edited to point anywhere else is measured again, never run or repaired in place."""
+        try:
+            Path(path).resolve().relative_to((self.root / "artifacts").resolve())
+        except (ValueError, OSError):
+            return False
+        return True
+
     @staticmethod
     def key(model: str, input_size, batch_size: int, threads: int) -> str:
         return f"{cpu_name()}|{model}|{input_size[0]}x{input_size[1]}|b{batch_size}|t{threads}"
@@ -102,6 +111,8 @@ class ArtifactCache:
             )
         path = entry.get("artifact")
         if path:
+            if not self.holds(path):
+                return None, f"artifact {path} is outside {self.root / 'artifacts'} (not run)"
             if not Path(path).is_file():
                 return None, f"artifact {path} is missing"
             if file_sha256(Path(path)) != entry.get("sha256"):
@@ -143,6 +154,8 @@ class ArtifactCache:
         ):
             return None
         path = Path(entry["artifact"])
+        if not self.holds(path):  # an entry that points elsewhere is never written through
+            return None
         with tempfile.TemporaryDirectory(prefix="rtseg-repair-") as tmp:
             try:
                 fresh = build(entry["backend"], Path(tmp))

@@ -63,6 +63,11 @@ class DatasetImages:
         for split_cfg in (data_cfg.get("datasets") or {}).values():
             if isinstance(split_cfg, dict) and "cache_mb" in split_cfg:
                 split_cfg["cache_mb"] = 0
+        # every split read as the network sees images at inference: the training augmentations
+        # (random crops, flips, colour) made int8 calibration, and so its files, differ per export
+        augs = data_cfg.get("augmentations") or {}
+        if isinstance(augs, dict):
+            data_cfg["augmentations"] = {k: augs.get("val") for k in ("train", "val", "test")}
         trained, given = meta.get("num_classes"), data_cfg.get("num_classes")
         other_classes = trained and given and trained != given and not data_cfg.get("binary_class")
         if meta.get("dataset") not in (None, self.name) or other_classes:

@@ -18,13 +18,13 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from rtseg.errors import ExportError, RtsegError
+from rtseg.errors import ExportError, OutputExists, RtsegError
 from rtseg.infer.calibration import NO_IMAGES, Calibration, describe_calibration
 from rtseg.infer.onnx import ONNX_OPSET, export_onnx, int8_recipe, quantize_onnx_int8
 from rtseg.infer.sidecar import sidecar_path, write_sidecar
 from rtseg.utils.cli import command_line_checked, require, user_errors_as_one_line
 from rtseg.utils.config import output_dir
-from rtseg.utils.paths import CONF_DIR, copy_atomic
+from rtseg.utils.paths import CONF_DIR, publish_together, temporary_name
 
 log = logging.getLogger("rtseg.export")
 
@@ -56,35 +56,41 @@ def export_checkpoint(
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = name or Path(ckpt_path).stem.replace(".", "_").replace("=", "_")
     precision = "int8" if int8 else "fp32"
+    extra = (
+        {"calibration": describe_calibration(calibration), "quantization": int8_recipe()}
+        if int8
+        else None
+    )
     if fmt == "coreml":
         if int8:
             raise ExportError(
                 "int8=true is for onnx/openvino; Core ML quantisation is not wired here"
             )
         path = _coreml(net, out_dir / f"{stem}.mlpackage", size, batch_size)
-    else:
-        path = _export_via_temp(net, fmt, out_dir, stem, size, batch_size, int8, calibration)
-    extra = (
-        {"calibration": describe_calibration(calibration), "quantization": int8_recipe()}
-        if int8
-        else None
+        return path, write_sidecar(path, meta, size, fmt, precision, batch_size, extra)
+    return _export_via_temp(
+        net, meta, fmt, out_dir, stem, size, batch_size, int8, calibration, extra
     )
-    sidecar = write_sidecar(path, meta, size, fmt, precision, batch_size, extra)
-    return path, sidecar
 
 
 def _export_via_temp(
-    net, fmt, out_dir: Path, stem: str, size, batch_size, int8, calibration
-) -> Path:
-    """ONNX (and OpenVINO) files built in a temporary folder, then moved into ``out_dir``.
+    net, meta, fmt, out_dir: Path, stem: str, size, batch_size, int8, calibration, extra
+) -> tuple[Path, Path]:
+    """ONNX (and OpenVINO) files and their sidecar built in a temporary folder, then published into
+    ``out_dir`` as one unit (``rtseg.utils.paths.publish_together``).
 
-    Nothing already in ``out_dir`` is deleted or overwritten: when a target file (or its sidecar)
-    exists the export stops with one line before writing anything there.
+    Nothing already in ``out_dir`` is deleted or overwritten: a taken name stops the export in one
+    line, before the slow work when it is taken at the start, and without writing anything when
+    another export took it meanwhile (two exports to one name: one wins, the other refuses; the
+    published model always matches its sidecar, which records its sha256).
     """
+    import shutil
     import tempfile
 
     if int8 and not calibration:
         raise ExportError(NO_IMAGES)
+    planned = [out_dir / f"{stem}{'.int8' if int8 else ''}{ext}" for ext in _extensions(fmt)]
+    _refuse_taken([*planned, sidecar_path(planned[0])])
     with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
         tmp = Path(tmp)
         onnx_path = export_onnx(net, tmp / f"{stem}.onnx", size, batch_size)
@@ -94,15 +100,38 @@ def _export_via_temp(
         if fmt == "openvino":
             xml = _openvino(onnx_path, tmp / (onnx_path.name[: -len(".onnx")] + ".xml"))
             produced = [xml, xml.with_suffix(".bin")]
-        targets = [out_dir / p.name for p in produced]
-        taken = [t for t in [*targets, sidecar_path(targets[0])] if t.exists()]
-        if taken:
+        side = write_sidecar(
+            produced[0], meta, size, fmt, "int8" if int8 else "fp32", batch_size, extra,
+            sidecar=tmp / "sidecar.json",
+        )  # fmt: skip
+        targets = [out_dir / p.name for p in produced] + [sidecar_path(out_dir / produced[0].name)]
+        staged = []
+        try:  # copied beside the targets first (another file system: a plain rename fails)
+            for src, dst in zip([*produced, side], targets, strict=True):
+                staged.append(temporary_name(dst))
+                shutil.copy2(src, staged[-1])
+            publish_together(list(zip(staged, targets, strict=True)))
+        except OutputExists as e:
             raise ExportError(
-                f"{taken[0]} already exists: rtseg-export never overwrites; pass name=... or another out_dir=..."
-            )
-        for src, dst in zip(produced, targets, strict=True):
-            copy_atomic(src, dst)  # across file systems too: never half a file at dst
-    return targets[0]
+                f"{e} (another export wrote it meanwhile): rtseg-export never overwrites; nothing "
+                "was written; pass name=... or another out_dir=..."
+            ) from None
+        finally:
+            for path in staged:
+                path.unlink(missing_ok=True)
+    return targets[0], targets[-1]
+
+
+def _extensions(fmt: str) -> list[str]:
+    return [".xml", ".bin"] if fmt == "openvino" else [".onnx"]
+
+
+def _refuse_taken(targets: list[Path]) -> None:
+    taken = [t for t in targets if t.exists()]
+    if taken:
+        raise ExportError(
+            f"{taken[0]} already exists: rtseg-export never overwrites; pass name=... or another out_dir=..."
+        )
 
 
 def _openvino(onnx_path: Path, xml_path: Path) -> Path:
