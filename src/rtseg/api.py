@@ -58,7 +58,9 @@ class SegModel:
 
             return read_image(Path(image))  # DataError naming the file when it cannot be read
         if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image, any mode
-            image = image.convert("RGB")
+            from rtseg.data.base import rgb_array
+
+            image = rgb_array(image, f"PIL image ({image.mode})")
         try:
             arr = np.asarray(image)
         except Exception as e:  # noqa: BLE001 - any object numpy cannot take
@@ -91,7 +93,20 @@ class SegModel:
     def overlay(self, image: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """The image (RGB) with its predicted mask blended in and a legend of the classes."""
         image = self._check(image)
-        labels = self.predict(image) if labels is None else labels
+        if labels is None:
+            labels = self.predict(image)
+        else:
+            labels = np.asarray(labels)
+            if labels.shape != image.shape[:2] or labels.dtype.kind not in "iu":
+                raise RtsegError(
+                    f"labels of shape {labels.shape} and dtype {labels.dtype}: expected an integer "
+                    f"class map of the image's shape {image.shape[:2]}"
+                )
+            if labels.size and (labels.min() < 0 or labels.max() >= max(len(self.classes), 1)):
+                raise RtsegError(
+                    f"labels hold classes {labels.min()}..{labels.max()}: expected 0.."
+                    f"{len(self.classes) - 1} (this model's {len(self.classes)} classes)"
+                )
         bgr = self._overlay.draw(np.ascontiguousarray(image[..., ::-1]), labels)
         return np.ascontiguousarray(bgr[..., ::-1])
 

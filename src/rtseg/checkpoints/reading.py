@@ -30,6 +30,18 @@ def read_checkpoint(path: str | Path) -> dict:
         )
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive (PK..), older torch a bare pickle (0x80): anything else is
+    # another kind of file, said as such instead of the unpickler's "KeyError: 101"
+    if not head:
+        raise CheckpointError(f"checkpoint {path} is empty (an interrupted copy?)")
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        shown = head.decode("ascii", "replace") if head.isascii() else head.hex()
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (rtseg-train writes a zip archive; this file "
+            f"starts with {shown!r})"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -42,7 +54,9 @@ def read_checkpoint(path: str | Path) -> dict:
             f"({what.strip()[:160]}); rtseg never runs code from a checkpoint"
         ) from None
     except Exception as e:  # noqa: BLE001 - any read failure means the same thing to the user
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: corrupt or truncated ({type(e).__name__}: {e})"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
     if "meta" not in ckpt.get("hyper_parameters", {}):

@@ -89,7 +89,8 @@ def choose_best(
     tag: str | None = None,
     model: str | None = None,
 ) -> Choice:
-    records = find_runs(log_dir)
+    unreadable: list[Path] = []
+    records = find_runs(log_dir, unreadable=unreadable)
     try:
         best = best_run(records, dataset=dataset, experiment=experiment, tag=tag, model=model)
     except MixedDatasets as e:
@@ -115,8 +116,14 @@ def choose_best(
     )
     if best is None:
         where = f"{Path(log_dir)}" + (f" matching {filters}" if filters else "")
+        broken = (
+            f", {len(unreadable)} unreadable: {', '.join(map(str, unreadable[:3]))}"
+            if unreadable
+            else ""
+        )
         raise CheckpointError(
-            f"no trained run with a checkpoint under {where} ({len(records)} run records found): "
+            f"no trained run with a checkpoint under {where} ({len(records)} run records found"
+            f"{broken}): "
             "train one first, e.g. `rtseg-train` (built-in synthetic data) or `rtseg-train experiment=camvid_ppliteseg_lite0`, "
             "or pass checkpoint=PATH.ckpt"
         )

@@ -47,11 +47,35 @@ def read_image(path: Path) -> np.ndarray:
     """Read an RGB image as HxWx3 uint8, or raise a one-line DataError naming the file."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return rgb_array(im, f"image {path}")
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}") from None
+    except Image.DecompressionBombError as e:  # a header claiming billions of pixels
+        raise DataError(f"cannot read image {path}: {e}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"cannot read image {path}: corrupt or not an image ({e})") from None
+
+
+def rgb_array(im: Image.Image, what: str = "image") -> np.ndarray:
+    """HxWx3 uint8 RGB from a PIL image of any mode, keeping its values' meaning.
+
+    PIL's ``convert("RGB")`` clips 16-bit and 32-bit grayscale (``I;16``, ``I``, ``F``) to 255, so a
+    16-bit PNG came out white; such images are scaled to 8 bits by their bit depth instead, and
+    values that fit no depth (negative, above 65535) are refused in one line.
+    """
+    if im.mode in ("RGB", "L", "P", "RGBA", "LA", "1", "CMYK", "YCbCr", "PA", "La", "HSV", "LAB"):
+        return np.asarray(im.convert("RGB"))
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        arr = np.asarray(im).astype(np.float64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise DataError(
+                f"{what}: mode {im.mode} with values {arr.min():g}..{arr.max():g}: expected 8- or "
+                "16-bit intensities (0..255 or 0..65535)"
+            )
+        sixteen = im.mode.startswith("I;16") or (arr.size and arr.max() > 255)
+        gray = np.round(arr / 257.0) if sixteen else arr
+        return np.repeat(gray.astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(im.convert("RGB"))
 
 
 def read_mask(path: Path, colours: ColourTable | None = None) -> np.ndarray:

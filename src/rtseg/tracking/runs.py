@@ -7,6 +7,7 @@ through this module instead of globbing run folders on its own.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -14,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from rtseg.utils.paths import write_atomic
+
+log = logging.getLogger("rtseg.tracking")
 
 RECORD_NAME = "run.json"
 
@@ -112,8 +115,12 @@ class RunRecord:
         return pd.read_csv(path) if path.is_file() else None
 
 
-def find_runs(root: str | Path, task: str | None = "train") -> list[RunRecord]:
-    """Every run record under ``root`` (unreadable records are skipped), oldest first."""
+def find_runs(
+    root: str | Path, task: str | None = "train", unreadable: list[Path] | None = None
+) -> list[RunRecord]:
+    """Every run record under ``root``, oldest first. An unreadable record (corrupt JSON, a field
+    of the wrong type) is skipped with a warning naming it, and appended to ``unreadable`` when
+    given, so "no run found" can say that some were there but could not be read."""
     root = Path(root)
     if not root.exists():
         return []
@@ -121,7 +128,10 @@ def find_runs(root: str | Path, task: str | None = "train") -> list[RunRecord]:
     for path in root.rglob(RECORD_NAME):
         try:
             rec = RunRecord.load(path)
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError) as e:
+            log.warning("run record %s is unreadable (%s): skipped", path, type(e).__name__)
+            if unreadable is not None:
+                unreadable.append(path)
             continue
         if task is None or rec.task == task:
             records.append(rec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -190,7 +191,15 @@ def train(cfg: DictConfig) -> dict:
 
     t0 = time.time()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        except SystemExit as e:
+            # Lightning ends a Ctrl-C'd fit with exit(1), a crash's code: 128 + SIGINT, as in
+            # rtseg-realtime, once it has saved and the writer has marked the record interrupted
+            if trainer.interrupted:
+                log.warning("interrupted: rerun the same command to resume from last.ckpt")
+                raise SystemExit(128 + signal.SIGINT) from e
+            raise
         if trainer.interrupted:  # the writer has marked the record
             return {}
         results = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
