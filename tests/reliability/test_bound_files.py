@@ -159,3 +159,16 @@ def test_a_cache_entry_pointing_outside_the_cache_is_not_run(tiny_net, tmp_path)
     assert ArtifactCache(tmp_path / "cache").lookup(key, entry["weights_hash"])[0] is None
     second = resolve()
     assert second.path != outside and ArtifactCache(tmp_path / "cache").holds(second.path)
+
+
+def test_a_damaged_model_without_a_recorded_hash_is_one_line(exported):
+    """An older sidecar without sha256 cannot catch the damage; loading it is still one line."""
+    path, sidecar = exported
+    side = json.loads(sidecar.read_text())
+    del side["sha256"]
+    side["digest"] = digest(side)
+    sidecar.write_text(json.dumps(side))
+    path.write_bytes(b"\x08\x07not a protobuf" + path.read_bytes()[:40])
+    with pytest.raises(ExportError) as err:
+        load_exported(path)
+    assert "onnxruntime cannot load it" in str(err.value) and "\n" not in str(err.value)

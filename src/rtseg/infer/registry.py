@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg.errors import BackendUnavailable, MissingExtra, RtsegError
+from rtseg.errors import BackendUnavailable, ExportError, MissingExtra, RtsegError
 from rtseg.infer.backends import (
     Backend,
     CompileBackend,
@@ -142,7 +142,15 @@ def from_file(
     )
     if not runs_files:
         raise BackendUnavailable(f"{name} cannot run a file ({path.name})")
-    return spec.runtime(None, input_size, batch_size, threads, name=name, path=path, **spec.options)
+    try:
+        return spec.runtime(
+            None, input_size, batch_size, threads, name=name, path=path, **spec.options
+        )
+    except RtsegError:
+        raise
+    except Exception as e:  # noqa: BLE001 - InvalidProtobuf and friends: a damaged or foreign file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ExportError(f"{path}: {name} cannot load it ({type(e).__name__}: {first})") from None
 
 
 def load_exported(
