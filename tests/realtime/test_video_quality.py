@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rtseg.errors import RtsegError, SourceError
-from rtseg.infer.temporal import FilterConfig, TemporalFilter
+from rtseg.infer.temporal import FilterConfig, make_filter
 from rtseg.realtime.cli import realtime
 from rtseg.realtime.stream_quality import StreamRecorder, stream_agreement, stream_miou
 from rtseg.realtime.synthetic_source import SyntheticSource
@@ -68,39 +68,91 @@ def textured(h, w, seed=0):
 
 
 @pytest.mark.parametrize("mode", ["ema", "flow"])
-def test_filter_on_a_static_scene_converges_to_the_per_frame_mask(mode):
+def test_filter_on_a_static_scene_settles_on_the_per_frame_mask(mode):
     h, w, c = 24, 32, 4
     gray = textured(h, w)
-    f = TemporalFilter(FilterConfig(mode=mode, alpha=0.3), (h, w))
     torch.manual_seed(0)
     first, then = torch.randn(1, c, h, w), torch.randn(1, c, h, w)
     own = then.argmax(1)[0].numpy()
+    f = make_filter(FilterConfig(mode=mode, alpha=0.3, margin=1.0), (h, w))
     cue = f.cue(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
     for _ in range(3):
         f.maps(first, [cue])
     outs = [f.maps(then, [cue])[0] for _ in range(30)]
     assert not np.array_equal(outs[0], own)  # the state remembers the other scene at first
-    assert np.array_equal(outs[-1], own)  # ... and converges to this frame's own mask
+    if mode == "ema":  # the average converges to this frame's own mask
+        assert np.array_equal(outs[-1], own)
+    else:  # the hold keeps the earlier label only where this frame's best is within the margin
+        best = then.max(1).values[0]
+        held = outs[-1] != own
+        theirs = then[0].gather(0, torch.from_numpy(outs[-1]).long()[None])[0]
+        assert (best - theirs)[torch.from_numpy(held)].max() <= 1.0
+        assert np.array_equal(outs[-1], outs[1])  # and settles at once: no drift
     # the same logits every frame: the filter never changes the per-frame mask
-    g = TemporalFilter(FilterConfig(mode=mode), (h, w))
+    g = make_filter(FilterConfig(mode=mode), (h, w))
     assert all(np.array_equal(g.maps(then, [cue])[0], own) for _ in range(3))
 
 
-def test_filter_reduces_flicker_between_two_close_classes():
-    h, w = 32, 40
+@pytest.mark.parametrize("mode", ["ema", "flow"])
+def test_filter_reduces_flicker_between_two_close_classes(mode):
+    """Logits are smooth (upsampled from a stride-4/8 head): noise in 4x4 cells, two classes
+    within it of each other. The per-frame labels flip; the filtered ones hold."""
+    h, w = 64, 80
     gray = cv2.cvtColor(textured(h, w, 1), cv2.COLOR_GRAY2BGR)
-    f = TemporalFilter(FilterConfig(mode="flow", alpha=0.3), (h, w))
+    f = make_filter(FilterConfig(mode=mode, alpha=0.3, margin=1.0), (h, w))
     rng = np.random.default_rng(0)
     base = torch.zeros(1, 3, h, w)
     base[:, 0], base[:, 2] = 0.3, -5  # class 0 ahead of class 1 by less than the noise
     raw, filtered = [], []
     for _ in range(20):
-        logits = base + torch.from_numpy(rng.normal(0, 0.5, (1, 3, h, w)).astype(np.float32))
+        cells = rng.normal(0, 0.5, (1, 3, h // 4, w // 4)).astype(np.float32)
+        logits = base + torch.from_numpy(cells.repeat(4, axis=2).repeat(4, axis=3))
         raw.append(logits.argmax(1)[0].numpy())
         filtered.append(f.maps(logits, [f.cue(gray)])[0])
     change = [np.mean(a != b) for a, b in zip(raw, raw[1:], strict=False)]
     change_f = [np.mean(a != b) for a, b in zip(filtered[5:], filtered[6:], strict=False)]
     assert np.mean(change) > 0.3 and np.mean(change_f) < 0.5 * np.mean(change)
+
+
+def test_flow_hold_lets_a_real_change_through_at_once():
+    """Hysteresis, not lag: a class that wins by more than the margin replaces the held label in
+    the very frame it appears."""
+    h, w = 64, 80
+    gray = cv2.cvtColor(textured(h, w, 3), cv2.COLOR_GRAY2BGR)
+    f = make_filter(FilterConfig(mode="flow", margin=1.0), (h, w))
+    a = torch.zeros(1, 2, h, w)
+    a[:, 0] = 3.0
+    for _ in range(3):
+        assert (f.maps(a, [f.cue(gray)])[0] == 0).all()
+    b = torch.zeros(1, 2, h, w)
+    b[:, 1] = 3.0  # class 1 now ahead by 3 > margin
+    assert (f.maps(b, [f.cue(gray)])[0] == 1).all()
+    near = torch.zeros(1, 2, h, w)
+    near[:, 0] = 0.5  # class 0 back, ahead by only 0.5 < margin: class 1 holds
+    assert (f.maps(near, [f.cue(gray)])[0] == 1).all()
+
+
+def test_flow_hold_carries_labels_along_the_motion():
+    """A labelled square that moves: the held labels move with it (the flow), and the pixels it
+    uncovered take this frame's own labels where the frame no longer matches."""
+    h, w = 96, 128
+    rng = np.random.default_rng(4)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, (h, w + 16), dtype=np.uint8), (3, 3), 0)
+    f = make_filter(FilterConfig(mode="flow", margin=10.0, stride=2), (h, w))
+    for shift in (0, 4, 8):
+        frame = cv2.cvtColor(np.ascontiguousarray(scene[:, shift : shift + w]), cv2.COLOR_GRAY2BGR)
+        logits = torch.zeros(1, 2, h, w)
+        logits[0, 1, 32:64, 48 - shift : 80 - shift] = 0.5  # the object, weakly ahead
+        out = f.maps(logits, [f.cue(frame)])[0]
+    own = logits.argmax(1)[0].numpy()
+    assert np.mean(out == own) > 0.95  # held labels followed the object, they did not stay put
+
+
+def test_a_small_input_gets_a_smaller_stride():
+    """DIS flow needs 12 pixels a side: the filter keeps at least 16."""
+    assert make_filter(FilterConfig(mode="flow", stride=4), (24, 32)).stride == 1
+    assert make_filter(FilterConfig(mode="flow", stride=4), (40, 64)).stride == 2
+    assert make_filter(FilterConfig(mode="flow", stride=4), (360, 480)).cue_hw == (90, 120)
 
 
 def test_bad_filter_settings_are_one_line():

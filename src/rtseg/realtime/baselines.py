@@ -204,6 +204,9 @@ def print_report(info: dict, row: dict) -> None:
         ("dropped / corrupt", f"{row['dropped']} / {row['corrupt']}"),
         ("temporal filter", row["temporal"]),
     ]
+    reason = (info.get("temporal") or {}).get("reason")
+    if reason:  # temporal=auto: why this filter (one line in the log too)
+        rows.append(("temporal filter: why", reason))
     if row["tc"] is not None:
         rows.append(("TC / change rate %", f"{pct(row['tc'])} / {pct(row['change_rate'])}"))
     if row["stream_miou"] is not None:

@@ -21,7 +21,8 @@ import hydra
 from omegaconf import DictConfig
 
 from rtseg.errors import SinkError
-from rtseg.infer.frames import Preprocess
+from rtseg.infer.artifacts import default_cache_dir, model_key
+from rtseg.infer.frames import Preprocess, fit_batch
 from rtseg.infer.open import open_model
 from rtseg.infer.options import InferOptions
 from rtseg.infer.registry import check_backend_names
@@ -49,6 +50,7 @@ from rtseg.realtime.sinks import (
     check_output,
 )
 from rtseg.realtime.stream_quality import StreamRecorder, stream_agreement, stream_report
+from rtseg.realtime.temporal_choice import choose_filter
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
@@ -57,6 +59,15 @@ from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
 from rtseg.utils.redact import redact
 
 log = logging.getLogger("rtseg.realtime")
+
+AUTO_FRAMES = 10  # frames of the stream temporal=auto times its candidates on
+
+
+def _model_key(model) -> str:
+    """What the filter's measurement belongs to: the network's weights, or the exported file."""
+    if model.net is not None:
+        return model_key(model.net)
+    return f"file-{model.backend.path.name}" if model.backend.path else "unknown"
 
 
 @contextmanager
@@ -151,6 +162,22 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         model.net,
         lambda: calibration_frames(cfg, size, mean, std, agree.frames, agree.stride),
         float(agree.min),
+    )
+    temporal = in_thread(  # where the pipeline runs inference (see in_thread)
+        lambda: (
+            choose_filter(
+                temporal,
+                lambda x: backend(fit_batch(x, 1 if backend.dynamic else backend.batch_size))[:1],
+                calibration_frames(cfg, size, mean, std, AUTO_FRAMES, 3)[0],
+                size,
+                fps=(source.fps * (cfg.get("rate") or 1.0)) if source.fps else None,
+                live=drop == "latest",
+                cache_dir=InferOptions.from_cfg(cfg).cache_dir or default_cache_dir(),
+                key=f"{_model_key(model)}|{backend.name}|{backend.precision}|t{model.threads}",
+            )
+            if temporal.requested == "auto" and temporal.mode != "none"
+            else temporal
+        )
     )
     overlay_cfg = to_container(cfg.overlay)
     overlay = Overlay(meta.get("palette"), meta.get("class_names"), **overlay_cfg)
