@@ -80,5 +80,7 @@ def load_shipped(name: str) -> tuple[nn.Module, dict]:
         ) from None
     meta["checkpoint"] = name
     meta["val_miou"] = info.get("val_miou")
+    if info.get("int8"):  # measured at ship time (tools/int8_evidence.py): see infer/auto.judge
+        meta["int8_evidence"] = info["int8"]
     meta.setdefault("model", info.get("model"))
     return net.eval(), meta

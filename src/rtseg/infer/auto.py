@@ -37,10 +37,17 @@ from rtseg.infer.artifacts import (
 )
 from rtseg.infer.backends import Backend
 from rtseg.infer.options import InferOptions
-from rtseg.infer.quality import Evidence, accepts, agreement, measure, reference_labels
+from rtseg.infer.quality import (
+    Evidence,
+    accepts,
+    accepts_by_card,
+    agreement,
+    measure,
+    reference_labels,
+)
 from rtseg.infer.registry import create_backend, default_candidates, from_file, simplicity
 from rtseg.timing import time_interleaved
-from rtseg.utils.machine import cpu_name
+from rtseg.utils.machine import cpu_name, int8_saturates
 from rtseg.utils.paths import file_sha256
 
 __all__ = ["agreement", "reference_labels", "resolve_backend", "judge", "choose"]
@@ -57,8 +64,17 @@ def judge(backend: Backend, net: nn.Module, evidence: Evidence, options: InferOp
     reduced = backend.precision != "fp32"
     images = evidence.images or [x for x, _ in evidence.pairs]
     pairs = evidence.pairs if reduced else ()
-    q = measure(backend, net, images, pairs, evidence.num_classes, evidence.ignore_index)
-    if reduced:
+    by_card = None
+    if backend.precision == "int8" and not pairs and evidence.card and evidence.recheck:
+        # no labels here: a shipped model's card, re-checked on this runtime (quality.accepts_by_card)
+        q = measure(backend, net, evidence.recheck)
+        key = f"{backend.name}|{7 if int8_saturates() else 8}-bit"
+        by_card = accepts_by_card(q, evidence.card, key, options.limits)
+    else:
+        q = measure(backend, net, images, pairs, evidence.num_classes, evidence.ignore_index)
+    if by_card is not None:
+        q["accepted"], q["reason"] = by_card
+    elif reduced:
         q["accepted"], q["reason"] = accepts(q, options.limits)
     else:
         q["accepted"] = q["agreement"] >= options.agreement_tol

@@ -202,7 +202,8 @@ class _Exported:
         self.calibration = describe_calibration(calibration)
         q = wd / f"{stem}.int8.onnx"
         if q not in done:  # ORT and OpenVINO int8 share one quantised file per network and size
-            quantize_onnx_int8(fp32, q, [fit_batch(b, self.batch_size) for b in calibration])
+            images = [fit_batch(b, self.batch_size) for b in calibration]
+            quantize_onnx_int8(fp32, q, images, ranges=getattr(calibration, "ranges", None))
             done.add(q)
         return q
 

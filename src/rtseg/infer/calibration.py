@@ -28,14 +28,43 @@ NO_IMAGES = (
 
 class Calibration(list):
     """Calibration images (``(1, 3, H, W)`` tensors) that remember where they came from, so every int8
-    artifact can record its calibration source and count."""
+    artifact can record its calibration source and count.
 
-    def __init__(self, images=(), source: str = "images given by the caller"):
+    ``ranges``: the activation ranges a calibration produced (ONNX Runtime's calibration cache, as
+    a shipped model's card carries them): int8 is then quantised from those, no images needed, and
+    the file is the one the card measured."""
+
+    def __init__(
+        self, images=(), source: str = "images given by the caller", ranges: dict | None = None,
+        count: int | None = None,
+    ):  # fmt: skip
         super().__init__(images)
-        self.source = source
+        self.source, self.ranges, self.count = source, ranges, count
+
+    def __bool__(self) -> bool:
+        return len(self) > 0 or self.ranges is not None
 
     def describe(self) -> dict:
-        return {"source": self.source, "images": len(self)}
+        return {"source": self.source, "images": self.count if self.ranges else len(self)}
+
+
+def recheck_images(size, mean, std, n: int = 8) -> list[torch.Tensor]:
+    """The images a shipped model's int8 evidence is re-checked on, identical on every machine:
+    built-in scenes (``rtseg.data.synthetic``, seed 0, the test stream) at ``size``, normalised
+    with the model's mean/std. What the card measured on them is compared with this runtime."""
+    import numpy as np
+
+    from rtseg.data.synthetic import SyntheticScenes
+
+    scenes = SyntheticScenes("test", length=n, size=tuple(size), seed=0, cache=False)
+    m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+    s = torch.tensor(std, dtype=torch.float32)[:, None, None]
+    out = []
+    for i in range(n):
+        rgb, _ = scenes.load(i)
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+        out.append(((x - m) / s)[None])
+    return out
 
 
 def describe_calibration(images) -> dict:

@@ -29,7 +29,7 @@ from rtseg.checkpoints.spec import Choice, choose_checkpoint
 from rtseg.errors import RtsegError
 from rtseg.infer.auto import resolve_backend
 from rtseg.infer.backends import Backend
-from rtseg.infer.calibration import Calibration, dataset_images
+from rtseg.infer.calibration import Calibration, dataset_images, recheck_images
 from rtseg.infer.options import InferOptions
 from rtseg.infer.quality import Evidence
 from rtseg.infer.registry import load_exported
@@ -121,15 +121,28 @@ def gather_evidence(
         pairs = images.pairs("val", options.eval_images, size)
         if images.unavailable:
             log.warning("calibration data: %s", images.unavailable)
+    card = meta.get("int8_evidence")
+    recheck = []
+    if card and not pairs:
+        # a shipped model whose data is not here: int8 from the ranges its card was measured with
+        # (the same file on every machine), judged by the card, re-checked on this runtime
+        calib = Calibration(
+            source=f"the model card's calibration ranges ({card['calibration']['source']})",
+            ranges=card["ranges"],
+            count=card["calibration"].get("images"),
+        )
+        recheck = recheck_images(size, meta["mean"], meta["std"], card["recheck"]["images"])
     if not calib and sampled:
         calib = Calibration(sampled, described)
         log.warning("int8 calibrates on %s: the checkpoint's dataset cannot be read", described)
     evidence = Evidence(
-        images=sampled or [x for x, _ in pairs],
+        images=sampled or [x for x, _ in pairs] or recheck,
         pairs=pairs,
         calibration=calib or None,
         num_classes=meta.get("num_classes"),
         ignore_index=int(meta.get("ignore_index") or 255),
+        card=card if recheck else None,
+        recheck=recheck,
     )
     record = {"agreement_source": described if sampled else "val images of the dataset"}
     return evidence, record

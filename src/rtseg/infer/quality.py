@@ -30,6 +30,9 @@ class Evidence:
     calibration: list[torch.Tensor] | None = None
     num_classes: int | None = None
     ignore_index: int = 255
+    #: a shipped model's int8 evidence (its card) and the images it is re-checked on here
+    card: dict | None = None
+    recheck: list[torch.Tensor] = field(default_factory=list)
 
 
 def reference_labels(net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -106,3 +109,32 @@ def accepts(q: dict, limits: Limits) -> tuple[bool, str]:
         f"argmax agreement {100 * q['agreement']:.2f}% {'>=' if ok else '<'} "
         f"{100 * limits.min_agreement:.2f}% on {q['agreement_images']} images"
     )
+
+
+#: how far this runtime's agreement on the re-check scenes may fall below the card's
+RECHECK_TOL = 0.01
+
+
+def accepts_by_card(q: dict, card: dict, key: str, limits: Limits) -> tuple[bool, str] | None:
+    """A shipped model's int8 judged by its card: the val mIoU drop measured at ship time for this
+    runtime and weight recipe (``key``), trusted when this runtime's agreement on the re-check
+    scenes (``q``) is within ``RECHECK_TOL`` of the card's. None when the card has no such entry."""
+    entry = (card.get("quality") or {}).get(key)
+    if entry is None:
+        return None
+    drop, card_agree = entry["miou_drop_points"], entry["recheck_agreement"]
+    here = q["agreement"]
+    fits = drop <= limits.max_miou_drop
+    same = here >= card_agree - RECHECK_TOL
+    reason = (
+        f"model card: val mIoU drop {drop:.2f} points {'<=' if fits else '>'} "
+        f"{limits.max_miou_drop} ({card.get('eval')}, {key}); re-checked here: agreement "
+        f"{100 * here:.2f}% on {q['agreement_images']} built-in scenes, card {100 * card_agree:.2f}%"
+        + (
+            ""
+            if same
+            else f": more than {100 * RECHECK_TOL:.0f} point below, the card does not hold"
+        )
+    )
+    q.update(miou_drop_points_card=drop, evidence="model card")
+    return fits and same, reason
