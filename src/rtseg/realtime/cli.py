@@ -54,7 +54,7 @@ from rtseg.realtime.temporal_choice import choose_filter
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
-from rtseg.utils.machine import set_threads
+from rtseg.utils.machine import cpu_name, set_threads
 from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
 from rtseg.utils.redact import redact
 
@@ -277,6 +277,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         quality = stream_report(recorder, pipeline.source, meta.get("class_names"), sq.flow_preset)
     info = {
         "model": meta.get("model"),
+        "cpu": cpu_name(),
         "checkpoint": str(choice.path),
         "checkpoint_reason": choice.reason,
         "val_miou": meta.get("val_miou"),
