@@ -1,9 +1,11 @@
 """Temporal filter variants on one stream, from one network pass: TC, change rate and, on the
 synthetic source, the stream mIoU; plus how many pixels each filter moves off the per-frame mask.
 
-Accuracy only, no timing: every variant sees the same logits (eager fp32, the network realtime's
-fp32 backends agree with), filtered exactly as ``rtseg-realtime temporal=...`` does, and is
-measured as ``benchmark=true`` measures (``rtseg.realtime.stream_quality``). Speed: run.sh.
+Every variant sees the same logits (eager fp32, the network realtime's fp32 backends agree with),
+filtered exactly as ``rtseg-realtime temporal=...`` does, and is measured as ``benchmark=true``
+measures (``rtseg.realtime.stream_quality``). ``post_ms_median``: the postprocess stage per frame
+(logits -> class map, filter and its gray cue included), timed here one variant after another on the
+same logits: run alone for a speed figure. End-to-end speed: run.sh.
 
     python experiments/temporal_filter/sweep.py --checkpoint camvid \
         --source ../shared/data/video/solidWhiteRight.mp4 --out sweep_dashcam.csv
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +35,13 @@ VARIANTS = {
     "none": FilterConfig(),
     "ema a=0.5": FilterConfig("ema", alpha=0.5),
     "ema a=0.3": FilterConfig("ema", alpha=0.3),
-    "flow a=0.5": FilterConfig("flow", alpha=0.5),
-    "flow a=0.3": FilterConfig("flow", alpha=0.3),
-    "flow a=0.2": FilterConfig("flow", alpha=0.2),
-    "flow a=0.3 no gate": FilterConfig("flow", alpha=0.3, motion_threshold=255),
+    # motion-compensated hysteresis (issue 26): margin in logits, flow at 1/stride of the output
+    "flow m=0.5": FilterConfig("flow", margin=0.5),
+    "flow m=1": FilterConfig("flow", margin=1.0),
+    "flow m=2": FilterConfig("flow", margin=2.0),
+    "flow m=1 s2": FilterConfig("flow", margin=1.0, stride=2),
+    "flow m=1 s8": FilterConfig("flow", margin=1.0, stride=8),
+    "flow m=1 no gate": FilterConfig("flow", margin=1.0, motion_threshold=255),
 }
 
 
@@ -53,12 +59,19 @@ def run(checkpoint: str, source_spec: str, seed: int, frames: int | None) -> lis
     filters = {name: make_filter(cfg, size) for name, cfg in VARIANTS.items()}
     recorders = {name: StreamRecorder(max_frames=10_000) for name in VARIANTS}
     moved = {name: [] for name in VARIANTS}
+    post_ms = {name: [] for name in VARIANTS}  # logits -> class map (+ the cue, made in preprocess)
     with torch.inference_mode():
         for frame in source:
             logits = net(torch.from_numpy(pre(frame.image))[None])
             own = maps_from_logits(logits)[0]
             for name, f in filters.items():
-                mask = own if f is None else f.maps(logits, [f.cue(frame.image)])[0]
+                t0 = time.perf_counter()
+                mask = (
+                    maps_from_logits(logits)[0]
+                    if f is None
+                    else f.maps(logits, [f.cue(frame.image)])[0]
+                )
+                post_ms[name].append((time.perf_counter() - t0) * 1e3)
                 moved[name].append(float(np.mean(mask != own)))
                 recorders[name](frame.index, frame.image, mask)
     rows = []
@@ -83,10 +96,12 @@ def run(checkpoint: str, source_spec: str, seed: int, frames: int | None) -> lis
                 "change_rate": tc.get("change_rate"),
                 "stream_miou": miou.get("miou"),
                 "moved_vs_per_frame": float(np.mean(moved[name])),
+                "post_ms_median": float(np.median(post_ms[name][1:] or post_ms[name])),
             }
         )
         print(
             f"{name:22s} TC {100 * rows[-1]['tc']:.2f}%  change {100 * rows[-1]['change_rate']:.2f}%"
+            f"  post {rows[-1]['post_ms_median']:.2f} ms"
             + (f"  mIoU {100 * rows[-1]['stream_miou']:.2f}" if rows[-1]["stream_miou"] else ""),
             flush=True,
         )

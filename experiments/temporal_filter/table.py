@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -31,10 +32,14 @@ def collect(root: Path) -> list[dict]:
         rows.append(
             {
                 "run": path.parent.name,
+                "cpu": info.get("cpu"),
                 "source": Path(s["source"]).name,
                 "model": s["model"],
                 "backend": f"{s['backend']} ({s['precision']})",
                 "temporal": s.get("temporal", "none"),
+                "requested": (info.get("temporal") or {}).get("requested") or s.get("temporal"),
+                "live": info.get("drop") == "latest",
+                "dropped": info["pipeline"]["frames_dropped"],
                 "frames": s["frames"],
                 "tc_pct": pct(s.get("tc")),
                 "change_pct": pct(s.get("change_rate")),
@@ -84,31 +89,27 @@ def main(root: str) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    cols = [
-        "source",
-        "backend",
-        "temporal",
-        "TC %",
-        "change %",
-        "stream mIoU %",
-        "pipeline fps",
-        "sequential fps",
-        "latency p50 ms",
-        "postprocess ms",
-    ]
-    keys = [
-        "source",
-        "backend",
-        "temporal",
-        "tc_pct",
-        "change_pct",
-        "stream_miou_pct",
-        "pipeline_fps",
-        "sequential_fps",
-        "latency_p50_ms",
-        "postprocess_ms",
-    ]
-    table = markdown_table(cols, [["-" if r[k] is None else r[k] for k in keys] for r in rows])
+    # one line per stream x requested filter: medians over the repetitions (run.sh REPS)
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["source"], r["live"], r["requested"]), []).append(r)
+
+    def med(rs, k):
+        vals = [r[k] for r in rs if r[k] is not None]
+        return round(float(statistics.median(vals)), 2) if vals else "-"
+
+    cols = ["source", "played", "temporal (chosen)", "backend", "runs", "TC %", "change %",
+            "stream mIoU %", "pipeline fps", "postprocess ms", "latency p50 ms", "dropped"]  # fmt: skip
+    lines = []
+    for (source, live, requested), rs in groups.items():
+        chosen = sorted({r["temporal"] for r in rs})
+        lines.append([
+            source, "live (25 fps)" if live else "file", f"{requested} ({', '.join(chosen)})",
+            rs[0]["backend"], len(rs), med(rs, "tc_pct"), med(rs, "change_pct"),
+            med(rs, "stream_miou_pct"), med(rs, "pipeline_fps"), med(rs, "postprocess_ms"),
+            med(rs, "latency_p50_ms"), med(rs, "dropped"),
+        ])  # fmt: skip
+    table = markdown_table(cols, lines)
     (HERE / "table.md").write_text(table)
     plot(rows, HERE / "tc_fps.png")
     print(table)
