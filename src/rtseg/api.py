@@ -6,6 +6,7 @@
     labels = m.predict("photo.jpg")          # or an image file (read as the datasets read it), or a PIL image
     blended = m.overlay(rgb)                 # the mask over the image, with a legend
     maps = m.predict_batch([rgb1, rgb2])     # one forward pass per batch
+    rtseg.load("camvid", tta="flip")         # test-time augmentation (flip; ms = scales)
 
 Images of any size are resized to the model's input size with the realtime pipeline's own
 preprocessing (``infer.frames.Preprocess``, linear interpolation by default) and the class map is
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rtseg.errors import RtsegError
+from rtseg.errors import BackendUnavailable, RtsegError
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
 
 EXPECTED = "expected an HxWx3 uint8 RGB array (H, W > 0), a PIL image or an image file path"
@@ -30,11 +31,20 @@ EXPECTED = "expected an HxWx3 uint8 RGB array (H, W > 0), a PIL image or an imag
 class SegModel:
     """A trained network behind one inference backend, with its classes and palette."""
 
-    def __init__(self, net, meta: dict, backend, size: tuple[int, int]):
+    def __init__(self, net, meta: dict, backend, size: tuple[int, int], tta=None):
         from rtseg.infer.frames import Preprocess
+        from rtseg.models.tta import TTA
         from rtseg.realtime.overlay import Overlay
 
         self.net, self.meta, self.backend, self.size = net, meta, backend, tuple(size)
+        self.tta = TTA.parse(tta)
+        if self.tta:
+            from rtseg.infer.backends import Augmented
+
+            try:
+                self.backend = Augmented(backend, self.tta)
+            except BackendUnavailable as e:
+                raise RtsegError(str(e)) from None
         self.classes: list[str] = list(meta.get("class_names") or [])
         self.palette: list[list[int]] = [list(c) for c in meta.get("palette") or []]
         self._pre = Preprocess(
@@ -117,8 +127,12 @@ def load(
     threads: int | None = None,
     size: Sequence[int] | None = None,
     log_dir: str | Path = "logs",
+    tta=None,
 ) -> SegModel:
     """A trained model ready to ``predict``: ``spec`` is any ``checkpoint=`` value.
+
+    ``tta``: test-time augmentation, ``"flip"`` (any backend), ``"ms"`` / ``"ms_flip"`` (scales:
+    eager-like backends) or ``{"flip": True, "scales": [1, 1.5]}`` (``rtseg.models.tta``).
 
     ``backend`` is any benchmark backend name (eager, onnxruntime, openvino, auto, ...); int8
     calibrates on the data the checkpoint recorded (one line when it cannot be read: export it with
@@ -132,4 +146,4 @@ def load(
     check_value("size", None if size is None else list(size))  # the realtime size= range
     check_value("threads", threads)
     opened = open_model(str(spec), backend, size, threads, log_dir=log_dir)
-    return SegModel(opened.net, opened.meta, opened.backend, opened.size)
+    return SegModel(opened.net, opened.meta, opened.backend, opened.size, tta)

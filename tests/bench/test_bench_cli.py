@@ -217,3 +217,16 @@ def test_wandb_logger_writes_an_offline_run(tmp_path, monkeypatch):
 def test_exits_with_an_error_when_no_row_could_be_measured(tmp_path):
     with pytest.raises(RtsegError, match="no backend could be measured"):
         _bench(tmp_path, "model=baseline", "input_size=[32,32]", "backends=[cuda]", "peers=false")
+
+
+def test_tta_rows_show_their_cost_next_to_the_plain_ones(tmp_path):
+    rows = _bench(
+        tmp_path, "model=baseline", "model.width=8", "input_size=[32,32]",
+        "backends=[eager,onnxruntime]", "tta=[none,flip,ms]", "e2e=false",
+    )  # fmt: skip
+    by = {(r["backend"], r["tta"]): r for r in rows}
+    assert by[("eager", "flip")]["latency_ms_median"] > 0 and by[("eager", None)]["agrees"]
+    assert by[("onnxruntime", "flip")]["latency_ms_median"] > 0
+    assert by[("eager", "scales 0.75/1/1.25/1.5")]["latency_ms_median"] > 0
+    assert "scales need a backend" in by[("onnxruntime", "scales 0.75/1/1.25/1.5")]["note"]
+    assert "| flip |" in (tmp_path / "results.md").read_text()

@@ -21,6 +21,7 @@ from rtseg.bench.measure import PeakRSS
 from rtseg.bench.peak import peak_for
 from rtseg.errors import BackendUnavailable
 from rtseg.infer.auto import agreement, reference_labels, resolve_backend
+from rtseg.infer.backends import Augmented
 from rtseg.infer.frames import FramePipeline
 from rtseg.infer.options import InferOptions
 from rtseg.infer.quality import Evidence, eval_miou
@@ -32,7 +33,7 @@ from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
 log = logging.getLogger("rtseg.bench")
 
 RESULT_COLUMNS = [
-    "model", "input_size", "backend", "resolved", "precision", "device", "batch", "threads",
+    "model", "input_size", "backend", "tta", "resolved", "precision", "device", "batch", "threads",
     "latency_ms_median", "latency_ms_p90", "fps", "throughput",
     "e2e_latency_ms_median", "e2e_latency_ms_p90", "e2e_fps", "frame_size",
     "peak_mem_mb", "params", "gflops", "achieved_gflops", "peak_gflops", "pct_of_peak",
@@ -77,6 +78,8 @@ class Plan:
     peaks: dict = field(default_factory=dict)
     frame_size: Sequence[int] | None = None
     workdir: Path | None = None
+    # test-time augmentation per row (None: plain); each backend is measured with every one
+    tta: Sequence = (None,)
 
 
 @dataclass
@@ -119,18 +122,21 @@ def benchmark_network(subject: Subject, inputs: Inputs, plan: Plan, progress=Non
         if n_threads:
             torch.set_num_threads(int(n_threads))
         for batch in plan.batch_sizes:
-            for name in plan.backends:
+            for tta, name in ((t, n) for t in plan.tta for n in plan.backends):
                 base = {
                     "model": subject.name, "input_size": f"{size[0]}x{size[1]}", "backend": name,
+                    "tta": tta.describe() if tta else None,
                     "batch": int(batch), "threads": int(n_threads or torch.get_num_threads()),
                     "params": params, "gflops": gflops, "miou": subject.miou,
                     "frame_size": f"{frame_size[0]}x{frame_size[1]}",
                 }  # fmt: skip
                 if progress:
-                    progress(f"{subject.name} {name} b{batch} t{base['threads']}")
+                    progress(
+                        f"{subject.name} {name} {base['tta'] or ''} b{batch} t{base['threads']}"
+                    )
                 try:
                     row = _measure_backend(
-                        name, subject, int(batch), n_threads, inputs, reference, plan
+                        name, subject, int(batch), n_threads, inputs, reference, plan, tta
                     )
                 except BackendUnavailable as e:
                     log.info("skipping %s: %s", name, e)
@@ -165,12 +171,14 @@ def _backend(name, subject: Subject, batch, threads, inputs: Inputs, plan: Plan)
 
 
 def _measure_backend(
-    name, subject: Subject, batch, threads, inputs: Inputs, reference, plan: Plan
+    name, subject: Subject, batch, threads, inputs: Inputs, reference, plan: Plan, tta=None
 ) -> dict:
     knobs, size = plan.knobs, tuple(subject.input_size)
     mem = PeakRSS()
     with mem if knobs.memory else contextlib.nullcontext():
         backend = _backend(name, subject, batch, threads, inputs, plan)
+        if tta is not None:  # every pass timed: the row's latency is the augmented prediction's
+            backend = Augmented(backend, tta)
         x = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(0))
         if backend.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -205,7 +213,8 @@ def _measure_backend(
         "throughput": batch * 1e3 / stats["median_ms"],
         "runs": stats["runs"],
         "agreement": agree,
-        "agrees": _agrees(backend, agree, plan.options.agreement_tol),
+        # an augmented prediction is meant to differ from the plain one: its mIoU tells
+        "agrees": None if tta is not None else _agrees(backend, agree, plan.options.agreement_tol),
         "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20
         if backend.device == "cuda"
         else (mem.peak_mb if knobs.memory else None),

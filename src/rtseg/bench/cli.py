@@ -42,6 +42,7 @@ from rtseg.infer.open import input_size, load_model
 from rtseg.infer.options import InferOptions
 from rtseg.infer.quality import Evidence
 from rtseg.infer.registry import check_backend_names
+from rtseg.models.tta import TTA
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir
 from rtseg.utils.paths import CONF_DIR, atomic_path
@@ -167,6 +168,7 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
         peaks=peaks,
         frame_size=cfg.get("frame_size"),
         workdir=Path(cfg.workdir) if cfg.get("workdir") else out / "export",
+        tta=[TTA.parse(t) for t in (cfg.get("tta") or [None])],
     )
     with console.status("benchmarking") as status:
         progress = lambda msg: status.update(f"benchmarking {msg}")  # noqa: E731

@@ -25,6 +25,7 @@ DISPLAY = [
     ("model", "model", "{}"),
     ("input_size", "input", "{}"),
     ("backend", "backend", "{}"),
+    ("tta", "tta", "{}"),
     ("precision", "prec", "{}"),
     ("batch", "batch", "{}"),
     ("threads", "thr", "{}"),
@@ -108,7 +109,7 @@ def _cell(row: dict, col: str, fmt: str) -> str:
     if col in ("agreement", "miou", "miou_eval", "miou_drop") and isinstance(v, float):
         v = 100 * v
         text = fmt.format(v)
-        return text + ("" if row.get("agrees", True) or col != "agreement" else " (!)")
+        return text + (" (!)" if row.get("agrees") is False and col == "agreement" else "")
     if col == "backend" and row.get("resolved"):
         return f"auto->{row['resolved']}"
     return fmt.format(v).replace("|", "/")

@@ -318,3 +318,35 @@ class OpenVinoBackend(Backend, _Exported):
     def __call__(self, x):
         self.request.infer({0: np.ascontiguousarray(x.numpy(), dtype=np.float32)})
         return torch.from_numpy(self.request.get_output_tensor(0).data.copy()).float()
+
+
+# --------------------------------------------------------------------------- test-time augmentation
+
+
+class Augmented(Backend):
+    """Any backend run with test-time augmentation (``rtseg.models.tta``): the logits are the mean
+    class probabilities (as log-probabilities) over flips and scales. Scales other than 1 need a
+    backend that takes any input size (eager-like); flips work with every backend."""
+
+    def __init__(self, inner: Backend, tta):
+        from rtseg.models.tta import TTA
+
+        tta = TTA.parse(tta)
+        if tta.scales != (1.0,) and not inner.dynamic:
+            raise BackendUnavailable(
+                f"tta={tta.describe()}: scales need a backend that takes any input size (eager, "
+                f"bf16, channels_last); {inner.name} runs {inner.input_size[0]}x"
+                f"{inner.input_size[1]} only (tta=flip works with every backend)"
+            )
+        Backend.__init__(self, inner.input_size, inner.batch_size, inner.threads)
+        self.inner, self.tta = inner, tta
+        self.name = f"{inner.name}+{tta.describe().replace(' ', '')}"
+        self.precision, self.device, self.dynamic = inner.precision, inner.device, inner.dynamic
+        self.path, self.calibration, self.quality = inner.path, inner.calibration, inner.quality
+        self.sync, self.note = inner.sync, inner.note
+
+    @torch.inference_mode()
+    def __call__(self, x):
+        from rtseg.models.tta import tta_logits
+
+        return tta_logits(self.inner, x, self.tta)

@@ -17,6 +17,7 @@ from rtseg.checkpoints.reading import load_network
 from rtseg.checkpoints.spec import choose_checkpoint
 from rtseg.data.sequences import sequence_of
 from rtseg.errors import CheckpointError, RtsegError, SplitNotFound
+from rtseg.models.tta import TTA, TestTimeAugmented
 from rtseg.training.module import SegmentationModule
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import output_dir
@@ -61,6 +62,11 @@ def evaluate(cfg: DictConfig) -> dict:
             f"has {data_cfg.num_classes}: use data={meta.get('dataset')}"
         )
     datamodule.set_normalization(meta["mean"], meta["std"])
+    # the size the network runs at (the images are resized to it and the logits back, then scored
+    # at each label's size) and test-time augmentation: both wrap the network, nothing else changes
+    size = cfg.get("input_size") or data_cfg.get("input_size") or meta.get("input_size")
+    tta = TTA.parse(cfg.get("tta"))
+    net = TestTimeAugmented(net, tta, size)
     module = SegmentationModule(
         net,
         # the network's own output count (1 for the binary tanh form, whose meta lists 2 classes)
@@ -83,8 +89,14 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer = instantiate(trainer_cfg, logger=False, callbacks=[], enable_checkpointing=False)
     run = trainer.validate if split == "val" else trainer.test
     run(module, datamodule=datamodule, verbose=False)
-    scores = module.last_scores[split]
-    print_scores(scores, f"{choice.path.name} on {datamodule.name}/{split}")
+    scores = {
+        **module.last_scores[split],
+        "input_size": list(net.size or []),
+        "tta": tta and tta.describe(),
+    }
+    how = f" at {net.size[0]}x{net.size[1]}" if net.size else ""
+    how += f", tta {tta.describe()} ({tta.passes} passes)" if tta else ""
+    print_scores(scores, f"{choice.path.name} on {datamodule.name}/{split}{how}")
     if scores.get("groups"):
         print_sequence_scores(scores["groups"], f"{datamodule.name}/{split} per video sequence")
     out = output_dir(cfg)

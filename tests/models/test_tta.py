@@ -1,0 +1,82 @@
+"""Test-time augmentation and the inference size (rtseg.models.tta): probabilities averaged over
+flips and scales, back at the input's size; rtseg-eval, the API and rtseg-bench take it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+
+import rtseg
+from rtseg.errors import RtsegError
+from rtseg.models.tta import TTA, TestTimeAugmented, tta_logits
+
+
+class Recorder(torch.nn.Module):
+    """Logits that favour class 1 on the left half of whatever it is given; records input sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def forward(self, x):
+        self.sizes.append(tuple(x.shape[-2:]))
+        out = torch.zeros(x.shape[0], 2, *x.shape[-2:])
+        out[:, 1, :, : x.shape[-1] // 2] = 2.0
+        return out
+
+
+def test_parse_names_and_mappings():
+    assert TTA.parse(None) is None and TTA.parse("none") is None
+    assert TTA.parse("flip") == TTA(True, (1.0,)) and TTA.parse("flip").passes == 2
+    assert TTA.parse("ms_flip").passes == 8
+    assert TTA.parse({"flip": False, "scales": [1, 1.5]}).describe() == "scales 1/1.5"
+    with pytest.raises(RtsegError, match="tta=blur"):
+        TTA.parse("blur")
+    with pytest.raises(RtsegError, match="tta.scales"):
+        TTA.parse({"scales": [0]})
+
+
+def test_flip_averages_the_mirrored_pass_back_in_place():
+    net = Recorder()
+    x = torch.zeros(1, 3, 8, 10)
+    probs = tta_logits(net, x, TTA.parse("flip")).exp()
+    # the left half says class 1 unflipped; the flipped pass, flipped back, says it on the right
+    assert torch.allclose(probs.sum(1), torch.ones(1, 8, 10), atol=1e-5)
+    assert torch.allclose(probs[0, 1, :, 0], probs[0, 1, :, -1])  # symmetric now
+    assert net.sizes == [(8, 10), (8, 10)]
+
+
+def test_scales_and_the_inference_size_come_back_to_the_input_size():
+    net = Recorder()
+    wrapped = TestTimeAugmented(net, TTA.parse({"scales": [1, 1.5]}), size=(16, 20))
+    out = wrapped(torch.zeros(2, 3, 8, 10))
+    assert out.shape == (2, 2, 8, 10) and net.sizes == [(16, 20), (24, 30)]
+    plain = TestTimeAugmented(Recorder(), None, size=(8, 10))
+    plain(torch.zeros(1, 3, 8, 10))
+    assert plain.net.sizes == [(8, 10)]  # nothing asked: the network alone
+
+
+def test_eval_takes_tta_and_input_size(tiny_checkpoint, tmp_path, compose_cfg):
+    from rtseg.training.eval import evaluate
+
+    base = [f"checkpoint={tiny_checkpoint}", "split=val", "threads=1"]
+    plain = evaluate(compose_cfg("eval", base, run_dir=tmp_path / "a"))
+    GlobalHydra.instance().clear()
+    flipped = evaluate(
+        compose_cfg("eval", [*base, "tta=flip", "input_size=[48,48]"], run_dir=tmp_path / "b")
+    )
+    record = json.loads((tmp_path / "b" / "eval.json").read_text())
+    assert record["tta"] == "flip" and record["input_size"] == [48, 48]
+    assert plain["tta"] is None and 0 <= flipped["miou"] <= 1
+
+
+def test_the_api_and_its_backends_take_tta():
+    image = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    m = rtseg.load("camvid", tta="flip", threads=1, size=[96, 128])
+    assert m.backend.name == "eager+flip" and m.predict(image).shape == (60, 80)
+    with pytest.raises(RtsegError, match="scales need a backend that takes any input size"):
+        rtseg.load("camvid", backend="onnxruntime", tta="ms", threads=1, size=[96, 128])
