@@ -34,5 +34,13 @@ def test_bad_images_and_backends_are_one_line_errors():
     m = rtseg.load("camvid")
     with pytest.raises(RtsegError, match="expected an HxWx3 uint8"):
         m.predict(np.zeros((10, 10), np.float32))
+    # the shipped model carries its int8 evidence (calibration ranges, measured drop): no data needed
+    q8 = rtseg.load("camvid", backend="openvino-int8")
+    assert q8.backend.precision == "int8" and "model card" in q8.backend.quality["reason"]
+
+
+def test_int8_without_images_or_card_is_one_line(tmp_path, checkpoint_writer):
+    """A user's own model with no readable data and no card: int8 is refused, never calibrated on noise."""
+    ckpt = checkpoint_writer(tmp_path / "own.ckpt")
     with pytest.raises(RtsegError, match="int8"):
-        rtseg.load("camvid", backend="openvino-int8")
+        rtseg.load(str(ckpt), backend="openvino-int8")
