@@ -135,10 +135,6 @@ def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def print_sequence_scores(groups: dict[str, dict], title: str) -> None:
     """Per-class IoU with one column per sequence: where a model generalises and where it memorises."""
     table = Table(title=title)
@@ -154,3 +150,7 @@ def print_sequence_scores(groups: dict[str, dict], title: str) -> None:
     table.add_row("pixel acc", *(f"{100 * g['acc']:.2f}" for g in groups.values()))
     table.add_row("frames", *(str(g["images"]) for g in groups.values()))
     Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
