@@ -17,7 +17,7 @@ DEMO := $(LOGS)/demo
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo train eval test test-all lint format benchmark benchmark-quick realtime \
-        realtime-demo leaderboard wandb-sync gpu-check pareto data-camvid camvid clean
+        realtime-demo leaderboard wandb-sync gpu-check gpu-check-dry pareto data-camvid camvid clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,8 +75,12 @@ realtime: $(STAMP) ## run the best checkpoint on SOURCE=(video|camera index|url|
 realtime-demo: $(STAMP) ## realtime on the dash-cam clip (else the synthetic source), benchmark mode, mp4 out
 	$(BIN)/rtseg-realtime source=$(or $(VIDEO),synthetic) 'size=[360,480]' sink=file output=$(LOGS)/realtime-demo.mp4 overwrite=true benchmark=true $(ARGS)
 
-gpu-check: $(STAMP) ## on a lent GPU: train the GPU recipe, eval on val, bench CUDA backends (~8 min; results under $$OUT or logs/gpu_check)
-	bash experiments/gpu_check/run.sh
+gpu-check: ## on a lent GPU machine with nothing prepared: train, eval, CUDA bench rows, realtime (carry .whl and .gpu_carry: experiments/gpu_check/README.md)
+	python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+	PYTHONPATH=/tmp/site:$(CURDIR)/.gpu_carry/site python3 experiments/gpu_check/check.py --camvid .gpu_carry/camvid --out $(or $(OUT),logs/gpu_check)
+
+gpu-check-dry: $(STAMP) ## rehearse gpu-check on the CPU (every step tiny, CUDA rows skipped with their reason)
+	$(BIN)/python experiments/gpu_check/check.py --camvid $(CAMVID_DIR) --out $(LOGS)/gpu_check_dry --dry
 
 pareto: $(STAMP) ## the CamVid Pareto record: 4 networks x one equal CPU budget (BUDGET_S, default 480), benchmarked (~45 min)
 	bash experiments/camvid_pareto/run.sh $(CAMVID_DIR) $(or $(BUDGET_S),480)
