@@ -64,7 +64,7 @@ def test_quick_benchmark_fills_every_column(tiny_net, tmp_path):
         tiny_net, ["eager", "onnxruntime"], _inputs(), tmp_path, miou=0.5, peaks={"fp32": 100.0}
     )
     assert [r["backend"] for r in rows] == ["eager", "onnxruntime"]
-    optional = {"resolved", "miou_eval", "miou_drop", "note"}
+    optional = {"resolved", "miou_eval", "miou_drop", "note", "tta"}  # tta: None = plain
     for r in rows:
         assert list(r) == RESULT_COLUMNS
         missing = [c for c in RESULT_COLUMNS if c not in optional and r[c] is None]
