@@ -64,3 +64,22 @@ def video_threads() -> dict[int, str]:
         if name.startswith("av:"):
             found[int(comm.parent.name)] = name
     return found
+
+
+def read_lines(proc: subprocess.Popen) -> list[str]:
+    """The lines a process prints, collected by a thread as they come (the list grows)."""
+    import threading
+
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    return lines
+
+
+def wait_for(lines: list[str], proc: subprocess.Popen, text: str, timeout: float = 120) -> None:
+    """Until a line holds ``text``; fails with everything printed if the process ends first."""
+    import time
+
+    deadline = time.time() + timeout
+    while not any(text in ln for ln in lines):
+        assert proc.poll() is None and time.time() < deadline, "".join(lines)
+        time.sleep(0.05)

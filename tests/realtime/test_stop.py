@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
+from ..support import read_lines, wait_for
 from .helpers import FRAME_H, FRAME_W, StallingMjpegServer, video_info
 
 CLI = [sys.executable, "-c", "from rtseg.realtime.cli import main; main()"]
@@ -48,16 +48,7 @@ def start(tmp_path, ckpt, url, *extra):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    return proc, lines
-
-
-def wait_for(lines, proc, text, timeout=90):
-    deadline = time.time() + timeout
-    while not any(text in ln for ln in lines):
-        assert proc.poll() is None and time.time() < deadline, "".join(lines)
-        time.sleep(0.05)
+    return proc, read_lines(proc)
 
 
 def stop_and_time(proc, sig) -> float:

@@ -9,8 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
@@ -18,6 +16,7 @@ from rtseg.errors import SinkError
 from rtseg.realtime.cli import realtime
 
 from ..realtime.helpers import video_info
+from ..support import read_lines, wait_for
 from .conftest import write_video
 
 CLI = [sys.executable, "-c", "from rtseg.realtime.cli import main; main()"]
@@ -101,12 +100,8 @@ def test_ctrl_c_during_overwrite_leaves_the_old_video_whole(tmp_path, tiny_ckpt)
         "synthetic.frames=100000", "synthetic.size=[48,64]", f"output={out}", "overwrite=true",
         "progress.log_every_s=0.2", merged=True,
     )  # fmt: skip
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    deadline = time.time() + 120
-    while not any("progress:" in ln for ln in lines):
-        assert proc.poll() is None and time.time() < deadline, "".join(lines)
-        time.sleep(0.05)
+    lines = read_lines(proc)
+    wait_for(lines, proc, "progress:")
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130, "".join(lines)
     assert old.read_bytes() == before  # the complete old video, not the partial new one

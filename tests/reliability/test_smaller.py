@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -20,6 +19,7 @@ from rtseg.realtime.video import h264_encoder
 from rtseg.utils.config import compose_config
 
 from ..realtime.helpers import video_info
+from ..support import read_lines, wait_for
 
 MISSING_CKPT = "checkpoint=/nowhere/never.ckpt"  # loading it would fail: these checks come first
 
@@ -110,12 +110,8 @@ def test_ctrl_c_exits_130_after_the_frames_in_flight(tmp_path, tiny_ckpt):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    deadline = time.time() + 120
-    while not any("progress:" in ln for ln in lines):
-        assert proc.poll() is None and time.time() < deadline, "".join(lines)
-        time.sleep(0.05)
+    lines = read_lines(proc)
+    wait_for(lines, proc, "progress:")
     proc.send_signal(signal.SIGINT)
     try:
         assert proc.wait(timeout=60) == 130, "".join(lines)
