@@ -323,9 +323,10 @@ def kept_report(info: dict, run_dir: Path) -> str:
         write_report(info, run_dir)
     except OSError as e:
         return f"realtime.json could not be written either ({e.strerror or e})"
-    kept = [f"{out} (the {done} frames written before it stopped)" for out in info["outputs"]]
+    frames = f"{done} frame{'s' * (done != 1)}"
+    kept = [f"{out} (the {frames} written before it stopped)" for out in info["outputs"]]
     also = f"; kept: {', '.join(kept)}" if kept else ""
-    return f"{run_dir / 'realtime.json'} records the {done} frames done{also}"
+    return f"{run_dir / 'realtime.json'} records the {frames} done{also}"
 
 
 def make_sinks(
