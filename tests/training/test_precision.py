@@ -58,3 +58,39 @@ def test_memory_format_is_timed_too(tmp_path, monkeypatch):
     assert set(choice["step_s"]) == {"32-true/contiguous", "32-true/channels_last"}
     with pytest.raises(Exception, match="memory_format"):
         precision.choose(SlowUnder(True), (1, 3, 8, 8), "32-true", "nhwc")
+
+
+def test_validation_scores_in_fp32_under_bf16_mixed():
+    """Training's val mIoU is the figure rtseg-eval prints (fp32), not an autocast variant of it."""
+    import lightning as L
+
+    from rtseg.training.module import SegmentationModule
+
+    seen = []
+
+    class Records(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            out = self.conv(x)
+            assert out.dtype == torch.float32
+            return out
+
+    torch.manual_seed(0)
+    images = torch.rand(4, 3, 16, 16)
+    masks = torch.randint(0, 3, (4, 16, 16))
+    loader = torch.utils.data.DataLoader(list(zip(images, masks)), batch_size=2)
+    scores = {}
+    for prec in ("32-true", "bf16-mixed"):
+        torch.manual_seed(1)
+        module = SegmentationModule(Records(), num_classes=3, train_metrics=False)
+        trainer = L.Trainer(
+            precision=prec, accelerator="cpu", logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False,
+        )  # fmt: skip
+        (scores[prec],) = trainer.validate(module, loader, verbose=False)
+    assert seen and not any(seen)
+    assert scores["bf16-mixed"] == scores["32-true"]
