@@ -256,7 +256,12 @@ def main() -> None:
                     break
                 run_dir = work / f"{n:02d}-{phase}"
                 if phase == "live":
-                    src = ["source=synthetic", "synthetic.live=true", "synthetic.frames=1000000", "sink=none"]
+                    src = [
+                        "source=synthetic",
+                        "synthetic.live=true",
+                        "synthetic.frames=1000000",
+                        "sink=none",
+                    ]
                 elif phase == "stream":
                     src = [f"source={stream.url}", "sink=file", f"output={run_dir}/out.mp4"]
                 else:

@@ -82,7 +82,7 @@ def test_validation_scores_in_fp32_under_bf16_mixed():
     torch.manual_seed(0)
     images = torch.rand(4, 3, 16, 16)
     masks = torch.randint(0, 3, (4, 16, 16))
-    loader = torch.utils.data.DataLoader(list(zip(images, masks)), batch_size=2)
+    loader = torch.utils.data.DataLoader(list(zip(images, masks, strict=True)), batch_size=2)
     scores = {}
     for prec in ("32-true", "bf16-mixed"):
         torch.manual_seed(1)
