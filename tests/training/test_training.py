@@ -259,6 +259,21 @@ def test_interrupted_run_resumes_at_the_right_epoch(compose_cfg, tmp_path):
     assert {"0", "1", "2"} <= epochs  # the first session's metrics survive the resume
 
 
+def test_last_ckpt_holds_the_last_epoch_when_the_best_was_earlier(compose_cfg, tmp_path):
+    """Lightning >= 2.6 wrote save_last only with a new best: a resume went back to the best epoch."""
+    # lr 1e-30 leaves the BN-free baseline's weights as they are: val mIoU never beats epoch 0
+    overrides = [*TINY, *FAST_TRAIN, "model=baseline", "trainer.max_epochs=3", "test=false"]
+    train(compose_cfg(overrides=[*overrides, "module.optimizer.lr=1e-30"]))
+    ckpts = tmp_path / "run" / "checkpoints"
+    (best,) = ckpts.glob("best-*.ckpt")
+    assert best.name.startswith("best-epoch000")
+    last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 4  # 32 images, batch 8
+    assert not list(ckpts.glob(".*"))  # no temporary file left behind
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["last_ckpt"] == str((ckpts / "last.ckpt").resolve())
+
+
 def test_checkpoint_from_other_model_or_class_count_is_refused(compose_cfg, tmp_path):
     cfg = compose_cfg(
         overrides=[*TINY, *FAST_TRAIN, "model=baseline", "trainer.max_epochs=1", "test=false"]

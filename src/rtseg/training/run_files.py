@@ -1,4 +1,5 @@
-"""What a training run leaves in its folder: the run record (``run.json``) and the run's PNGs."""
+"""What a training run leaves in its folder: the run record (``run.json``), the checkpoint it
+resumes from (``checkpoints/last.ckpt``) and the run's PNGs."""
 
 from __future__ import annotations
 
@@ -12,8 +13,32 @@ from lightning.pytorch.loggers import WandbLogger
 
 from rtseg.tracking.runs import RunRecord
 from rtseg.training.callbacks import ModelCost, TrainThroughput
+from rtseg.utils.paths import atomic_path
 
 log = logging.getLogger(__name__)
+
+
+class LastCheckpoint(L.Callback):
+    """``last.ckpt``: weights and trainer state at the end of every training epoch, which
+    ``ckpt_path=auto`` resumes from and which holds the last epoch's weights.
+
+    Lightning >= 2.6 writes ModelCheckpoint's ``save_last`` only at a step where it also saved a
+    top-k checkpoint; with ``save_top_k: 1`` last.ckpt was a copy of the best epoch (a CamVid fold
+    run ended at epoch 7 with last.ckpt from epoch 3), so a resume went back to the best epoch.
+    Written to a temporary name and renamed: a Ctrl-C mid-save leaves the previous file whole.
+    """
+
+    def __init__(self, dirpath: str | Path, filename: str = "last.ckpt"):
+        self.path = Path(dirpath) / filename
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        if trainer.is_global_zero:
+            with atomic_path(self.path) as tmp:
+                trainer.save_checkpoint(tmp)
+        else:  # only rank 0 writes; the others take part in the state dump and its barrier
+            trainer.save_checkpoint(self.path)
 
 
 class RunRecordWriter(L.Callback):
