@@ -1,14 +1,21 @@
 """The fold table of folds.sh's runs: last-epoch val mIoU per change x held-out sequence x seed,
-the mean and the spread, and whether a change's gain over the recipe exceeds the spread.
+the mean and the spread, whether a change's gain over the recipe exceeds the spread, and what each
+test-time augmentation adds to the same weights.
 
+    .venv/bin/python experiments/camvid_folds/evaluate.py logs/camvid_folds   # scores, first
     .venv/bin/python experiments/camvid_folds/table.py logs/camvid_folds
 
-Run folders are ``<change>_<fold>_s<seed>``. The figure that counts is the last epoch's val mIoU
-(the recipe trains fixed epochs and selects nothing). The spread of a change's gain is the standard
-deviation of its paired differences to ``base`` (same fold, same seed); the noise floor is the
-recipe's own seed-to-seed difference, averaged over folds. A change enters the recipe only when
-its mean gain exceeds both. Writes folds.csv and folds.md beside this file; a run still going or
-stopped is listed with the epochs it reached, not ranked.
+Run folders are ``<change>_<fold>_s<seed>``. The figure that ranks is the last epoch's val mIoU
+(the recipe trains fixed epochs and selects nothing) as rtseg-eval scores it (fp32, evaluate.py).
+Training's own val figure is not used: until 8bdd431 it was taken in bf16 autocast where
+bf16-mixed trained faster (41.34 there, 40.72 in fp32 for one fold checkpoint), and until 41fd211
+last.ckpt held the best epoch rather than the last, so such runs have no last-epoch weights to
+score unless their best epoch was the last (evaluate.py records which epoch last.ckpt holds).
+
+A change's gain is its paired difference to ``base`` (same fold, same seed); the noise floor is
+the recipe's own seed-to-seed difference averaged over folds; a change enters the recipe only when
+its mean gain exceeds both that and the standard deviation of its gains. Writes folds.csv and
+folds.md beside this file; runs still going or stopped are listed, not ranked.
 """
 
 from __future__ import annotations
@@ -24,18 +31,28 @@ from rtseg.utils.markdown import markdown_table
 
 HERE = Path(__file__).parent
 NAME = re.compile(r"^(?P<change>.+)_(?P<fold>0001TP|0006R0|0016E5)_s(?P<seed>\d+)$")
+# evaluate.py's modes against plain (fp32): what each costs in network passes
+TTA_MODES = {"flip": "2 passes", "ms": "4 passes (0.75/1/1.25/1.5)", "ms_flip": "8 passes",
+             "up": "1 pass at 450x600 (1.56x pixels)"}  # fmt: skip
 
 
-def last_val(run: Path) -> tuple[int | None, float | None]:
-    """(last validated epoch, its val mIoU in %) from metrics.csv."""
-    epoch = miou = None
+def val_by_epoch(run: Path) -> dict[int, float]:
+    """Training's own val mIoU (%) per validated epoch, from metrics.csv."""
     path = run / "metrics.csv"
     if not path.is_file():
-        return None, None
-    for row in csv.DictReader(path.open()):
-        if row.get("val/miou"):
-            epoch, miou = int(float(row["epoch"])), 100 * float(row["val/miou"])
-    return epoch, miou
+        return {}
+    return {int(float(r["epoch"])): 100 * float(r["val/miou"])
+            for r in csv.DictReader(path.open()) if r.get("val/miou")}  # fmt: skip
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def scores(run: Path) -> tuple[dict, dict]:
+    """evaluate.py's scores (%) of last.ckpt per mode, and which epoch that file holds."""
+    evals = {p.parent.name: 100 * read_json(p)["miou"] for p in run.glob("eval/*/eval.json")}
+    return evals, read_json(run / "eval" / "checkpoint.json")
 
 
 def collect(root: Path) -> list[dict]:
@@ -44,29 +61,38 @@ def collect(root: Path) -> list[dict]:
         m = NAME.match(run.name)
         if not m:
             continue
-        record = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
-        epoch, miou = last_val(run)
+        record = read_json(run / "run.json")
+        evals, held = scores(run)
+        in_loop = val_by_epoch(run)
         rows.append(
             {
                 "change": m["change"], "fold": m["fold"], "seed": int(m["seed"]),
-                "status": record.get("status"), "epoch": epoch, "val_miou_last": miou,
-                "epochs": record.get("epochs"),
+                "status": record.get("status"), "epochs": record.get("epochs"),
+                "last_validated_epoch": max(in_loop) if in_loop else None,
+                "training_val_last": in_loop[max(in_loop)] if in_loop else None,
+                "ckpt_epoch": held.get("epoch"),
+                "miou_last": evals.get("plain") if held.get("last_epoch") else None,
+                **{f"ckpt_{k}": v for k, v in sorted(evals.items())},
             }
         )  # fmt: skip
     return rows
 
 
-def summarise(rows: list[dict]) -> tuple[list[list], list[str]]:
-    done = {(r["change"], r["fold"], r["seed"]): r["val_miou_last"] for r in rows
-            if r["status"] == "finished" and r["val_miou_last"] is not None}  # fmt: skip
+def fmt(v: float | None, sign: bool = False) -> str:
+    return "-" if v is None else (f"{v:+.2f}" if sign else f"{v:.2f}")
+
+
+def ranking(rows: list[dict]) -> tuple[list[list], list[str]]:
+    key = "miou_last"
+    done = {(r["change"], r["fold"], r["seed"]): r[key] for r in rows if r.get(key) is not None}
     changes = sorted({c for c, _, _ in done}, key=lambda c: (c != "base", c))
     folds = sorted({f for _, f, _ in done})
-    base_seed_spread = []
+    seed_spread = []
     for f in folds:
         vals = [v for (c, ff, _), v in done.items() if c == "base" and ff == f]
         if len(vals) > 1:
-            base_seed_spread.append(max(vals) - min(vals))
-    noise = statistics.mean(base_seed_spread) if base_seed_spread else None
+            seed_spread.append(max(vals) - min(vals))
+    noise = statistics.mean(seed_spread) if seed_spread else None
     table, notes = [], []
     for c in changes:
         per_fold = []
@@ -78,36 +104,63 @@ def summarise(rows: list[dict]) -> tuple[list[list], list[str]]:
                   if cc == c and c != "base" and ("base", f, s) in done]  # fmt: skip
         mean_d = statistics.mean(deltas) if deltas else None
         sd_d = statistics.stdev(deltas) if len(deltas) > 1 else None
-        floor = max(x for x in (sd_d, noise) if x is not None) if (sd_d or noise) else None
+        floors = [x for x in (sd_d, noise) if x is not None]
         verdict = "-"
-        if mean_d is not None and floor is not None:
-            verdict = "enters" if mean_d > floor else "within the noise"
-        table.append([c, *per_fold, f"{statistics.mean(allv):.2f}" if allv else "-",
-                      "-" if mean_d is None else f"{mean_d:+.2f}",
-                      "-" if sd_d is None else f"{sd_d:.2f}", len(deltas), verdict])  # fmt: skip
+        if mean_d is not None and floors:
+            verdict = "enters" if mean_d > max(floors) else "within the noise"
+        elif mean_d is not None:
+            verdict = "no spread yet"
+        table.append([c, *per_fold, fmt(statistics.mean(allv) if allv else None), fmt(mean_d, True),
+                      fmt(sd_d), len(deltas), verdict])  # fmt: skip
     if noise is not None:
-        notes.append(f"recipe seed-to-seed spread (mean over folds): {noise:.2f} points")
-    return [
-        ["change", *folds, "mean", "gain vs base", "sd of gain", "pairs", "decision"],
-        *table,
-    ], notes
+        notes.append(
+            f"recipe seed-to-seed spread (max - min per fold, mean over {len(seed_spread)} folds): "
+            f"{noise:.2f} points"
+        )
+    header = ["change", *folds, "mean", "gain vs base", "sd of gain", "pairs", "decision"]
+    return [header, *table], notes
+
+
+def tta_table(rows: list[dict]) -> list[list]:
+    """Each augmentation's gain over plain fp32 scoring of the same checkpoint, over all runs."""
+    body = []
+    for mode, cost in TTA_MODES.items():
+        gains = [r[f"ckpt_{mode}"] - r["ckpt_plain"] for r in rows
+                 if r.get(f"ckpt_{mode}") is not None and r.get("ckpt_plain") is not None]  # fmt: skip
+        if not gains:
+            continue
+        body.append([mode, cost, len(gains), fmt(statistics.mean(gains), True),
+                     fmt(statistics.stdev(gains) if len(gains) > 1 else None),
+                     f"{min(gains):+.2f}..{max(gains):+.2f}"])  # fmt: skip
+    return [["tta", "cost", "runs", "mean gain", "sd", "range"], *body]
 
 
 def main(root: str) -> None:
     rows = collect(Path(root))
     if not rows:
         raise SystemExit(f"no <change>_<fold>_s<seed> runs under {root}: run folds.sh first")
+    fields = sorted({k for r in rows for k in r}, key=lambda k: (k.startswith("ckpt_"), k))
+    fields = ["change", "fold", "seed"] + [k for k in fields if k not in ("change", "fold", "seed")]
     with (HERE / "folds.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    (header, *body), notes = summarise(rows)
-    pending = [f"{r['change']}_{r['fold']}_s{r['seed']} ({r['status']}, epoch {r['epoch']})"
-               for r in rows if r["status"] != "finished"]  # fmt: skip
-    text = markdown_table(header, body)
+    (header, *body), notes = ranking(rows)
+    text = "Last-epoch val mIoU (rtseg-eval, fp32), mean over seeds (runs):\n\n"
+    text += markdown_table(header, body) + "\n"
     text += "".join(f"\n{n}" for n in notes)
+    tta_header, *tta_body = tta_table(rows)
+    if tta_body:
+        text += "\n\nTest-time augmentation on the same checkpoints (rtseg-eval, fp32):\n\n"
+        text += markdown_table(tta_header, tta_body) + "\n"
+    pending = [f"{r['change']}_{r['fold']}_s{r['seed']} ({r['status']}, epoch "
+               f"{r['last_validated_epoch']})" for r in rows if r["status"] != "finished"]  # fmt: skip
+    unranked = [f"{r['change']}_{r['fold']}_s{r['seed']}" for r in rows
+                if r["status"] == "finished" and r.get("miou_last") is None]  # fmt: skip
     if pending:
         text += "\nnot finished, not ranked: " + ", ".join(pending)
+    if unranked:
+        text += "\nfinished, no last-epoch weights scored (yet): " + ", ".join(unranked)
     (HERE / "folds.md").write_text(text + "\n")
     print(text)
 
