@@ -73,3 +73,28 @@ def test_native_scoring_refuses_geometric_val_augmentations(layouts, tmp_path):
         RtsegError, match="may only resize .* not PadIfNeeded: set data.eval_native=false"
     ):
         _dm(layouts, root, pad)
+
+
+@pytest.mark.parametrize("augment", ["camvid", "camvid_robust"])
+def test_camvid_input_size_is_the_size_the_network_trains_and_validates_at(layouts, tmp_path, augment):
+    """data.input_size=2x native: train crops come from the upscaled frame (their scale range is
+    relative to it), val images reach the network at that size, labels are scored as stored."""
+    root = layouts.camvid(tmp_path / "camvid")
+    h, w = layouts.H, layouts.W
+    cfg = layouts.compose(
+        "data=camvid", f"data/augment={augment}", f"data.root={root}", "data.verify=false",
+        f"data.input_size=[{2 * h},{2 * w}]", f"data.crop_size=[{2 * h},{2 * w}]",
+        "data.num_workers=0", "data.val_batch_size=2",
+    )  # fmt: skip
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup("fit")
+    images, masks = next(iter(dm.val_dataloader()))
+    assert tuple(images.shape[-2:]) == (2 * h, 2 * w)
+    assert all(tuple(m.shape) == (h, w) for m in masks)
+    train = dm.dataset("train")
+    image, mask = train[0]
+    assert tuple(image.shape[-2:]) == (2 * h, 2 * w) == tuple(mask.shape)
+    # RandomScale draws 0.75-1.5 (0.5-2 robust) of the resized frame; a 2x crop of the native
+    # frame would need padding at every draw below 2: with the resize, most crops hold no padding
+    padded = [int((train[i % len(train)][1] == 255).all(dim=1).sum()) for i in range(16)]
+    assert sum(p == 0 for p in padded) >= 4
