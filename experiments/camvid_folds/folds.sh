@@ -25,6 +25,7 @@ change() {  # the overrides of one change against the recipe
     lite1) echo "model.encoder_name=efficientnet_lite1 model.encoder_weights=efficientnet-lite1" ;;
     lite2) echo "model.encoder_name=efficientnet_lite2 model.encoder_weights=efficientnet-lite2" ;;
     ohem) echo "module.loss.ohem_thresh=0.7 module.loss.ohem_min_kept=100000" ;;
+    res450) echo "data.input_size=[450,600] data.crop_size=[360,480]" ;;  # trained for 1.25x frames
     *) echo "unknown change $1" >&2; exit 2 ;;
   esac
 }
