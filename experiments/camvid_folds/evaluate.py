@@ -54,14 +54,16 @@ def main() -> int:
         print(f"{args.root}: no such folder (run folds.sh first)", file=sys.stderr)
         return 2
     failed = 0
-    for run in finished_runs(args.root):
+    runs = finished_runs(args.root)
+    for run in runs:
         held = run / "eval" / "checkpoint.json"
         if not held.is_file():
             epochs = json.loads((run / "run.json").read_text()).get("epochs")
             epoch = read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"]
             held.parent.mkdir(parents=True, exist_ok=True)
             held.write_text(json.dumps({"epoch": epoch, "last_epoch": epoch + 1 == epochs}))
-        for mode in args.modes:
+    for mode in args.modes:  # every run's ranking figure (plain) before any augmentation
+        for run in runs:
             out = run / "eval" / mode
             if (out / "eval.json").is_file():
                 continue

@@ -147,12 +147,12 @@ def main(root: str) -> None:
         w.writerows(rows)
     (header, *body), notes = ranking(rows)
     text = "Last-epoch val mIoU (rtseg-eval, fp32), mean over seeds (runs):\n\n"
-    text += markdown_table(header, body) + "\n"
+    text += markdown_table(header, body).rstrip("\n") + "\n"
     text += "".join(f"\n{n}" for n in notes)
     tta_header, *tta_body = tta_table(rows)
     if tta_body:
         text += "\n\nTest-time augmentation on the same checkpoints (rtseg-eval, fp32):\n\n"
-        text += markdown_table(tta_header, tta_body) + "\n"
+        text += markdown_table(tta_header, tta_body).rstrip("\n") + "\n"
     pending = [f"{r['change']}_{r['fold']}_s{r['seed']} ({r['status']}, epoch "
                f"{r['last_validated_epoch']})" for r in rows if r["status"] != "finished"]  # fmt: skip
     unranked = [f"{r['change']}_{r['fold']}_s{r['seed']}" for r in rows
