@@ -42,18 +42,20 @@ def test_a_gain_larger_than_the_noise_enters_and_a_stale_run_is_not_ranked(table
         make_run(tmp_path, f"base_{fold}_s{seed}", {"plain": v, "flip": v + 1.5})
         make_run(tmp_path, f"lite1_{fold}_s{seed}", {"plain": v + gain[fold, seed], "flip": v})
     make_run(tmp_path, "ohem_0001TP_s42", {"plain": 60.0}, last_epoch=False)
+    make_run(tmp_path, "lite2_0016E5_s42", {"plain": 60.0})  # +10, but one pair decides nothing
     rows = table.collect(tmp_path)
     (header, *body), notes = table.ranking(rows)
     by_change = {r[0]: dict(zip(header, r, strict=True)) for r in body}
-    assert set(by_change) == {"base", "lite1"}  # the stale run's 60.0 is not a last-epoch figure
+    assert set(by_change) == {"base", "lite1", "lite2"}  # the stale ohem run is not ranked
+    assert by_change["lite2"]["decision"] == "one pair: undecided"
     assert by_change["base"]["0001TP"] == "40.50 (2)" and by_change["base"]["mean"] == "45.50"
     assert by_change["lite1"]["gain vs base"] == "+3.00" and by_change["lite1"]["pairs"] == 4
     assert by_change["lite1"]["sd of gain"] == "0.41" and by_change["lite1"]["decision"] == "enters"
-    assert any("1.00 points" in n for n in notes)
+    assert any("1.00 points (0001TP 1.00, 0016E5 1.00)" in n for n in notes)
     ((_, *tta),) = [table.tta_table(rows)]
     flip = next(r for r in tta if r[0] == "flip")
     # flip measured on every scored checkpoint, the stale one has no flip score
-    assert flip[2] == 8 and flip[3] == f"{(4 * 1.5 - 12) / 8:+.2f}"
+    assert flip[2] == 8 and flip[3] == f"{(4 * 1.5 - 12) / 8:+.2f}"  # lite2 has no flip score
 
 
 def test_a_gain_inside_the_seed_spread_does_not_enter(table, tmp_path):

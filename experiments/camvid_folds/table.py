@@ -87,11 +87,12 @@ def ranking(rows: list[dict]) -> tuple[list[list], list[str]]:
     done = {(r["change"], r["fold"], r["seed"]): r[key] for r in rows if r.get(key) is not None}
     changes = sorted({c for c, _, _ in done}, key=lambda c: (c != "base", c))
     folds = sorted({f for _, f, _ in done})
-    seed_spread = []
+    seed_spread, per_fold_spread = [], []
     for f in folds:
         vals = [v for (c, ff, _), v in done.items() if c == "base" and ff == f]
         if len(vals) > 1:
             seed_spread.append(max(vals) - min(vals))
+            per_fold_spread.append(f"{f} {max(vals) - min(vals):.2f}")
     noise = statistics.mean(seed_spread) if seed_spread else None
     table, notes = [], []
     for c in changes:
@@ -106,7 +107,9 @@ def ranking(rows: list[dict]) -> tuple[list[list], list[str]]:
         sd_d = statistics.stdev(deltas) if len(deltas) > 1 else None
         floors = [x for x in (sd_d, noise) if x is not None]
         verdict = "-"
-        if mean_d is not None and floors:
+        if 0 < len(deltas) < 2:
+            verdict = "one pair: undecided"  # no spread of gains to beat
+        elif mean_d is not None and floors:
             verdict = "enters" if mean_d > max(floors) else "within the noise"
         elif mean_d is not None:
             verdict = "no spread yet"
@@ -115,7 +118,7 @@ def ranking(rows: list[dict]) -> tuple[list[list], list[str]]:
     if noise is not None:
         notes.append(
             f"recipe seed-to-seed spread (max - min per fold, mean over {len(seed_spread)} folds): "
-            f"{noise:.2f} points"
+            f"{noise:.2f} points ({', '.join(per_fold_spread)})"
         )
     header = ["change", *folds, "mean", "gain vs base", "sd of gain", "pairs", "decision"]
     return [header, *table], notes
