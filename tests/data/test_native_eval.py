@@ -76,7 +76,9 @@ def test_native_scoring_refuses_geometric_val_augmentations(layouts, tmp_path):
 
 
 @pytest.mark.parametrize("augment", ["camvid", "camvid_robust"])
-def test_camvid_input_size_is_the_size_the_network_trains_and_validates_at(layouts, tmp_path, augment):
+def test_camvid_input_size_is_the_size_the_network_trains_and_validates_at(
+    layouts, tmp_path, augment
+):
     """data.input_size=2x native: train crops come from the upscaled frame (their scale range is
     relative to it), val images reach the network at that size, labels are scored as stored."""
     root = layouts.camvid(tmp_path / "camvid")
