@@ -93,9 +93,10 @@ class RunRecordWriter(L.Callback):
                 rec.best_ckpt = str(Path(ckpt.best_model_path).resolve())
             if ckpt.best_model_score is not None:
                 rec.val_miou_best = float(ckpt.best_model_score)
-            last = Path(ckpt.dirpath or "") / "last.ckpt"
-            if last.is_file():
-                rec.last_ckpt = str(last.resolve())
+        # the file LastCheckpoint writes, wherever it was configured to write it
+        for cb in trainer.callbacks:
+            if isinstance(cb, LastCheckpoint) and cb.path.is_file():
+                rec.last_ckpt = str(cb.path.resolve())
         best = trainer.callback_metrics.get("val/miou_best")
         if best is not None and rec.val_miou_best is None:
             rec.val_miou_best = float(best)
