@@ -19,6 +19,7 @@ from rtseg.tracking.runs import RunRecord
 from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger
 from rtseg.training.precision import choose
 from rtseg.training.run_files import RunRecordWriter
+from rtseg.training.warm_start import warm_start
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir, to_container
 from rtseg.utils.machine import git_commit, set_threads
@@ -162,6 +163,13 @@ def train(cfg: DictConfig) -> dict:
     )
     if module.distill is not None:
         record.extra["distill"] = module.distill.record
+    if cfg.get("init_weights") and resume:
+        log.info("init_weights=%s ignored: the run resumes from %s", cfg.init_weights, resume)
+        record.extra["init_weights"] = (previous.extra if previous else {}).get("init_weights")
+    elif cfg.get("init_weights"):
+        record.extra["init_weights"] = warm_start(
+            net, str(cfg.init_weights), to_container(cfg.model)
+        )
     if previous is not None and resume:
         record.started = previous.started
         record.extra["resumed_wall_time_s"] = previous.wall_time_s or 0.0
