@@ -49,7 +49,7 @@ def test_a_gain_larger_than_the_noise_enters_and_a_stale_run_is_not_ranked(table
     assert set(by_change) == {"base", "lite1", "lite2"}  # the stale ohem run is not ranked
     assert by_change["lite2"]["decision"] == "one pair: undecided"
     assert by_change["base"]["0001TP"] == "40.50 (2)" and by_change["base"]["mean"] == "45.50"
-    assert by_change["lite1"]["gain vs base"] == "+3.00" and by_change["lite1"]["pairs"] == 4
+    assert by_change["lite1"]["paired gain"] == "+3.00" and by_change["lite1"]["pairs"] == 4
     assert by_change["lite1"]["sd of gain"] == "0.41" and by_change["lite1"]["decision"] == "enters"
     assert any("1.00 points (0001TP 1.00, 0016E5 1.00)" in n for n in notes)
     ((_, *tta),) = [table.tta_table(rows)]
@@ -65,5 +65,21 @@ def test_a_gain_inside_the_seed_spread_does_not_enter(table, tmp_path):
     (header, *body), _ = table.ranking(table.collect(tmp_path))
     lite1 = dict(zip(header, next(r for r in body if r[0] == "lite1"), strict=True))
     assert (
-        lite1["gain vs base"] == "+1.10" and lite1["decision"] == "within the noise"
+        lite1["paired gain"] == "+1.10" and lite1["decision"] == "within the noise"
     )  # spread 3.0
+
+
+def test_a_fine_tune_for_larger_frames_is_paired_with_the_same_fine_tune_at_the_recipe_size(
+    table, tmp_path
+):
+    # ft360 (more epochs) gains +5 over base, ft450 +1 over ft360 (the resolution's share): inside
+    # the recipe's 2-point seed spread
+    for fold, seed, v in [("0006R0", 42, 45.0), ("0006R0", 7, 47.0), ("0016E5", 42, 50.0)]:
+        make_run(tmp_path, f"base_{fold}_s{seed}", {"plain": v})
+        make_run(tmp_path, f"ft360_{fold}_s{seed}", {"plain": v + 5})
+        make_run(tmp_path, f"ft450_{fold}_s{seed}", {"plain": v + 6})
+    (header, *body), _ = table.ranking(table.collect(tmp_path))
+    by_change = {r[0]: dict(zip(header, r, strict=True)) for r in body}
+    assert by_change["ft360"]["against"] == "base" and by_change["ft360"]["paired gain"] == "+5.00"
+    assert by_change["ft450"]["against"] == "ft360" and by_change["ft450"]["paired gain"] == "+1.00"
+    assert by_change["ft450"]["pairs"] == 3 and by_change["ft450"]["decision"] == "within the noise"

@@ -3,7 +3,9 @@
 # labelled sequences held out in turn (data.val_protocol=sequence, data.val_sequence=FOLD) and at
 # several seeds, one run at a time, fixed epochs (so mIoU does not depend on machine load).
 #   bash experiments/camvid_folds/folds.sh CHANGE [CHANGE ...]     # e.g. base lite1
-# Env: CAMVID (../shared/data/camvid), EPOCHS (8), SEEDS ("42 7"), FOLDS ("0001TP 0006R0 0016E5"),
+# CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 (distill needs lite2 of the same fold
+# and seed first, ft* the base run)
+# Env: CAMVID (../shared/data/camvid), EPOCHS (8), FT_EPOCHS (4), SEEDS ("42 7"), FOLDS ("0001TP 0006R0 0016E5"),
 #      OUT (logs/camvid_folds), NICE (19: trainings yield the CPU to interactive work),
 #      THREADS (2; 1 when two lanes run side by side).
 # Runs land in $OUT/<change>_<fold>_s<seed>; table.py prints the mean and spread per change.
@@ -17,7 +19,10 @@ RTSEG_TRAIN=${RTSEG_TRAIN:-.venv/bin/rtseg-train}
 
 # the shipped recipe (experiment=camvid_ppliteseg_lite0: deep supervision, poly lr) at EPOCHS
 BASE=(experiment=camvid_ppliteseg_lite0 "data.root=$CAMVID" data.val_protocol=sequence
-      "trainer.max_epochs=$EPOCHS" test=false threads=${THREADS:-2} logger=csv "~callbacks.progress_bar")
+      test=false threads=${THREADS:-2} logger=csv "~callbacks.progress_bar")
+# fine-tuning (ft*) continues the fold's base run for FT_EPOCHS at a quarter of the recipe's lr
+FT_EPOCHS=${FT_EPOCHS:-4}
+FT=(module.optimizer.lr=0.0005 module.scheduler.warmup_steps=10)
 
 change() {  # the overrides of one change against the recipe
   case "$1" in
@@ -26,21 +31,39 @@ change() {  # the overrides of one change against the recipe
     lite2) echo "model.encoder_name=efficientnet_lite2 model.encoder_weights=efficientnet-lite2" ;;
     ohem) echo "module.loss.ohem_thresh=0.7 module.loss.ohem_min_kept=100000" ;;
     res450) echo "data.input_size=[450,600] data.crop_size=[360,480]" ;;  # trained for 1.25x frames
+    # fine-tune the fold's base run: at its own size (the control: what more epochs give), or
+    # for 450x600 frames (input and crop x1.25), as a model shipped for 1.25x frames would be
+    # made from camvid (init_weights=camvid)
+    ft360) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt" ;;
+    ft450) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt data.input_size=[450,600] data.crop_size=[360,480]" ;;
+    # the Lite2 run of the same fold and seed teaches (it never saw the held-out sequence);
+    # channel-wise distillation, T=4, weight 3 (Shu et al.'s setting for segmentation)
+    distill) echo "+module.distill={_target_:rtseg.training.distill.Distillation,teacher:$OUT/lite2_$2_s$3/checkpoints/last.ckpt,kind:cwd,weight:3.0,temperature:4.0}" ;;
     *) echo "unknown change $1" >&2; exit 2 ;;
   esac
 }
 
+for name in "$@"; do change "$name" x 0 > /dev/null || exit 2; done  # unknown names stop here
 mkdir -p "$OUT"
 for name in "$@"; do
-  read -r -a extra <<< "$(change "$name")"
   for seed in $SEEDS; do
     for fold in $FOLDS; do
+      read -r -a extra <<< "$(change "$name" "$fold" "$seed")"
       run="$OUT/${name}_${fold}_s${seed}"
       if [ -f "$run/run.json" ] && grep -q '"status": "finished"' "$run/run.json"; then
         echo "== $run: finished already"; continue
       fi
+      case "$name" in  # the run this one starts from or learns from
+        distill) needs="$OUT/lite2_${fold}_s${seed}" ;;
+        ft*) needs="$OUT/base_${fold}_s${seed}" ;;
+        *) needs="" ;;
+      esac
+      if [ -n "$needs" ] && ! grep -qs '"status": "finished"' "$needs/run.json"; then
+        echo "!! $run: it needs $needs, which has not finished (run folds.sh on it first)"; continue
+      fi
+      epochs=$EPOCHS; case "$name" in ft*) epochs=$FT_EPOCHS ;; esac
       echo "== $run ($(date +%H:%M))"
-      nice -n "${NICE:-19}" "$RTSEG_TRAIN" "${BASE[@]}" "${extra[@]}" "data.val_sequence=$fold" "seed=$seed" \
+      nice -n "${NICE:-19}" "$RTSEG_TRAIN" "${BASE[@]}" "trainer.max_epochs=$epochs" "${extra[@]}" "data.val_sequence=$fold" "seed=$seed" \
         "hydra.run.dir=$run" > "$run.log" 2>&1 || echo "!! $run failed (see $run.log)"
     done
   done

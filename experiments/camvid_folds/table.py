@@ -12,7 +12,9 @@ bf16-mixed trained faster (41.34 there, 40.72 in fp32 for one fold checkpoint), 
 last.ckpt held the best epoch rather than the last, so such runs have no last-epoch weights to
 score unless their best epoch was the last (evaluate.py records which epoch last.ckpt holds).
 
-A change's gain is its paired difference to ``base`` (same fold, same seed); the noise floor is
+A change's gain is its paired difference to ``base`` (same fold, same seed), or to the control
+named in REFERENCE (ft450, a fine-tune for 450x600 frames, against ft360, the same fine-tune at
+the recipe's size, so that the extra epochs are not counted as the resolution's); the noise floor is
 the recipe's own seed-to-seed difference averaged over folds; a change enters the recipe only when
 its mean gain exceeds both that and the standard deviation of its gains. Writes folds.csv and
 folds.md beside this file; runs still going or stopped are listed, not ranked.
@@ -34,6 +36,8 @@ NAME = re.compile(r"^(?P<change>.+)_(?P<fold>0001TP|0006R0|0016E5)_s(?P<seed>\d+
 # evaluate.py's modes against plain (fp32): what each costs in network passes
 TTA_MODES = {"flip": "2 passes", "ms": "4 passes (0.75/1/1.25/1.5)", "ms_flip": "8 passes",
              "up": "1 pass at 450x600 (1.56x pixels)"}  # fmt: skip
+# the run each change is paired against (default: base, the recipe)
+REFERENCE = {"ft450": "ft360"}
 
 
 def val_by_epoch(run: Path) -> dict[int, float]:
@@ -101,8 +105,9 @@ def ranking(rows: list[dict]) -> tuple[list[list], list[str]]:
             vals = [v for (cc, ff, _), v in done.items() if cc == c and ff == f]
             per_fold.append(f"{statistics.mean(vals):.2f} ({len(vals)})" if vals else "-")
         allv = [v for (cc, _, _), v in done.items() if cc == c]
-        deltas = [v - done[("base", f, s)] for (cc, f, s), v in done.items()
-                  if cc == c and c != "base" and ("base", f, s) in done]  # fmt: skip
+        ref = REFERENCE.get(c, "base")
+        deltas = [v - done[(ref, f, s)] for (cc, f, s), v in done.items()
+                  if cc == c and c != "base" and (ref, f, s) in done]  # fmt: skip
         mean_d = statistics.mean(deltas) if deltas else None
         sd_d = statistics.stdev(deltas) if len(deltas) > 1 else None
         floors = [x for x in (sd_d, noise) if x is not None]
@@ -113,14 +118,15 @@ def ranking(rows: list[dict]) -> tuple[list[list], list[str]]:
             verdict = "enters" if mean_d > max(floors) else "within the noise"
         elif mean_d is not None:
             verdict = "no spread yet"
-        table.append([c, *per_fold, fmt(statistics.mean(allv) if allv else None), fmt(mean_d, True),
-                      fmt(sd_d), len(deltas), verdict])  # fmt: skip
+        table.append([c, *per_fold, fmt(statistics.mean(allv) if allv else None),
+                      "-" if c == "base" else ref, fmt(mean_d, True), fmt(sd_d), len(deltas),
+                      verdict])  # fmt: skip
     if noise is not None:
         notes.append(
             f"recipe seed-to-seed spread (max - min per fold, mean over {len(seed_spread)} folds): "
             f"{noise:.2f} points ({', '.join(per_fold_spread)})"
         )
-    header = ["change", *folds, "mean", "gain vs base", "sd of gain", "pairs", "decision"]
+    header = ["change", *folds, "mean", "against", "paired gain", "sd of gain", "pairs", "decision"]
     return [header, *table], notes
 
 
