@@ -64,9 +64,7 @@ def test_a_gain_inside_the_seed_spread_does_not_enter(table, tmp_path):
         make_run(tmp_path, f"lite1_{fold}_s{seed}", {"plain": v + g})
     (header, *body), _ = table.ranking(table.collect(tmp_path))
     lite1 = dict(zip(header, next(r for r in body if r[0] == "lite1"), strict=True))
-    assert (
-        lite1["paired gain"] == "+1.10" and lite1["decision"] == "within the noise"
-    )  # spread 3.0
+    assert lite1["paired gain"] == "+1.10" and lite1["decision"] == "within the noise"  # spread 3.0
 
 
 def test_a_fine_tune_for_larger_frames_is_paired_with_the_same_fine_tune_at_the_recipe_size(

@@ -95,3 +95,17 @@ def test_any_other_missing_part_is_refused(monkeypatch):
 def test_a_missing_source_is_named_with_its_key(tmp_path):
     with pytest.raises(CheckpointError, match=r"^init_weights=.*nope.ckpt: checkpoint not found"):
         ws.warm_start(nn.Conv2d(1, 1, 1), str(tmp_path / "nope.ckpt"), {})
+
+
+def test_the_shipped_model_warms_the_recipe_network_with_its_training_heads(compose_cfg):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = compose_cfg("train", ["experiment=camvid_ppliteseg_lite0"])
+    assert cfg.model.aux_heads  # the recipe trains deep-supervision heads camvid does not ship
+    net = instantiate(cfg.model)
+    record = ws.warm_start(net, "camvid", OmegaConf.to_container(cfg.model, resolve=True))
+    shipped, _ = load_network("camvid")
+    x = torch.rand(1, 3, 64, 96)
+    assert torch.allclose(net.eval()(x), shipped(x), atol=1e-5)
+    assert record["fresh"] > 0 and record["sha256"] and record["source_input_size"] == [360, 480]

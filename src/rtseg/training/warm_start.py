@@ -23,8 +23,10 @@ from rtseg.utils.paths import file_sha256
 
 log = logging.getLogger(__name__)
 
-# parameters a source may lack: training-only heads (models/lite.py's deep supervision)
-TRAINING_ONLY_PREFIXES = ("aux.",)
+
+def training_only(key: str) -> bool:
+    """Deep-supervision heads (models/lite.py's ``aux``), which shipped weights leave out."""
+    return key.startswith("aux.") or ".aux." in key
 
 
 def warm_start(net: nn.Module, spec: str, model_cfg: dict) -> dict:
@@ -40,7 +42,7 @@ def warm_start(net: nn.Module, spec: str, model_cfg: dict) -> dict:
     extra = sorted(set(theirs) - set(ours))
     misshapen = [k for k in theirs if k in ours and theirs[k].shape != ours[k].shape]
     missing = sorted(set(ours) - set(theirs))
-    lacking = [k for k in missing if not k.startswith(TRAINING_ONLY_PREFIXES)]
+    lacking = [k for k in missing if not training_only(k)]
     if extra or misshapen or lacking:
         key = (extra or misshapen or lacking)[0]
         detail = (
