@@ -34,11 +34,13 @@ class LastCheckpoint(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
+        # the full state (optimiser, loops, callbacks): a resume needs it; said explicitly, as
+        # Lightning otherwise logs a line about its default at every epoch
         if trainer.is_global_zero:
             with atomic_path(self.path) as tmp:
-                trainer.save_checkpoint(tmp)
+                trainer.save_checkpoint(tmp, weights_only=False)
         else:  # only rank 0 writes; the others take part in the state dump and its barrier
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)
 
 
 class RunRecordWriter(L.Callback):
