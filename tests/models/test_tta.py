@@ -80,3 +80,23 @@ def test_the_api_and_its_backends_take_tta():
     assert m.backend.name == "eager+flip" and m.predict(image).shape == (60, 80)
     with pytest.raises(RtsegError, match="scales need a backend that takes any input size"):
         rtseg.load("camvid", backend="onnxruntime", tta="ms", threads=1, size=[96, 128])
+
+
+def test_eval_runs_a_model_at_its_trained_size_unless_told(monkeypatch):
+    """data=camvid brings the preset's 360x480: a model trained for 450x600 still runs at 450x600;
+    input_size= or a data.input_size= on the command line says otherwise."""
+    from omegaconf import OmegaConf
+
+    from rtseg.training import eval as ev
+
+    meta = {"input_size": [450, 600]}
+    data = OmegaConf.create({"input_size": [360, 480]})
+    cfg = OmegaConf.create({"input_size": None})
+    monkeypatch.setattr(ev, "hydra_context", lambda: {"overrides": ["data=camvid"]})
+    assert ev.network_size(cfg, data, meta) == [450, 600]
+    monkeypatch.setattr(ev, "hydra_context", lambda: {"overrides": ["data.input_size=[540,720]"]})
+    data.input_size = [540, 720]
+    assert ev.network_size(cfg, data, meta) == [540, 720]
+    cfg.input_size = [300, 400]
+    assert ev.network_size(cfg, data, meta) == [300, 400]
+    assert ev.network_size(OmegaConf.create({"input_size": None}), data, {}) == [540, 720]

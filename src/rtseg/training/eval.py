@@ -20,7 +20,7 @@ from rtseg.errors import CheckpointError, RtsegError, SplitNotFound
 from rtseg.models.tta import TTA, TestTimeAugmented
 from rtseg.training.module import SegmentationModule
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
-from rtseg.utils.config import output_dir
+from rtseg.utils.config import hydra_context, output_dir
 from rtseg.utils.machine import set_threads
 from rtseg.utils.paths import CONF_DIR, write_atomic
 
@@ -40,6 +40,19 @@ def data_config(cfg: DictConfig, meta: dict) -> DictConfig:
     return recorded
 
 
+def network_size(cfg: DictConfig, data_cfg: DictConfig, meta: dict):
+    """``input_size=``; else ``data.input_size`` where the command line sets it; else the size the
+    checkpoint was trained at, so that ``data=camvid``'s preset 360x480 does not shrink a model
+    trained for 450x600 frames; else the data config's."""
+    if cfg.get("input_size"):
+        return list(cfg.input_size)
+    given = [o.lstrip("+~") for o in hydra_context()["overrides"]]
+    if any(o.startswith("data.input_size=") for o in given):
+        return list(data_cfg.input_size)
+    size = meta.get("input_size") or data_cfg.get("input_size")
+    return list(size) if size else None
+
+
 def evaluate(cfg: DictConfig) -> dict:
     set_threads(cfg.get("threads"))
     L.seed_everything(cfg.seed, workers=True)
@@ -54,6 +67,11 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     net, meta = load_network(choice.path)
     data_cfg = data_config(cfg, meta)
+    # the size the network runs at (the images are resized to it and the logits back, then scored
+    # at each label's size); the data pipeline resizes straight to it, one resampling
+    size = network_size(cfg, data_cfg, meta)
+    if size and data_cfg.get("input_size") is not None:
+        data_cfg.input_size = [int(v) for v in size]
     datamodule = instantiate(data_cfg, _convert_="all")
     trained = int(meta["num_classes"])
     if int(data_cfg.num_classes) != trained and data_cfg.get("binary_class") is None:
@@ -62,9 +80,7 @@ def evaluate(cfg: DictConfig) -> dict:
             f"has {data_cfg.num_classes}: use data={meta.get('dataset')}"
         )
     datamodule.set_normalization(meta["mean"], meta["std"])
-    # the size the network runs at (the images are resized to it and the logits back, then scored
-    # at each label's size) and test-time augmentation: both wrap the network, nothing else changes
-    size = cfg.get("input_size") or data_cfg.get("input_size") or meta.get("input_size")
+    # the size and test-time augmentation both wrap the network, nothing else changes
     tta = TTA.parse(cfg.get("tta"))
     net = TestTimeAugmented(net, tta, size)
     module = SegmentationModule(
