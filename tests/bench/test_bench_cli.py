@@ -88,6 +88,18 @@ def test_checkpoint_benchmark_reports_its_val_miou_and_peers(tmp_path, tiny_chec
     assert (tmp_path / "miou_vs_fps.png").is_file()
 
 
+def test_a_checkpoint_is_timed_at_the_size_it_was_trained_at_unless_told(tmp_path, tiny_ckpt):
+    """tiny_ckpt records 32x48: timed there (a model for 450x600 frames at 450x600), not at a
+    default; model= with random weights at CamVid's 360x480; input_size= wins over both."""
+    common = ["backends=[eager]", "e2e=false", "plots=false", "peers=false"]
+    _bench(tmp_path / "own", f"checkpoint={tiny_ckpt}", *common)
+    assert list(pd.read_csv(tmp_path / "own" / "results.csv")["input_size"]) == ["32x48"]
+    _bench(tmp_path / "told", f"checkpoint={tiny_ckpt}", "input_size=[16,16]", *common)
+    assert list(pd.read_csv(tmp_path / "told" / "results.csv")["input_size"]) == ["16x16"]
+    _bench(tmp_path / "random", "model=baseline", "model.width=4", *common)
+    assert list(pd.read_csv(tmp_path / "random" / "results.csv")["input_size"]) == ["360x480"]
+
+
 def test_multirun_summary_concatenates_jobs(tmp_path):
     for i, backend in enumerate(["eager", "onnxruntime"]):
         _bench(

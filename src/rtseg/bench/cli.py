@@ -48,6 +48,9 @@ from rtseg.utils.config import hydra_context, instantiate_all, output_dir
 from rtseg.utils.paths import CONF_DIR, atomic_path
 
 log = logging.getLogger("rtseg.bench")
+# the size a network with random weights (model=...) is timed at when input_size is null: CamVid's,
+# the real-time papers' setting; a checkpoint is timed at the size it was trained at
+UNTRAINED_SIZE = (360, 480)
 
 
 def load_subject(cfg: DictConfig) -> tuple[Subject, dict]:
@@ -87,7 +90,7 @@ def load_subject(cfg: DictConfig) -> tuple[Subject, dict]:
         "num_classes": int(cfg.model.num_classes),
         "dataset": cfg.data.name,
     }
-    size = tuple(int(v) for v in cfg.input_size)
+    size = tuple(int(v) for v in (cfg.input_size or UNTRAINED_SIZE))
     return Subject(name, net.eval(), size, None, meta["num_classes"]), meta
 
 
@@ -137,8 +140,7 @@ def run_benchmark(cfg: DictConfig) -> list[dict]:
     with atomic_path(out / "config.yaml") as tmp:
         OmegaConf.save(cfg, tmp, resolve=False)
     threads = [int(t) if t else None for t in cfg.threads]
-    input_size = [int(v) for v in cfg.input_size]
-    if len(input_size) != 2:
+    if cfg.input_size is not None and len(cfg.input_size) != 2:
         raise RtsegError(f"input_size must be [H, W], got {list(cfg.input_size)}")
 
     check_backend_names(cfg.backends, "backends")
