@@ -91,6 +91,8 @@ def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path
         "val_miou": record.val_miou_best if record else None,
         "val_iou": record.val_iou if record else None,
         "epochs": record.epochs if record else None,
+        # a fine-tuned model names the weights it started from (rtseg-train init_weights=)
+        "init_weights": record.extra.get("init_weights") if record else None,
         "train_wall_time_s": record.wall_time_s if record else None,
         "command": command,
         "git_commit": record.git_commit if record else None,

@@ -76,6 +76,22 @@ def test_shipping_leaves_out_the_deep_supervision_heads(tmp_path, monkeypatch):
         assert torch.equal(shipped(x), trained.eval()(x))
 
 
+def test_a_fine_tuned_model_names_the_weights_it_started_from(tmp_path, monkeypatch):
+    from rtseg.tracking.runs import RunRecord
+
+    tool = _ship_tool()
+    ckpt, _ = _checkpoint(tmp_path)
+    start = {"source": "camvid", "sha256": "ab" * 32, "source_input_size": [360, 480]}
+    record = RunRecord(run_dir=str(ckpt.parent.parent), epochs=4, val_protocol="trainval")
+    record.extra["init_weights"] = start
+    record.save()
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    zoo.ZOO_DIR.mkdir()
+    out = tool.ship(str(ckpt), "toy", command="rtseg-train init_weights=camvid ...")
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["init_weights"] == start and card["epochs"] == 4
+
+
 def test_shipping_refuses_weights_that_do_not_fit_the_config(tmp_path, monkeypatch):
     tool = _ship_tool()
     ckpt, _ = _checkpoint(tmp_path)
