@@ -81,3 +81,34 @@ def test_a_fine_tune_for_larger_frames_is_paired_with_the_same_fine_tune_at_the_
     assert by_change["ft360"]["against"] == "base" and by_change["ft360"]["paired gain"] == "+5.00"
     assert by_change["ft450"]["against"] == "ft360" and by_change["ft450"]["paired gain"] == "+1.00"
     assert by_change["ft450"]["pairs"] == 3 and by_change["ft450"]["decision"] == "within the noise"
+
+
+def test_the_frontier_places_changes_by_paired_gain_and_measured_speed(tmp_path):
+    spec = importlib.util.spec_from_file_location("frontier", TABLE.parent / "frontier.py")
+    frontier = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(frontier)
+    runs, bench = tmp_path / "runs", tmp_path / "bench"
+    # base on two folds (40, 50: mean 45); big on 0016E5 only: +3 over base there; slow on both: -1
+    for fold, v in [("0001TP", 40.0), ("0016E5", 50.0)]:
+        make_run(runs, f"base_{fold}_s42", {"plain": v, "flip": v + 1})
+        make_run(runs, f"slow_{fold}_s42", {"plain": v - 1})
+    make_run(runs, "big_0016E5_s42", {"plain": 53.0})
+    for change, size, int8_ms in [("base", "360x480", 20.0), ("big", "450x600", 40.0),
+                                  ("slow", "360x480", 50.0)]:  # fmt: skip
+        (bench / change).mkdir(parents=True)
+        rows = [("openvino-int8", "none", int8_ms), ("openvino-int8", "flip", 2 * int8_ms),
+                ("eager", "none", 4 * int8_ms)]  # fmt: skip
+        lines = ["model,input_size,backend,tta,latency_ms_median"]
+        lines += [f"{change},{size},{b},{t},{ms}" for b, t, ms in rows]
+        lines.append(f"peer:lraspp,{size},eager,none,1.0")  # peers are not the change
+        (bench / change / "results.csv").write_text("\n".join(lines) + "\n")
+    frontier.main(str(runs), str(bench), out=tmp_path)
+    text = (tmp_path / "frontier.md").read_text()
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in text.splitlines()[4:]}
+    assert rows["base"][2] == "45.00 (2)" and rows["base"][6] == "50.0"  # 1000 / 20 ms
+    assert rows["big"][2] == "48.00 (1)" and rows["big"][1] == "450x600"  # 45 + 3, one pair
+    assert rows["slow"][2] == "44.00 (2)"
+    assert rows["base"][3] == "46.00 (2)"  # flip: +1 over the same plain runs
+    assert rows["base"][-1].startswith("yes") and rows["big"][-1].startswith("yes")
+    assert not rows["slow"][-1].strip(" |")  # slower and less accurate than base
+    assert (tmp_path / "frontier.png").is_file()
