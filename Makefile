@@ -17,7 +17,7 @@ DEMO := $(LOGS)/demo
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo train eval test test-all lint format benchmark benchmark-quick realtime \
-        realtime-demo leaderboard wandb-sync gpu-check gpu-check-dry pareto data-camvid camvid clean
+        realtime-demo leaderboard wandb-sync gpu-check gpu-check-dry pareto folds data-camvid camvid clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -84,6 +84,11 @@ gpu-check-dry: $(STAMP) ## rehearse gpu-check on the CPU (every step tiny, CUDA 
 
 pareto: $(STAMP) ## the CamVid Pareto record: 4 networks x one equal CPU budget (BUDGET_S, default 480), benchmarked (~45 min)
 	bash experiments/camvid_pareto/run.sh $(CAMVID_DIR) $(or $(BUDGET_S),480)
+
+folds: $(STAMP) ## rank recipe changes on CamVid's 3 held-out sequences x 2 seeds (CHANGES="base lite1 ...", hours on 2 cores): experiments/camvid_folds
+	CAMVID=$(CAMVID_DIR) OUT=$(LOGS)/camvid_folds bash experiments/camvid_folds/folds.sh $(or $(CHANGES),base)
+	$(BIN)/python experiments/camvid_folds/evaluate.py $(LOGS)/camvid_folds
+	$(BIN)/python experiments/camvid_folds/table.py $(LOGS)/camvid_folds
 
 leaderboard: $(STAMP) ## table + Pareto PNG of every run under $(LOGS)
 	$(BIN)/rtseg-compare $(LOGS)
