@@ -67,20 +67,23 @@ def test_a_gain_inside_the_seed_spread_does_not_enter(table, tmp_path):
     assert lite1["paired gain"] == "+1.10" and lite1["decision"] == "within the noise"  # spread 3.0
 
 
-def test_a_fine_tune_for_larger_frames_is_paired_with_the_same_fine_tune_at_the_recipe_size(
+def test_a_fine_tune_for_larger_frames_is_paired_with_the_recipe_and_with_the_same_fine_tune(
     table, tmp_path
 ):
     # ft360 (more epochs) gains +5 over base, ft450 +1 over ft360 (the resolution's share): inside
-    # the recipe's 2-point seed spread
+    # the recipe's 2-point seed spread; against the recipe ft450 gains +6: above it
     for fold, seed, v in [("0006R0", 42, 45.0), ("0006R0", 7, 47.0), ("0016E5", 42, 50.0)]:
         make_run(tmp_path, f"base_{fold}_s{seed}", {"plain": v})
         make_run(tmp_path, f"ft360_{fold}_s{seed}", {"plain": v + 5})
         make_run(tmp_path, f"ft450_{fold}_s{seed}", {"plain": v + 6})
     (header, *body), _ = table.ranking(table.collect(tmp_path))
-    by_change = {r[0]: dict(zip(header, r, strict=True)) for r in body}
-    assert by_change["ft360"]["against"] == "base" and by_change["ft360"]["paired gain"] == "+5.00"
-    assert by_change["ft450"]["against"] == "ft360" and by_change["ft450"]["paired gain"] == "+1.00"
-    assert by_change["ft450"]["pairs"] == 3 and by_change["ft450"]["decision"] == "within the noise"
+    rows = {(r[0], r[header.index("against")]): dict(zip(header, r, strict=True)) for r in body}
+    assert set(rows) == {("base", "-"), ("ft360", "base"), ("ft450", "base"), ("ft450", "ft360")}
+    assert rows["ft360", "base"]["paired gain"] == "+5.00"
+    assert rows["ft450", "ft360"]["paired gain"] == "+1.00"
+    assert rows["ft450", "ft360"]["decision"] == "within the noise"
+    assert rows["ft450", "base"]["paired gain"] == "+6.00"
+    assert rows["ft450", "base"]["pairs"] == 3 and rows["ft450", "base"]["decision"] == "enters"
 
 
 def test_the_frontier_places_changes_by_paired_gain_and_measured_speed(tmp_path):
