@@ -100,6 +100,17 @@ def test_a_checkpoint_is_timed_at_the_size_it_was_trained_at_unless_told(tmp_pat
     assert list(pd.read_csv(tmp_path / "random" / "results.csv")["input_size"]) == ["360x480"]
 
 
+def test_a_shipped_model_without_its_data_benches_int8_from_its_card(tmp_path):
+    """data=synthetic (the default) is not camvid's data: int8 comes from the card's ranges, as in
+    realtime and the API, instead of a skipped row."""
+    # at the size the card was measured at (its ranges name the graph's tensors at that size)
+    _bench(tmp_path, "checkpoint=camvid", "backends=[onnxruntime-int8]", "e2e=false",
+           "plots=false", "peers=false")  # fmt: skip
+    row = pd.read_csv(tmp_path / "results.csv").iloc[0]
+    assert row["backend"] == "onnxruntime-int8" and row["fps"] > 0
+    assert "model card" in row["note"]
+
+
 def test_multirun_summary_concatenates_jobs(tmp_path):
     for i, backend in enumerate(["eager", "onnxruntime"]):
         _bench(

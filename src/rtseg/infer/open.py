@@ -99,6 +99,19 @@ def input_size(loaded: Loaded, size) -> tuple[int, int]:
     return tuple(int(v) for v in (size or loaded.meta["input_size"]))
 
 
+def card_int8(meta: dict, size: tuple[int, int]) -> tuple[Calibration, list]:
+    """A shipped model whose data is not here: int8 from the ranges its card was measured with
+    (the same file on every machine), judged by the card, re-checked on this runtime's output for
+    the built-in scenes. Returns the calibration and those re-check images."""
+    card = meta["int8_evidence"]
+    calib = Calibration(
+        source=f"the model card's calibration ranges ({card['calibration']['source']})",
+        ranges=card["ranges"],
+        count=card["calibration"].get("images"),
+    )
+    return calib, recheck_images(size, meta["mean"], meta["std"], card["recheck"]["images"])
+
+
 def gather_evidence(
     loaded: Loaded,
     size: tuple[int, int],
@@ -124,14 +137,7 @@ def gather_evidence(
     card = meta.get("int8_evidence")
     recheck = []
     if card and not pairs:
-        # a shipped model whose data is not here: int8 from the ranges its card was measured with
-        # (the same file on every machine), judged by the card, re-checked on this runtime
-        calib = Calibration(
-            source=f"the model card's calibration ranges ({card['calibration']['source']})",
-            ranges=card["ranges"],
-            count=card["calibration"].get("images"),
-        )
-        recheck = recheck_images(size, meta["mean"], meta["std"], card["recheck"]["images"])
+        calib, recheck = card_int8(meta, size)
     if not calib and sampled:
         calib = Calibration(sampled, described)
         log.warning("int8 calibrates on %s: the checkpoint's dataset cannot be read", described)
