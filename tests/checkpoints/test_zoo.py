@@ -22,11 +22,18 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-def test_camvid_is_shipped_as_safetensors_and_json():
-    assert "camvid" in zoo.names()
-    path = zoo.ZOO_DIR / "camvid.safetensors"
+SHIPPED = ["camvid", "camvid_450"]
+
+
+def test_the_two_camvid_models_are_shipped():
+    assert set(SHIPPED) <= set(zoo.names())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_camvid_is_shipped_as_safetensors_and_json(name):
+    path = zoo.ZOO_DIR / f"{name}.safetensors"
     assert path.stat().st_size < 20 * 2**20
-    card = zoo.card("camvid")
+    card = zoo.card(name)
     assert card["meta"]["class_names"][3] == "road" and len(card["meta"]["palette"]) == 11
     assert card["command"].startswith("rtseg-train")
     # trained on train + val with no selection: no val score is claimed, the protocol says why
@@ -34,15 +41,26 @@ def test_camvid_is_shipped_as_safetensors_and_json():
     assert card["splits"]["train"]["images"] == 468
 
 
-def test_loads_by_name_offline_and_predicts(no_network, tmp_path):
-    choice = choose_checkpoint("camvid", tmp_path)
-    assert str(choice.path) == "camvid" and "shipped" in choice.reason
-    net, meta = load_network("camvid")
-    assert meta["num_classes"] == 11 and meta["input_size"] == [360, 480]
+def test_camvid_450_is_camvid_fine_tuned_for_450x600_frames():
+    card = zoo.card("camvid_450")
+    assert card["meta"]["input_size"] == [450, 600] and card["epochs"] == 4
+    # it names the weights it started from: the shipped camvid, by hash
+    assert card["init_weights"]["source"] == "camvid"
+    assert card["init_weights"]["sha256"] == zoo.card("camvid")["sha256"]
+    assert "camvid_ppliteseg_lite0_450" in card["command"]
+    assert card["int8"]["eval"].endswith("at 450x600")
+
+
+@pytest.mark.parametrize(("name", "size"), [("camvid", [360, 480]), ("camvid_450", [450, 600])])
+def test_loads_by_name_offline_and_predicts(no_network, tmp_path, name, size):
+    choice = choose_checkpoint(name, tmp_path)
+    assert str(choice.path) == name and "shipped" in choice.reason
+    net, meta = load_network(name)
+    assert meta["num_classes"] == 11 and meta["input_size"] == size
     mean = torch.tensor(meta["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(meta["std"]).view(1, 3, 1, 1)
     # a grey sky over a dark road: the top is sky (0), the bottom road (3)
-    img = torch.zeros(1, 3, 360, 480)
+    img = torch.zeros(1, 3, *size)
     img[..., :150, :] = 0.75
     img[..., 250:, :] = 0.3
     with torch.no_grad():
@@ -61,15 +79,16 @@ def test_a_tampered_weights_file_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.camvid
-def test_reproduces_its_recorded_val_miou_on_a_camvid_subset(compose_cfg, camvid_dir):
+@pytest.mark.parametrize("name", SHIPPED)
+def test_reproduces_its_recorded_val_miou_on_a_camvid_subset(compose_cfg, camvid_dir, name):
     root = camvid_dir
     from rtseg.training.eval import evaluate
 
-    subset = zoo.card("camvid")["val_subset"]
+    subset = zoo.card(name)["val_subset"]
     cfg = compose_cfg(
         "eval",
         [
-            "checkpoint=camvid",
+            f"checkpoint={name}",
             "data=camvid",
             f"data.root={root}",
             "split=val",
