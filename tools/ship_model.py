@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from rtseg.checkpoints import zoo
 from rtseg.checkpoints.meta import build_network, stored_model_config
 from rtseg.checkpoints.reading import checkpoint_meta, read_checkpoint
+from rtseg.models.lite import training_only
 from rtseg.tracking.runs import RECORD_NAME, RunRecord
 from rtseg.utils.paths import file_sha256
 
@@ -65,7 +66,7 @@ def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path
     model_cfg["encoder_weights"] = None
     wanted = set(build_network(model_cfg).state_dict())
     dropped = sorted(set(state) - wanted)
-    if any(".aux." not in k for k in dropped) or wanted - set(state):
+    if not all(training_only(k) for k in dropped) or wanted - set(state):
         raise SystemExit(
             f"{ckpt_path}: its weights do not match the inference network of its config"
         )

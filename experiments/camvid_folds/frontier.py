@@ -38,7 +38,7 @@ def speeds(bench_root: Path) -> dict[str, dict]:
         rows = [r for r in csv.DictReader(path.open()) if not r["model"].startswith("peer:")]
         if not rows:
             continue
-        entry = {"input": rows[0]["input_size"], "ms": {}, "cpu": None}
+        entry = {"input": rows[0]["input_size"], "ms": {}}
         for r in rows:
             if r["backend"] in BACKENDS and r.get("latency_ms_median"):
                 entry["ms"][(r["backend"], r.get("tta") or "none")] = float(r["latency_ms_median"])

@@ -15,6 +15,7 @@ from torch import nn
 from rtseg.checkpoints import zoo
 from rtseg.checkpoints.meta import build_network, describe_model, stored_model_config
 from rtseg.errors import CheckpointError
+from rtseg.utils.paths import file_sha256
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -116,6 +117,17 @@ def load_network(path: str | Path) -> tuple[nn.Module, dict]:
     meta["checkpoint"] = str(Path(path).resolve())
     meta["val_miou"] = _val_miou(ckpt)
     return net.eval(), meta
+
+
+def weights_identity(spec: str | Path) -> dict:
+    """Which weights ``spec`` names, as run records keep it: the resolved file and its sha256, or
+    a shipped model's name and the sha256 its card records (a teacher, a warm start's source)."""
+    if zoo.is_shipped(spec):
+        return {"source": str(spec), "sha256": zoo.card(str(spec)).get("sha256")}
+    path = Path(str(spec))
+    if path.is_file():
+        return {"source": str(path.resolve()), "sha256": file_sha256(path)}
+    return {"source": str(spec), "sha256": None}
 
 
 def _val_miou(ckpt: dict) -> float | None:

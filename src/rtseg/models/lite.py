@@ -47,6 +47,12 @@ STRIDE_INDEX = {4: 1, 8: 2, 16: 3, 32: 4}
 ENCODERS = {f"efficientnet_lite{n}": f"efficientnet-lite{n}" for n in (0, 1, 2)}
 
 
+def training_only(key: str) -> bool:
+    """A state-dict key of a deep-supervision head (``aux``, built with ``aux_heads=true``): used in
+    training only, left out of shipped weights (tools/ship_model.py) and optional for a warm start."""
+    return key.startswith("aux.") or ".aux." in key
+
+
 def conv_bn_relu(cin: int, cout: int, k: int = 3, relu: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, k, padding=k // 2, bias=False),

@@ -9,15 +9,13 @@ from the student's. The loss itself is ``rtseg.training.losses.distillation_loss
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from rtseg.checkpoints.reading import load_network
+from rtseg.checkpoints.reading import load_network, weights_identity
 from rtseg.errors import CheckpointError
 from rtseg.training.losses import distillation_loss
-from rtseg.utils.paths import file_sha256
 
 
 class Distillation(nn.Module):
@@ -37,10 +35,10 @@ class Distillation(nn.Module):
         self.teacher_meta = meta
         self.kind, self.weight, self.temperature = kind, float(weight), float(temperature)
         self._renorm: tuple[torch.Tensor, torch.Tensor] | None = None
-        path = Path(str(teacher))
+        who = weights_identity(teacher)
         self.record = {
-            "teacher": str(path.resolve()) if path.is_file() else str(teacher),
-            "teacher_sha256": file_sha256(path) if path.is_file() else None,
+            "teacher": who["source"],
+            "teacher_sha256": who["sha256"],
             "teacher_val_miou": meta.get("val_miou"),
             "kind": kind,
             "weight": self.weight,

@@ -11,22 +11,15 @@ shape, or the run stops with one line before it trains.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from torch import nn
 
-from rtseg.checkpoints import zoo
 from rtseg.checkpoints.meta import describe_model, stored_model_config
-from rtseg.checkpoints.reading import load_network
+from rtseg.checkpoints.reading import load_network, weights_identity
 from rtseg.errors import CheckpointError
-from rtseg.utils.paths import file_sha256
+from rtseg.models.lite import training_only
 
 log = logging.getLogger(__name__)
-
-
-def training_only(key: str) -> bool:
-    """Deep-supervision heads (models/lite.py's ``aux``), which shipped weights leave out."""
-    return key.startswith("aux.") or ".aux." in key
 
 
 def warm_start(net: nn.Module, spec: str, model_cfg: dict) -> dict:
@@ -58,14 +51,8 @@ def warm_start(net: nn.Module, spec: str, model_cfg: dict) -> dict:
         log.info(
             "%s: %d training-only tensors keep their fresh initialisation", where, len(missing)
         )
-    path = Path(str(spec))
     record = {
-        "source": str(path.resolve()) if path.is_file() else str(spec),
-        "sha256": zoo.card(str(spec))["sha256"]
-        if zoo.is_shipped(spec)
-        else file_sha256(path)
-        if path.is_file()
-        else None,
+        **weights_identity(spec),
         "network": what,
         "source_input_size": meta.get("input_size"),
         "fresh": len(missing),
