@@ -56,3 +56,56 @@ def test_the_card_accepts_int8_when_this_runtime_matches_it(shipped, tmp_path):
         entry["recheck_agreement"] = min(1.0, entry["recheck_agreement"] + 0.05)
     q = judge(backend, loaded.net, tampered, InferOptions())
     assert not q["accepted"] and "the card does not hold" in q["reason"]
+
+
+def test_constants_take_their_range_from_the_graph_at_any_size(shipped, tmp_path):
+    """The card's ranges were measured at 360x480, where SPPM's pooling constants (1/15, 1/6, ...)
+    have other values than at 450x600 (1/19, 1/8, ...): each Constant's range is read from the graph
+    being quantised, never carried over by name."""
+    from onnx import load, numpy_helper
+
+    from rtseg.infer.onnx import export_onnx, with_constant_ranges
+
+    loaded, evidence = shipped
+    card = evidence.calibration.ranges["data"]
+    path = export_onnx(loaded.net, tmp_path / "m.onnx", (450, 600))
+    ranges = with_constant_ranges(evidence.calibration.ranges, path)["data"]
+    constants = {
+        n.output[0]: numpy_helper.to_array(n.attribute[0].t)
+        for n in load(str(path)).graph.node
+        if n.op_type == "Constant" and numpy_helper.to_array(n.attribute[0].t).dtype.kind == "f"
+    }
+    changed = 0
+    for name, value in constants.items():
+        lo, hi = ranges[name]["lowest"]["data"][0], ranges[name]["highest"]["data"][0]
+        assert (lo, hi) == pytest.approx((float(value.min()), float(value.max()))), name
+        changed += name in card and card[name]["highest"]["data"][0] != pytest.approx(hi)
+    assert changed >= 2, "the card's pooling constants were measured at another size"
+    # every activation range is the card's
+    assert all(ranges[k] == v for k, v in card.items() if k not in constants)
+
+
+def test_ranges_of_another_graph_stop_int8_with_one_line(shipped, tmp_path):
+    """At 384x512 the graph has no padding step, so its tensors are not those the card measured:
+    the int8 row is skipped with a line of ours, not the quantiser's ValueError."""
+    from rtseg.errors import BackendUnavailable
+
+    loaded, evidence = shipped
+    with pytest.raises(BackendUnavailable, match="measured on another graph") as e:
+        create_backend(
+            "onnxruntime-int8", loaded.net, (384, 512), 1, 2, evidence.calibration, tmp_path
+        )
+    assert "\n" not in str(e.value) and "calibrate on images" in str(e.value)
+
+
+def test_at_the_cards_own_size_the_int8_file_is_the_one_it_measured(shipped, tmp_path, monkeypatch):
+    """Reading the constants from the graph changes nothing where the card's ranges fit."""
+    import rtseg.infer.onnx as onnx_io
+
+    loaded, evidence = shipped
+    ranges = evidence.calibration.ranges
+    fp32 = onnx_io.export_onnx(loaded.net, tmp_path / "m.onnx", (360, 480))
+    read = onnx_io.quantize_onnx_int8(fp32, tmp_path / "read.onnx", [], ranges=ranges)
+    monkeypatch.setattr(onnx_io, "with_constant_ranges", lambda r, _path: r)
+    card = onnx_io.quantize_onnx_int8(fp32, tmp_path / "card.onnx", [], ranges=ranges)
+    assert read.read_bytes() == card.read_bytes()

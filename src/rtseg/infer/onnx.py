@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -139,18 +140,56 @@ def quantize_onnx_int8(
             # model's), they replace the images; asked for (``save_ranges``), they are kept
             cache = Path(save_ranges) if save_ranges else Path(work) / "ranges.json"
             if ranges is not None:
-                cache.write_text(json.dumps(ranges))
-            q.quantize_static(
-                str(fp32_path),
-                str(tmp),
-                Reader() if ranges is None else None,
-                quant_format=q.QuantFormat.QDQ,
-                activation_type=q.QuantType.QUInt8,
-                weight_type=q.QuantType.QInt8,
-                per_channel=True,
-                reduce_range=reduce_range,
-                calibration_cache_path=str(cache),
-            )
+                cache.write_text(json.dumps(with_constant_ranges(ranges, fp32_path)))
+            try:
+                q.quantize_static(
+                    str(fp32_path),
+                    str(tmp),
+                    Reader() if ranges is None else None,
+                    quant_format=q.QuantFormat.QDQ,
+                    activation_type=q.QuantType.QUInt8,
+                    weight_type=q.QuantType.QInt8,
+                    per_channel=True,
+                    reduce_range=reduce_range,
+                    calibration_cache_path=str(cache),
+                )
+            except ValueError as e:
+                missing = re.search(r"not specified for param (\S+?)\.?(\s|$)", str(e))
+                if ranges is None or not missing:
+                    raise
+                raise BackendUnavailable(
+                    f"the int8 ranges given have none for {missing.group(1)} of "
+                    f"{Path(fp32_path).name}: they were measured on another graph (another input "
+                    "size or network); calibrate on images instead (the model's data=)"
+                ) from None
     finally:
         logging.disable(logging.NOTSET)
     return Path(int8_path)
+
+
+def with_constant_ranges(ranges: dict, onnx_path: Path) -> dict:
+    """``ranges`` (ONNX Runtime's calibration cache) with every Constant node's range read from the
+    graph itself, replacing any given for that name.
+
+    A constant's MinMax range is its own min and max; ranges measured on the graph of another input
+    size name the size-dependent constants (SPPM's pooling matrices and scales) alike but hold other
+    values there, or lack them (at 384x512 the pooling exports differently).
+    """
+    onnx = require("onnx", "int8 quantisation")
+    from onnx import numpy_helper
+
+    data = dict(ranges.get("data") or {})
+    for node in onnx.load(str(onnx_path), load_external_data=False).graph.node:
+        if node.op_type != "Constant" or not node.attribute or node.attribute[0].name != "value":
+            continue
+        value = numpy_helper.to_array(node.attribute[0].t)
+        if value.dtype.kind != "f" or value.size == 0:
+            continue
+        data[node.output[0]] = {
+            "CLS": "TensorData",
+            **{
+                side: {"CLS": "numpy.array", "dtype": "float32", "data": [float(v)]}
+                for side, v in (("lowest", value.min()), ("highest", value.max()))
+            },
+        }
+    return {**ranges, "data": data}
