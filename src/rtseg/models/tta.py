@@ -82,7 +82,9 @@ def tta_logits(
     tta = tta or TTA()
     h, w = x.shape[-2:]
     base = size or (h, w)
-    total, n = None, 0
+    # in place where it can be: at 11x360x480 the allocations cost as much as the arithmetic;
+    # mirrored passes add up mirrored and are flipped back once
+    sums: dict[bool, torch.Tensor] = {}
     for scale in tta.scales:
         target = (max(1, round(base[0] * scale)), max(1, round(base[1] * scale)))
         xs = (
@@ -92,16 +94,18 @@ def tta_logits(
         )
         for flipped in (False, True) if tta.flip else (False,):
             out = run(xs.flip(-1) if flipped else xs).float()
-            out = out.flip(-1) if flipped else out
             if out.shape[-2:] != (h, w):
                 out = F.interpolate(out, (h, w), mode="bilinear", align_corners=False)
             p = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, 1)
-            total = p if total is None else total + p
-            n += 1
-    mean = total / n
+            # p is a new tensor (softmax/sigmoid allocate): the sums may grow in place
+            sums[flipped] = sums[flipped].add_(p) if flipped in sums else p
+    mean = sums.get(False)
+    if True in sums:
+        mean = sums[True].flip(-1) if mean is None else mean.add_(sums[True].flip(-1))
+    mean.div_(tta.passes)
     if mean.shape[1] == 1:  # back to a logit: its sign is the class, as for the network's own
-        return torch.logit(mean.clamp(1e-6, 1 - 1e-6))
-    return mean.clamp_min(1e-12).log()
+        return torch.logit(mean.clamp_(1e-6, 1 - 1e-6))
+    return mean.clamp_min_(1e-12).log_()
 
 
 class TestTimeAugmented(nn.Module):
