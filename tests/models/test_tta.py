@@ -100,3 +100,31 @@ def test_eval_runs_a_model_at_its_trained_size_unless_told(monkeypatch):
     cfg.input_size = [300, 400]
     assert ev.network_size(cfg, data, meta) == [300, 400]
     assert ev.network_size(OmegaConf.create({"input_size": None}), data, {}) == [540, 720]
+
+
+def test_averaging_matches_the_passes_and_leaves_a_reused_output_buffer_alone():
+    """The sums grow in place; a backend that hands back one buffer every call (as runtimes do)
+    must not see it changed, and the result is the plain mean of each pass's probabilities."""
+    torch.manual_seed(0)
+    weights = torch.randn(3, 3, 1, 1)
+    buffer = torch.empty(1, 3, 8, 10)
+
+    def backend(x):
+        out = torch.nn.functional.conv2d(x, weights)
+        out[..., : x.shape[-1] // 3] += 1.5  # not mirror-symmetric
+        out = torch.nn.functional.interpolate(out, (8, 10), mode="bilinear", align_corners=False)
+        buffer.copy_(out)
+        return buffer
+
+    x = torch.randn(1, 3, 8, 10)
+    tta = TTA.parse({"scales": [1, 1.5], "flip": True})
+    got = tta_logits(backend, x, tta)
+    passes = []
+    for s in (1, 1.5):
+        size = (round(8 * s), round(10 * s))
+        xs = torch.nn.functional.interpolate(x, size, mode="bilinear") if s != 1 else x
+        passes.append(torch.softmax(backend(xs).clone(), 1))
+        passes.append(torch.softmax(backend(xs.flip(-1)).clone(), 1).flip(-1))
+    assert torch.allclose(got, torch.stack(passes).mean(0).log(), atol=1e-6)
+    last = torch.softmax(buffer, 1)  # the buffer still holds the last pass's logits, untouched
+    assert torch.allclose(last.flip(-1), passes[-1], atol=1e-6)
