@@ -105,8 +105,7 @@ def main(fold_root: str, bench_root: str, out: Path = HERE) -> None:
         f"Last-epoch val mIoU on the folds (rtseg-eval, fp32) placed as the recipe's mean over all "
         f"its runs ({base_mean:.2f}) plus the change's mean paired gain over the recipe (pairs: same "
         f"fold and seed), against model-only latency (rtseg-bench, batch 1: the fastest median over "
-        f"the speed runs):\n\n"
-        + markdown_table(header, body)
+        f"the speed runs):\n\n" + markdown_table(header, body)
     )
     (out / "frontier.md").write_text(text)
     print(text)
