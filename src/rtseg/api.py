@@ -4,6 +4,9 @@
     m = rtseg.load("camvid")                 # any checkpoint= spec: best, run folder, .ckpt, name
     labels = m.predict(rgb)                  # HxWx3 uint8 RGB in, HxW uint8 class map out
     labels = m.predict("photo.jpg")          # or an image file (read as the datasets read it), or a PIL image
+
+A file or PIL image is read upright: a phone photo stored sideways with an EXIF orientation is
+turned as every viewer turns it, and its class map has the displayed size.
     blended = m.overlay(rgb)                 # the mask over the image, with a legend
     maps = m.predict_batch([rgb1, rgb2])     # one forward pass per batch
     rtseg.load("camvid", tta="flip")         # test-time augmentation (flip; ms = scales)
@@ -61,16 +64,17 @@ class SegModel:
     @staticmethod
     def _check(image) -> np.ndarray:
         """An HxWx3 uint8 RGB array from an array, a PIL image or an image file path (read with the
-        datasets' own reader, as RGB); anything else is an ``RtsegError`` saying what is expected,
+        datasets' own reader, as RGB; files and PIL images upright, their EXIF orientation
+        applied as viewers apply it); anything else is an ``RtsegError`` saying what is expected,
         never a cv2/numpy error from deep inside the preprocessing."""
         if isinstance(image, str | os.PathLike):
             from rtseg.data.base import read_image
 
             return read_image(Path(image))  # DataError naming the file when it cannot be read
         if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image, any mode
-            from rtseg.data.base import rgb_array
+            from rtseg.data.base import rgb_array, upright
 
-            image = rgb_array(image, f"PIL image ({image.mode})")
+            image = rgb_array(upright(image), f"PIL image ({image.mode})")
         try:
             arr = np.asarray(image)
         except Exception as e:  # noqa: BLE001 - any object numpy cannot take

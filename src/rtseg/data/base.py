@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -15,6 +15,7 @@ from rtseg.data.verify import decode_all
 from rtseg.errors import DataError
 
 IGNORE_INDEX = 255
+ORIENTATION = 0x0112  # the EXIF tag: 1 upright, 2-4 flipped or turned 180, 5-8 turned a quarter
 
 
 class SegmentationDataset(Dataset):
@@ -44,16 +45,41 @@ class SegmentationDataset(Dataset):
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Read an RGB image as HxWx3 uint8, or raise a one-line DataError naming the file."""
+    """Read an RGB image as HxWx3 uint8, upright as viewers show it (``upright``: its EXIF
+    orientation applied), or raise a one-line DataError naming the file.
+
+    Every photo the project reads comes through here: the API, the image-folder source and every
+    dataset reader (masks do not: ``read_mask`` keeps label images as stored)."""
     try:
         with Image.open(path) as im:
-            return rgb_array(im, f"image {path}")
+            return rgb_array(upright(im), f"image {path}")
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}") from None
     except Image.DecompressionBombError as e:  # a header claiming billions of pixels
         raise DataError(f"cannot read image {path}: {e}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"cannot read image {path}: corrupt or not an image ({e})") from None
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The image's EXIF orientation (1..8; 1 when absent or unreadable). A PNG's is read only when
+    its header holds it or the image is loaded (PIL otherwise decodes the whole file to look)."""
+    if im.format == "PNG" and "exif" not in im.info and getattr(im, "im", None) is None:
+        return 1
+    try:
+        value = int(im.getexif().get(ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a malformed EXIF block reads as no orientation, as viewers do
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def upright(im: Image.Image) -> Image.Image:
+    """The image as viewers display it: its EXIF orientation applied (``ImageOps.exif_transpose``),
+    the image itself when it has none. The one way the project turns a photo upright."""
+    im.load()  # a PNG's eXIf chunk may follow its pixels
+    if exif_orientation(im) == 1:
+        return im
+    return ImageOps.exif_transpose(im)
 
 
 def rgb_array(im: Image.Image, what: str = "image") -> np.ndarray:
@@ -102,16 +128,43 @@ def read_mask(path: Path, colours: ColourTable | None = None) -> np.ndarray:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header only, so that verification stays cheap."""
+    """(height, width) as ``read_image`` gives it (upright: a quarter-turn EXIF orientation swaps
+    the stored sides), from the file header only, so that verification stays cheap."""
     try:
         with Image.open(path) as im:
             w, h = im.size
+            # Pillow's TIFF reader turns a TIFF itself (its size is upright already)
+            turned = exif_orientation(im) >= 5 and im.format != "TIFF"
             im.verify()
-            return h, w
+            return (w, h) if turned else (h, w)
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"cannot read image {path}: corrupt or not an image ({e})") from None
+
+
+def size_mismatch(
+    img_path: Path, img_hw: tuple[int, int], mask_path: Path, mask_hw: tuple[int, int]
+) -> str:
+    """The line for an image and a mask of different sizes; a mask that fits the image only as
+    stored, before its EXIF quarter-turn (``upright``), is named as such."""
+    line = (
+        f"size mismatch: image {img_path} is {img_hw[0]}x{img_hw[1]} but mask {mask_path} is "
+        f"{mask_hw[0]}x{mask_hw[1]}"
+    )
+    try:
+        with Image.open(img_path) as im:
+            im.load()  # a PNG's eXIf chunk may follow its pixels
+            orientation = exif_orientation(im)
+    except (OSError, SyntaxError):
+        return line
+    if orientation >= 5 and tuple(mask_hw) == tuple(img_hw)[::-1]:
+        line += (
+            f": the image has EXIF orientation {orientation}: it is read upright "
+            f"({img_hw[0]}x{img_hw[1]}, as viewers show it) and the mask fits it only as stored, "
+            "unrotated: turn the mask the same way (or store the image upright, without the tag)"
+        )
+    return line
 
 
 class PairedFiles(SegmentationDataset):
@@ -177,7 +230,12 @@ class PairedFiles(SegmentationDataset):
         """What ``_check_pair`` verifies besides the files: a change re-checks every pair."""
         lut = b"" if self.label_map is None else np.ascontiguousarray(self.label_map).tobytes()
         colours = self.colours.signature() if self.colours is not None else ""
-        return f"{type(self).__name__}|{self.num_classes}|{self.ignore_index}|{lut.hex()}|{colours}"
+        # "upright": images are read with their EXIF orientation applied (pairs checked before
+        # that are checked again)
+        return (
+            f"{type(self).__name__}|{self.num_classes}|{self.ignore_index}|{lut.hex()}|{colours}"
+            "|upright"
+        )
 
     def _decoded_mb(self) -> float:
         total = 0
@@ -194,10 +252,7 @@ class PairedFiles(SegmentationDataset):
     ) -> np.ndarray:
         mask = read_mask(mask_path, self.colours)
         if mask.shape[:2] != tuple(img_hw):
-            raise DataError(
-                f"size mismatch: image {img_path} is {img_hw[0]}x{img_hw[1]} but mask {mask_path} "
-                f"is {mask.shape[0]}x{mask.shape[1]}"
-            )
+            raise DataError(size_mismatch(img_path, img_hw, mask_path, mask.shape[:2]))
         if mask.dtype.kind == "i" and mask.min() < 0:
             raise DataError(f"mask {mask_path} has negative labels: expected class indices >= 0")
         # the labels present, from a histogram (much cheaper than np.unique on full-size masks)

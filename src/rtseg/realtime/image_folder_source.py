@@ -7,10 +7,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from rtseg.errors import SourceError
+from rtseg.data.base import read_image
+from rtseg.errors import DataError, SourceError
 from rtseg.realtime.sources import Source
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -42,8 +42,15 @@ class ImageFolderSource(Source):
         self.frame_count = len(self.files)
 
     def frames(self) -> Iterator[np.ndarray | None]:
+        """BGR frames read as the datasets and the API read photos (``read_image``: upright, their
+        EXIF orientation applied); an unreadable file is a corrupt frame (None)."""
         for f in self.files:
-            yield cv2.imread(str(f), cv2.IMREAD_COLOR)
+            try:
+                rgb = read_image(f)
+            except DataError:
+                yield None
+                continue
+            yield np.ascontiguousarray(rgb[..., ::-1])
 
     def reopen(self) -> ImageFolderSource:
         return ImageFolderSource(self.spec, self.max_frames, self.fps)
