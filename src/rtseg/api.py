@@ -7,6 +7,13 @@
 
 A file or PIL image is read upright: a phone photo stored sideways with an EXIF orientation is
 turned as every viewer turns it, and its class map has the displayed size.
+
+One loaded model may be called from several threads at once (a web service's workers): every
+backend gives each call its own mask, identical to a single thread's. eager and ONNX Runtime run
+the calls side by side; OpenVINO's calls take turns on its one infer request (a lock held for the
+inference and the copy of its output: OpenVINO refuses a busy request and could hand one call
+another's output), which costs one thread nothing and threads little, since OpenVINO's latency
+mode runs one inference on all its threads. Pre- and post-processing run in the calling threads.
     blended = m.overlay(rgb)                 # the mask over the image, with a legend
     maps = m.predict_batch([rgb1, rgb2])     # one forward pass per batch
     rtseg.load("camvid", tta="flip")         # test-time augmentation (flip; ms = scales)
@@ -141,6 +148,9 @@ def load(
     ``backend`` is any benchmark backend name (eager, onnxruntime, openvino, auto, ...); int8
     calibrates on the data the checkpoint recorded (one line when it cannot be read: export it with
     ``rtseg-export checkpoint=... int8=true data=...`` and load the exported file instead).
+
+    The model is safe to call from several threads on every backend (OpenVINO's calls take turns
+    on its infer request; see the module's docstring).
     """
     from rtseg.infer.open import open_model
     from rtseg.utils.ranges import check_value

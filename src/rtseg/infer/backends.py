@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -284,6 +285,11 @@ class OpenVinoBackend(Backend, _Exported):
         if hint == "bf16" and not has_fast_bf16():
             raise BackendUnavailable("CPU has neither AMX nor AVX512-BF16")
         Backend.__init__(self, input_size, batch_size, threads)
+        # callers take turns on the one infer request: OpenVINO refuses a busy request ("Infer
+        # Request is busy") and, worse, one caller's infer can overwrite the output another is
+        # copying (a wrong mask, no error). In LATENCY mode one inference already runs on all the
+        # compiled model's threads, so turns cost threaded callers little and one thread nothing
+        self._turn = threading.Lock()
         self.name = name
         self.path = Path(path) if path else self._onnx(net, export, int8)
         config = {"PERFORMANCE_HINT": "LATENCY"}
@@ -306,7 +312,7 @@ class OpenVinoBackend(Backend, _Exported):
 
     def close(self) -> None:
         """Free the compiled model now, with this thread's signal stack kept (also at collection)."""
-        with keep_signal_stack():
+        with self._turn, keep_signal_stack():
             self.request = self.compiled = None
 
     def __del__(self):
@@ -316,8 +322,11 @@ class OpenVinoBackend(Backend, _Exported):
             pass
 
     def __call__(self, x):
-        self.request.infer({0: np.ascontiguousarray(x.numpy(), dtype=np.float32)})
-        return torch.from_numpy(self.request.get_output_tensor(0).data.copy()).float()
+        x = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+        with self._turn:  # the request's input and output belong to one call until copied out
+            self.request.infer({0: x})
+            out = self.request.get_output_tensor(0).data.copy()
+        return torch.from_numpy(out).float()
 
 
 # --------------------------------------------------------------------------- test-time augmentation
