@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from rtseg.errors import MissingExtra, RtsegError
-from rtseg.utils.config import compose_config
+from rtseg.utils.config import command_groups, compose_config
 from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
 from rtseg.utils.ranges import check_ranges, range_error
 from rtseg.utils.redact import redact
@@ -136,6 +136,7 @@ def command_line_checked(main: Callable) -> Callable:
                         require(module, f"{group}={choice}")
             config = _config_name(main, sys.argv[1:])
             if config is not None:
+                sys.argv[1:] = checkpoint_keys_kept(config, sys.argv[1:])
                 check_overrides(config, sys.argv[1:])
         except RtsegError as e:
             print(f"error: {redact(e)}", file=sys.stderr)
@@ -143,6 +144,36 @@ def command_line_checked(main: Callable) -> Callable:
         return main(*args, **kwargs)
 
     return wrapper
+
+
+def checkpoint_keys_kept(config: str, argv: list[str]) -> list[str]:
+    """``checkpoint=X`` written as ``checkpoint.path=X`` when the command line also sets a
+    ``checkpoint.KEY``, in a command whose ``checkpoint:`` is a mapping (eval, bench, export,
+    realtime).
+
+    ``checkpoint=X`` alone replaces the whole mapping with a string (read as the path by
+    ``checkpoints.spec.checkpoint_spec``), so the ``checkpoint.dataset=camvid`` that
+    ``checkpoint=best`` asks for across datasets would have nothing left to set (Hydra's seven
+    lines of "Could not override 'checkpoint.dataset'"), or be dropped when it came first. As the
+    mapping's ``path`` it keeps every key, in either order; a line without ``checkpoint.KEY`` is
+    left as it is."""
+    import yaml
+
+    def key(arg: str) -> str:
+        return arg.lstrip("+~").partition("=")[0]
+
+    if not any(key(a).startswith("checkpoint.") and "=" in a for a in argv):
+        return list(argv)
+    path = CONF_DIR / f"{config}.yaml"
+    node = (yaml.safe_load(path.read_text()) or {}).get("checkpoint") if path.is_file() else None
+    if not isinstance(node, dict) or "path" not in node:
+        return list(argv)
+    return [
+        f"{'++' if a.startswith('++') else ''}checkpoint.path={a.partition('=')[2]}"
+        if not a.startswith("~") and key(a) == "checkpoint" and "=" in a
+        else a
+        for a in argv
+    ]
 
 
 def plugin_choices(argv: list[str]) -> list[tuple[str, str]]:
@@ -215,7 +246,7 @@ def check_overrides(config: str, argv: list[str]) -> None:
         overrides = OverridesParser.create().parse_overrides(args)
     except HydraException as e:
         raise RtsegError(_one_line(e)) from None
-    groups = _groups(config)
+    groups = command_groups(config)
     chosen, values = [], []
     for o in overrides:
         key = o.key_or_group
@@ -245,21 +276,6 @@ def check_overrides(config: str, argv: list[str]) -> None:
             wrong = _type_error(o.key_or_group, node, value) or range_error(o.key_or_group, value)
             if wrong:
                 raise RtsegError(f"{o.input_line}: {wrong}")
-
-
-def _groups(config: str) -> set[str]:
-    """The config groups a primary config's defaults list names (``data``, ``model``, ...)."""
-    import yaml
-
-    path = CONF_DIR / f"{config}.yaml"
-    defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") if path.is_file() else None
-    found = set()
-    for entry in defaults or []:
-        if isinstance(entry, dict):
-            for key in entry:
-                name = key.replace("optional", "").replace("override", "").strip().lstrip("/")
-                found.add(name.split("/")[0])
-    return found
 
 
 def _first_choice(o) -> str:

@@ -14,9 +14,48 @@ _UID = secrets.token_hex(2)
 
 
 def register_resolvers() -> None:
-    """``${rtseg.uid:}``: a per-process token that keeps run folders unique within one second."""
+    """``${rtseg.uid:}``: a per-process token that keeps run folders unique within one second;
+    ``${rtseg.help_groups:NAME}``: the config groups a command takes, for its ``--help``."""
     if not OmegaConf.has_resolver("rtseg.uid"):
         OmegaConf.register_new_resolver("rtseg.uid", lambda: f"{os.getpid()}{_UID}")
+    if not OmegaConf.has_resolver("rtseg.help_groups"):
+        OmegaConf.register_new_resolver("rtseg.help_groups", help_groups)
+
+
+def command_groups(config_name: str) -> set[str]:
+    """The config groups a primary config's defaults list names (``data``, ``model``, ...): the only
+    ones its command takes on the command line (``rtseg.utils.cli.check_overrides``), ``hydra``
+    aside."""
+    import yaml
+
+    path = CONF_DIR / f"{config_name}.yaml"
+    defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") if path.is_file() else None
+    found = set()
+    for entry in defaults or []:
+        if isinstance(entry, dict):
+            for key in entry:
+                name = key.replace("optional", "").replace("override", "").strip().lstrip("/")
+                found.add(name.split("/")[0])
+    return found
+
+
+def help_groups(config_name: str) -> str:
+    """``group: option, option`` lines (sub-groups too: ``data/augment``) of the groups a command
+    takes, as its ``--help`` lists them (conf/hydra/help/)."""
+    lines = []
+
+    def visit(group: str) -> None:
+        folder = CONF_DIR / group
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        if options:
+            lines.append(f"  {group}: {', '.join(options)}")
+        for sub in sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != "_"):
+            visit(f"{group}/{sub}")
+
+    for group in sorted(command_groups(str(config_name)) - {"hydra"}):
+        if (CONF_DIR / group).is_dir():
+            visit(group)
+    return "\n".join(lines)
 
 
 def output_dir(cfg: DictConfig) -> Path:
