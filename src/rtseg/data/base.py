@@ -30,6 +30,9 @@ class SegmentationDataset(Dataset):
         # val/test scored at the label's own resolution: the transform (resizes only) sees the
         # image alone and the mask stays as stored (set by the datamodule, ``data.eval_native``)
         self.native_masks = False
+        # a teacher's stored probabilities per image (``rtseg.data.soft_targets.SoftTargets``, set
+        # on the training split for offline distillation): items become (image, mask, soft)
+        self.soft_targets = None
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -40,6 +43,12 @@ class SegmentationDataset(Dataset):
             return torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
         if self.native_masks:
             return self.transform(image=image)["image"], torch.from_numpy(mask.astype(np.int64))
+        if self.soft_targets is not None:
+            out = self.transform(
+                image=image, mask=mask, soft=self.soft_targets(index, image.shape[:2])
+            )
+            soft = torch.as_tensor(out["soft"]).permute(2, 0, 1)  # (K, H, W) uint8
+            return out["image"], torch.as_tensor(out["mask"]).long(), soft
         out = self.transform(image=image, mask=mask)
         return out["image"], torch.as_tensor(out["mask"]).long()
 

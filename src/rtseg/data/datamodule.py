@@ -82,6 +82,19 @@ class SegDataModule(L.LightningDataModule):
         self.binary_class = binary_class
         self.eval_native = eval_native
         self._sets: dict[str, Dataset] = {}
+        self.soft_targets = None
+
+    def use_soft_targets(self, soft_targets) -> None:
+        """Train on a teacher's stored probabilities beside the labels (offline distillation):
+        training items become (image, mask, soft); ``soft_targets`` is a
+        ``rtseg.data.soft_targets.SoftTargets`` built for this training split's images."""
+        if self.binary_class is not None:
+            raise RtsegError(
+                "teacher_targets needs the teacher's classes: not available with data.binary_class"
+            )
+        self.soft_targets = soft_targets
+        if "train" in self._sets:
+            self._sets["train"].soft_targets = soft_targets
 
     def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
         """Follow the network's pretrained weights; must be called before ``setup``."""
@@ -99,6 +112,8 @@ class SegDataModule(L.LightningDataModule):
             if self.eval_native and split != "train":
                 _require_resize_only(self.augmentations.get(split), split)
                 ds.native_masks = True
+            if split == "train" and self.soft_targets is not None:
+                ds.soft_targets = self.soft_targets
             if self.binary_class is not None:
                 ds = _Binary(ds, self.binary_class, self.ignore_index)
             self._sets[split] = ds

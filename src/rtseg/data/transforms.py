@@ -14,11 +14,13 @@ def build_transform(
     """Compose the configured augmentations (already instantiated) with normalisation.
 
     Normalisation is appended here rather than written in every config so that it can follow the
-    network's pretrained weights (see ``SegDataModule.set_normalization``).
+    network's pretrained weights (see ``SegDataModule.set_normalization``). A teacher's stored
+    probabilities (``soft``, HxWxK) move with the image as a mask does: the same scale, crop and
+    flip, nearest-neighbour, never the colour changes.
     """
     steps = list(augmentations or [])
     steps += [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
-    return A.Compose(steps, strict=True)
+    return A.Compose(steps, strict=True, additional_targets={"soft": "mask"})
 
 
 def reseed_worker(worker_id: int) -> None:

@@ -15,6 +15,7 @@ from rtseg.models.output import logits_to_labels, split_output
 from rtseg.training.distill import Distillation
 from rtseg.training.losses import SegLoss
 from rtseg.training.metrics import SegMetrics
+from rtseg.training.teacher_targets import TeacherTargets
 
 SPLITS = ("train", "val", "test")
 
@@ -42,7 +43,8 @@ class SegmentationModule(L.LightningModule):
 
     Training-only terms: a network with deep supervision returns ``(logits, aux logits)`` while
     training, each aux head adding ``aux_weight`` x the loss; ``distill`` adds a teacher's
-    distillation loss. Neither changes what is validated, checkpointed as the network or exported.
+    distillation loss computed in the step; ``teacher_targets`` learns from a teacher's stored
+    probabilities, which training batches then carry as a third item. None of them changes what is validated, checkpointed as the network or exported.
     """
 
     def __init__(
@@ -58,9 +60,12 @@ class SegmentationModule(L.LightningModule):
         train_metrics: bool = True,
         aux_weight: float = 1.0,
         distill: Distillation | None = None,
+        teacher_targets: TeacherTargets | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "distill"])
+        self.save_hyperparameters(
+            ignore=["net", "loss", "optimizer", "scheduler", "distill", "teacher_targets"]
+        )
         self.net = net
         self.binary = num_classes == 1
         self.metric_classes = 2 if self.binary else num_classes
@@ -83,6 +88,7 @@ class SegmentationModule(L.LightningModule):
         self._seen = {s: 0 for s in SPLITS}
         self.aux_weight = float(aux_weight)
         self.distill = distill
+        self.teacher_targets = teacher_targets
         if distill is not None:
             norm = meta or {}
             distill.bind(num_classes, norm.get("mean", (0.0,) * 3), norm.get("std", (1.0,) * 3))
@@ -110,7 +116,7 @@ class SegmentationModule(L.LightningModule):
         return self.net(x)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        images, masks = batch
+        images, masks, *soft = batch
         output, aux = split_output(self(images))
         # val/test masks may be at their own (native) size, per image when sizes differ
         pairs = (
@@ -128,7 +134,7 @@ class SegmentationModule(L.LightningModule):
                 if stage in self.groups:
                     self._update_groups(stage, preds, target)
         if stage == "train":
-            loss = loss + self._training_terms(images, masks, output, aux)
+            loss = loss + self._training_terms(images, masks, output, aux, *soft)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{stage} loss is {loss.item()} at step {self.global_step}: lower module.optimizer.lr"
@@ -144,7 +150,7 @@ class SegmentationModule(L.LightningModule):
         )
         return loss
 
-    def _training_terms(self, images, masks, output, aux) -> torch.Tensor | float:
+    def _training_terms(self, images, masks, output, aux, soft=None) -> torch.Tensor | float:
         """Deep-supervision and distillation losses (training masks are one stacked tensor)."""
         extra = 0.0
         if aux:
@@ -156,6 +162,12 @@ class SegmentationModule(L.LightningModule):
         if self.distill is not None:
             kd = self.distill(output, images, valid=masks != self.ignore_index)
             self.log("train/loss_kd", kd, on_step=False, on_epoch=True, batch_size=len(images))
+            extra = extra + kd
+        if soft is not None and self.teacher_targets is not None:
+            kd = self.teacher_targets.loss(
+                to_label_size(output, masks), soft, valid=masks != self.ignore_index
+            )
+            self.log("train/loss_targets", kd, on_step=False, on_epoch=True, batch_size=len(images))
             extra = extra + kd
         return extra
 

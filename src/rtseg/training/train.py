@@ -19,6 +19,7 @@ from rtseg.tracking.runs import RunRecord
 from rtseg.tracking.wandb import finish_wandb, flat_config, prepare_wandb_logger
 from rtseg.training.precision import choose
 from rtseg.training.run_files import RunRecordWriter
+from rtseg.training.teacher_targets import TeacherTargets
 from rtseg.training.warm_start import warm_start
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir, to_container
@@ -29,7 +30,9 @@ log = logging.getLogger("rtseg.training.train")
 
 
 def build(cfg: DictConfig):
-    """Datamodule, network and LightningModule, wired so that data follows the network's normalisation."""
+    """Datamodule, network and LightningModule, wired so that data follows the network's
+    normalisation and, with ``teacher_targets``, carries the teacher's stored probabilities (built
+    here first where they are missing)."""
     datamodule = instantiate(cfg.data, _convert_="all")
     net = instantiate(cfg.model)
     norm = getattr(net, "input_normalization", None)
@@ -47,8 +50,20 @@ def build(cfg: DictConfig):
         # lets rtseg-eval checkpoint=X rebuild the data without data=... on the command line
         "data_yaml": OmegaConf.to_yaml(cfg.data, resolve=True),
     }
-    module = instantiate(cfg.module, net=net, meta=meta, _convert_="all")
+    targets = teacher_targets(cfg, datamodule)
+    module = instantiate(cfg.module, net=net, meta=meta, teacher_targets=targets, _convert_="all")
     return datamodule, net, module
+
+
+def teacher_targets(cfg: DictConfig, datamodule) -> TeacherTargets | None:
+    """The configured ``teacher_targets`` with every training image's entry built and checked,
+    attached to the training split; None when off."""
+    if not cfg.get("teacher_targets"):
+        return None
+    targets: TeacherTargets = instantiate(cfg.teacher_targets)
+    soft = targets.prepare(datamodule.dataset("train"), datamodule.num_classes)
+    datamodule.use_soft_targets(soft)
+    return targets
 
 
 def choose_format(cfg: DictConfig, net, meta_yaml: str) -> dict:
@@ -163,6 +178,8 @@ def train(cfg: DictConfig) -> dict:
     )
     if module.distill is not None:
         record.extra["distill"] = module.distill.record
+    if module.teacher_targets is not None:
+        record.extra["teacher_targets"] = module.teacher_targets.record()
     if cfg.get("init_weights") and resume:
         log.info("init_weights=%s ignored: the run resumes from %s", cfg.init_weights, resume)
         record.extra["init_weights"] = (previous.extra if previous else {}).get("init_weights")
