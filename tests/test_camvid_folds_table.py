@@ -120,3 +120,30 @@ def test_the_frontier_places_changes_by_paired_gain_and_measured_speed(tmp_path)
     assert rows["base"][-1].startswith("yes") and rows["big"][-1].startswith("yes")
     assert not rows["slow"][-1].strip(" |")  # slower and less accurate than base
     assert (tmp_path / "frontier.png").is_file()
+
+
+def test_committed_rows_are_kept_for_runs_not_on_disk_and_nothing_is_written_without_runs(
+    table, tmp_path
+):
+    logs, out = tmp_path / "logs", tmp_path / "out"
+    out.mkdir()
+    # the committed record: two base runs and an ft360 run of earlier sessions
+    make_run(tmp_path / "old", "base_0016E5_s42", {"plain": 40.0})
+    make_run(tmp_path / "old", "base_0016E5_s7", {"plain": 41.0})
+    make_run(tmp_path / "old", "ft360_0016E5_s42", {"plain": 45.0})
+    table.write(table.collect(tmp_path / "old"), out)
+    committed = out / "folds.csv"
+    # this session: base s42 retrained (it replaces its row), a new change beside it
+    make_run(logs, "base_0016E5_s42", {"plain": 42.0})
+    make_run(logs, "kdft360_0016E5_s42", {"plain": 47.0})
+    assert table.main([str(logs), "--out", str(out), "--keep", str(committed)]) == 0
+    rows = {(r["change"], r["seed"]): r["miou_last"] for r in table.read_rows(committed)}
+    assert rows == {("base", 42): 42.0, ("base", 7): 41.0, ("ft360", 42): 45.0,
+                    ("kdft360", 42): 47.0}  # fmt: skip
+    # kdft360 is paired with ft360 (the same fine-tune without the targets) and with the recipe
+    (header, *body), _ = table.ranking(table.read_rows(committed))
+    pairs = {(r[0], r[header.index("against")]): r[header.index("paired gain")] for r in body}
+    assert pairs[("kdft360", "ft360")] == "+2.00" and pairs[("kdft360", "base")] == "+5.00"
+    before = committed.read_bytes()
+    assert table.main([str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert committed.read_bytes() == before

@@ -3,8 +3,9 @@
 # labelled sequences held out in turn (data.val_protocol=sequence, data.val_sequence=FOLD) and at
 # several seeds, one run at a time, fixed epochs (so mIoU does not depend on machine load).
 #   bash experiments/camvid_folds/folds.sh CHANGE [CHANGE ...]     # e.g. base lite1
-# CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 (distill needs lite2 of the same fold
-# and seed first, ft* the base run)
+# CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 kdft360 kd (distill needs lite2 of the
+# same fold and seed first, ft* the base run; kd* the fold's teacher, ft450 of seed 42, and its
+# targets, which the first kd* run of a fold builds under $OUT/targets)
 # Env: CAMVID (../shared/data/camvid), EPOCHS (8), FT_EPOCHS (4), SEEDS ("42 7"), FOLDS ("0001TP 0006R0 0016E5"),
 #      OUT (logs/camvid_folds), NICE (19: trainings yield the CPU to interactive work),
 #      THREADS (2; 1 when two lanes run side by side).
@@ -39,8 +40,19 @@ change() {  # the overrides of one change against the recipe
     # the Lite2 run of the same fold and seed teaches (it never saw the held-out sequence);
     # channel-wise distillation, T=4, weight 3 (Shu et al.'s setting for segmentation)
     distill) echo "+module.distill={_target_:rtseg.training.distill.Distillation,teacher:$OUT/lite2_$2_s$3/checkpoints/last.ckpt,kind:cwd,weight:3.0,temperature:4.0}" ;;
+    # offline distillation (issue 33): the fold's own camvid_450 (ft450, seed 42: it never saw the
+    # held-out sequence) with multi-scale + flip predicts the fold's training frames once; the
+    # student learns its stored probabilities beside the labels (teacher_targets/camvid_450.yaml
+    # with the fold's teacher). kdft360: ft360 with the targets (the shipped camvid's recipe);
+    # kd: the recipe from ImageNet with them.
+    kdft360) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt $(teacher "$2")" ;;
+    kd) teacher "$2" ;;
     *) echo "unknown change $1" >&2; exit 2 ;;
   esac
+}
+
+teacher() {  # the fold's teacher targets: its ft450 run (seed 42) at 450x600 with ms_flip
+  echo "teacher_targets=camvid_450 teacher_targets.teacher=$OUT/ft450_$1_s42/checkpoints/last.ckpt teacher_targets.input_size=[450,600] teacher_targets.root=$OUT/targets"
 }
 
 for name in "$@"; do change "$name" x 0 > /dev/null || exit 2; done  # unknown names stop here
@@ -53,15 +65,19 @@ for name in "$@"; do
       if [ -f "$run/run.json" ] && grep -q '"status": "finished"' "$run/run.json"; then
         echo "== $run: finished already"; continue
       fi
-      case "$name" in  # the run this one starts from or learns from
+      case "$name" in  # the runs this one starts from or learns from
         distill) needs="$OUT/lite2_${fold}_s${seed}" ;;
         ft*) needs="$OUT/base_${fold}_s${seed}" ;;
+        kdft360) needs="$OUT/base_${fold}_s${seed} $OUT/ft450_${fold}_s42" ;;
+        kd) needs="$OUT/ft450_${fold}_s42" ;;
         *) needs="" ;;
       esac
-      if [ -n "$needs" ] && ! grep -qs '"status": "finished"' "$needs/run.json"; then
-        echo "!! $run: it needs $needs, which has not finished (run folds.sh on it first)"; continue
-      fi
-      epochs=$EPOCHS; case "$name" in ft*) epochs=$FT_EPOCHS ;; esac
+      for need in $needs; do
+        if ! grep -qs '"status": "finished"' "$need/run.json"; then
+          echo "!! $run: it needs $need, which has not finished (run folds.sh on it first)"; continue 2
+        fi
+      done
+      epochs=$EPOCHS; case "$name" in ft*|kdft*) epochs=$FT_EPOCHS ;; esac
       echo "== $run ($(date +%H:%M))"
       nice -n "${NICE:-19}" "$RTSEG_TRAIN" "${BASE[@]}" "trainer.max_epochs=$epochs" "${extra[@]}" "data.val_sequence=$fold" "seed=$seed" \
         "hydra.run.dir=$run" > "$run.log" 2>&1 || echo "!! $run failed (see $run.log)"

@@ -17,11 +17,16 @@ named in REFERENCE (ft450, a fine-tune for 450x600 frames, against ft360, the sa
 the recipe's size, so that the extra epochs are not counted as the resolution's); the noise floor is
 the recipe's own seed-to-seed difference averaged over folds; a change enters the recipe only when
 its mean gain exceeds both that and the standard deviation of its gains. Writes folds.csv and
-folds.md beside this file; runs still going or stopped are listed, not ranked.
+folds.md beside this file (``--out``); runs still going or stopped are listed, not ranked.
+
+The committed folds.csv is the record of every session's runs, and run folders do not outlive a
+machine: rows of runs that are not under the log folder are kept from it (``--keep``), a run that
+is there replaces its row. With no run under the log folder nothing is written.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import re
@@ -39,7 +44,8 @@ TTA_MODES = {"flip": "2 passes", "ms": "4 passes (0.75/1/1.25/1.5)", "ms_flip": 
 # the runs each change is paired against (default: base, the recipe): ft450 against the recipe (is
 # camvid fine-tuned for 450x600 frames better than camvid?) and against ft360 (is it the size, or
 # the extra epochs?)
-REFERENCE = {"ft450": ("base", "ft360")}
+# kdft360 (ft360 learning the fold teacher's targets) against ft360, the same fine-tune without them
+REFERENCE = {"ft450": ("base", "ft360"), "kdft360": ("ft360", "base")}
 
 
 def val_by_epoch(run: Path) -> dict[int, float]:
@@ -145,13 +151,35 @@ def tta_table(rows: list[dict]) -> list[list]:
     return [["tta", "cost", "runs", "mean gain", "sd", "range"], *body]
 
 
-def main(root: str) -> None:
-    rows = collect(Path(root))
-    if not rows:
-        raise SystemExit(f"no <change>_<fold>_s<seed> runs under {root}: run folds.sh first")
+def read_rows(path: Path) -> list[dict]:
+    """A folds.csv's rows with numbers as numbers (empty cells: None)."""
+
+    def value(k: str, v: str):
+        if v == "" or v is None:
+            return None
+        if k == "seed":
+            return int(v)
+        if k in ("change", "fold", "status"):  # "0016E5" reads as a float otherwise
+            return v
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+    return [{k: value(k, v) for k, v in r.items()} for r in csv.DictReader(path.open())]
+
+
+def merged(rows: list[dict], kept: list[dict]) -> list[dict]:
+    """``rows`` (runs on disk) plus the ``kept`` rows of runs that are not on disk."""
+    here = {(r["change"], r["fold"], r["seed"]) for r in rows}
+    old = [r for r in kept if (r["change"], r["fold"], r["seed"]) not in here]
+    return sorted(rows + old, key=lambda r: (r["change"], r["fold"], -r["seed"]))
+
+
+def write(rows: list[dict], out: Path) -> str:
     fields = sorted({k for r in rows for k in r}, key=lambda k: (k.startswith("ckpt_"), k))
     fields = ["change", "fold", "seed"] + [k for k in fields if k not in ("change", "fold", "seed")]
-    with (HERE / "folds.csv").open("w", newline="") as f:
+    with (out / "folds.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
@@ -171,9 +199,34 @@ def main(root: str) -> None:
         text += "\nnot finished, not ranked: " + ", ".join(pending)
     if unranked:
         text += "\nfinished, no last-epoch weights scored (yet): " + ", ".join(unranked)
-    (HERE / "folds.md").write_text(text + "\n")
-    print(text)
+    (out / "folds.md").write_text(text + "\n")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )  # fmt: skip
+    ap.add_argument("root", type=Path, nargs="?", default=Path("logs/camvid_folds"),
+                    help="the folder of folds.sh's runs (default: logs/camvid_folds)")  # fmt: skip
+    ap.add_argument("--out", type=Path, default=HERE,
+                    help="where folds.csv and folds.md go (default: beside this script)")  # fmt: skip
+    ap.add_argument("--keep", type=Path, default=HERE / "folds.csv",
+                    help="rows kept for runs not under root (default: the committed folds.csv; "
+                    "'none': only the runs on disk)")  # fmt: skip
+    args = ap.parse_args(argv)
+    rows = collect(args.root) if args.root.is_dir() else []
+    if not rows:
+        print(f"no <change>_<fold>_s<seed> runs under {args.root}: run folds.sh first "
+              "(nothing written)", file=sys.stderr)  # fmt: skip
+        return 2
+    if str(args.keep) != "none" and args.keep.is_file():
+        rows = merged(rows, read_rows(args.keep))
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(write(rows, args.out))
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "logs/camvid_folds")
+    sys.exit(main())
