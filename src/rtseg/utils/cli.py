@@ -211,6 +211,12 @@ COMMANDS = {"benchmark": "rtseg-bench"}
 # config groups a command does not have, and why (``rtseg-eval model=lraspp`` would be ignored)
 GROUP_HINTS = {"model": "the checkpoint fixes the model (pick another with checkpoint=...)"}
 
+# a group chosen null by default, and what a key under it means until one is chosen
+UNCHOSEN_HINTS = {
+    "data": "without data=NAME the data is the config the checkpoint recorded, which takes no "
+    "data.* settings from the command line"
+}
+
 # settings whose number or bool default also takes a string or a list (Lightning's devices=auto,
 # deterministic=warn, precision=bf16-mixed): not type-checked
 LOOSE_KEYS = {"trainer.devices", "trainer.deterministic", "trainer.precision"}
@@ -265,6 +271,15 @@ def check_overrides(config: str, argv: list[str]) -> None:
     for o in values:
         node = _node(cfg, o.key_or_group)
         if node is None:
+            top = o.key_or_group.split(".")[0]
+            if top in groups and cfg.get(top) is None and not o.is_force_add():
+                # rtseg-eval data.root=X: no data config until data=NAME is chosen
+                options = sorted(p.stem for p in (CONF_DIR / top).glob("*.yaml"))
+                why = UNCHOSEN_HINTS.get(top, f"{command} has no {top} config until one is chosen")
+                raise RtsegError(
+                    f"{o.input_line}: {why}: choose one too, e.g. {top}={options[0]} "
+                    f"{o.input_line} ({top}: {', '.join(options)})"
+                )
             if not (o.is_add() or o.is_force_add()):
                 raise RtsegError(
                     f"{o.input_line}: {command} has no setting {o.key_or_group} (a typo? "
