@@ -40,3 +40,8 @@ class MissingExtra(RtsegError):
 class OutputExists(RtsegError):
     """An output name that is taken: by a file that was there at the start, or by another run that
     published it first (the name is never replaced unless the user asked, with overwrite=true)."""
+
+
+class FolderInUse(RtsegError):
+    """A run folder another live process holds (two runs given one ``hydra.run.dir``); the message
+    names the owner's pid."""

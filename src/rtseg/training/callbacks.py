@@ -54,8 +54,10 @@ class ModelCost(L.Callback):
             1000 / lat["median_ms"],
             torch.get_num_threads(),
         )
+        resumed = bool(trainer.ckpt_path)  # the step is restored after fit start: not yet here
         for logger in trainer.loggers:
-            logger.log_metrics(self.cost, step=0)
+            if not resumed:  # a resumed run's first session logged the row (kept in metrics.csv)
+                logger.log_metrics(self.cost, step=0)
             if isinstance(logger, WandbLogger):
                 logger.experiment.summary.update(self.cost)
 

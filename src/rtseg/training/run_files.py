@@ -11,6 +11,7 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import WandbLogger
 
+from rtseg.tracking.csv_logger import ResumableCSVLogger
 from rtseg.tracking.runs import RunRecord
 from rtseg.training.callbacks import ModelCost, TrainThroughput
 from rtseg.utils.paths import atomic_path
@@ -73,6 +74,22 @@ class RunRecordWriter(L.Callback):
             self.record.val_protocol = datamodule.val_protocol()
             self.record.splits = datamodule.describe_splits()
         self.record.save()
+
+    def on_train_start(self, trainer, pl_module):
+        """A fit resumed from a checkpoint starts metrics.csv over from it: the rows the interrupted
+        session logged after the checkpoint (the aborted epoch's steps) are dropped, as that epoch
+        runs again. (Here, not at fit start: Lightning restores the epoch and step in between.)"""
+        if not trainer.ckpt_path or trainer.global_rank != 0:
+            return
+        for lg in trainer.loggers:
+            if isinstance(lg, ResumableCSVLogger):
+                dropped = lg.resume_at(trainer.current_epoch, trainer.global_step)
+                if dropped:
+                    log.info(
+                        "metrics.csv: %d row(s) of the interrupted epoch %d dropped (it runs again)",
+                        dropped,
+                        trainer.current_epoch,
+                    )
 
     def _update(self, trainer, pl_module):
         rec = self.record

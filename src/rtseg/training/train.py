@@ -24,7 +24,7 @@ from rtseg.training.warm_start import warm_start
 from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir, to_container
 from rtseg.utils.machine import git_commit, set_threads
-from rtseg.utils.paths import CONF_DIR, atomic_path
+from rtseg.utils.paths import CONF_DIR, atomic_path, owned_folder
 
 log = logging.getLogger("rtseg.training.train")
 
@@ -146,10 +146,17 @@ def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
 
 
 def train(cfg: DictConfig) -> dict:
-    set_threads(cfg.get("threads"))
-    L.seed_everything(cfg.seed, workers=True)
+    """One training run in its run folder, which it owns for the run (``owned_folder``: a second
+    run given the same folder stops with one line naming this one's pid)."""
     run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with owned_folder(run_dir):
+        return train_in(cfg, run_dir)
+
+
+def train_in(cfg: DictConfig, run_dir: Path) -> dict:
+    set_threads(cfg.get("threads"))
+    L.seed_everything(cfg.seed, workers=True)
     ctx = hydra_context()
     with atomic_path(run_dir / "config.yaml") as tmp:
         OmegaConf.save(cfg, tmp, resolve=False)

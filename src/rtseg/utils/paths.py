@@ -15,11 +15,12 @@ import contextlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rtseg.errors import OutputExists, RtsegError
+from rtseg.errors import FolderInUse, OutputExists, RtsegError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -120,6 +121,58 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
     fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+#: the file in a run folder whose flock says which process owns the folder (``owned_folder``)
+OWNER_FILE = ".owner.lock"
+
+
+def _process_rank() -> int:
+    """This process's rank in a distributed run (0 when there is none): the rank launchers give
+    (Lightning's DDP children, torchrun, SLURM tasks) from the environment."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        value = os.environ.get(key, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 0
+
+
+@contextmanager
+def owned_folder(folder: str | Path, how_else: str = "hydra.run.dir=...") -> Iterator[None]:
+    """The folder owned by this process for the block: an exclusive flock on ``OWNER_FILE`` in it,
+    holding the owner's pid. The OS drops the lock when the process ends however it ends (a crash,
+    SIGKILL), so a stale file never blocks a rerun. A second process gets ``FolderInUse`` naming
+    the owner's pid and ``how_else`` (how to pick another folder). Ranks other than 0 of one
+    distributed run share their rank 0's folder and take no lock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no ownership check
+        yield
+        return
+    if _process_rank() > 0:
+        yield
+        return
+    path = Path(folder) / OWNER_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = ""
+            for _ in range(20):  # the owner writes its pid just after it takes the lock
+                owner = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                if owner:
+                    break
+                time.sleep(0.05)
+            raise FolderInUse(
+                f"{folder} is in use by another run (pid {owner or '?'}): wait for it to end, or "
+                f"give this run another folder ({how_else})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock
