@@ -84,7 +84,9 @@ def download_wheels(dest: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--camvid", required=True, help="CamVid in the SegNet layout")
     args = ap.parse_args()
     camvid = Path(args.camvid)

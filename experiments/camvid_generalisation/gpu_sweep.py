@@ -161,7 +161,9 @@ def bundle(runs: Path, out: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--camvid", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--runs", default="/tmp/rtseg_gpu_sweep")

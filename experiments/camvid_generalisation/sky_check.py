@@ -8,13 +8,14 @@ the same preprocessing as rtseg-realtime). In a dash-cam frame the top third is 
 distant buildings, never a sign for most of its width, so the share of its pixels labelled
 ``signsymbol`` measures the failure the issue names; the share labelled ``sky`` is shown beside it.
 Writes sky_check.csv (per model: mean over frames) and before_after.png (three frames, each model's
-overlay) beside this file.
+overlay) beside this file, or into --out. A clip with no readable frame writes nothing (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 import cv2
@@ -37,7 +38,8 @@ def frames(video: Path, every: int) -> list[np.ndarray]:
         i += 1
     cap.release()
     if not out:
-        raise SystemExit(f"error: no frames could be read from {video}")
+        print(f"error: no frames could be read from {video}: nothing written", file=sys.stderr)
+        sys.exit(2)
     return out
 
 
@@ -58,12 +60,18 @@ def shares(model, images: list[np.ndarray], top: float) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--models", nargs="+", required=True, help="label=checkpoint spec")
     ap.add_argument("--video", type=Path, required=True)
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--top", type=float, default=1 / 3, help="share of the frame height checked")
+    ap.add_argument(
+        "--out", type=Path, default=HERE, help="where to write (default: beside this file)"
+    )
     args = ap.parse_args()
+    out = args.out
     images = frames(args.video, args.every)
     models = {k: rtseg.load(v) for k, v in (m.split("=", 1) for m in args.models)}
     rows = []
@@ -74,7 +82,8 @@ def main() -> None:
         )
         print(f"{label}: top third of {len(images)} frames: signsymbol {100 * s['signsymbol_top']:.2f}% "
               f"(worst frame {100 * s['worst']:.2f}%), sky {100 * s['sky_top']:.2f}%")  # fmt: skip
-    with (HERE / "sky_check.csv").open("w", newline="") as f:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "sky_check.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -93,8 +102,8 @@ def main() -> None:
     sheet = np.concatenate([header, sheet], axis=0)
     scale = 1800 / sheet.shape[1]
     sheet = cv2.resize(sheet, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    cv2.imwrite(str(HERE / "before_after.png"), sheet[..., ::-1])
-    print(f"wrote {HERE / 'before_after.png'} and {HERE / 'sky_check.csv'}")
+    cv2.imwrite(str(out / "before_after.png"), sheet[..., ::-1])
+    print(f"wrote {out / 'before_after.png'} and {out / 'sky_check.csv'}")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,16 @@
     .venv/bin/python experiments/camvid_generalisation/table.py logs/camvid_generalisation_gpu --gpu
 
 Reads each run's run.json and metrics.csv (val = every frame of 0006R0, the sequence held out) and
-writes beside this file (``gpu_`` in front of each name with ``--gpu``): ablation.csv, ablation.md (last-epoch and best val mIoU, the delta against
-the current recipe at the same epochs, mean over seeds where a change ran twice) and curves.png
-(val mIoU per epoch). The last epoch is the figure that counts: the final recipe trains for fixed
-epochs with no selection on any val, so a run's best epoch would flatter it.
+writes beside this file, or into --out (``gpu_`` in front of each name with ``--gpu``):
+ablation.csv, ablation.md (last-epoch and best val mIoU, the delta against the current recipe at the
+same epochs, mean over seeds where a change ran twice) and curves.png (val mIoU per epoch). The last
+epoch is the figure that counts: the final recipe trains for fixed epochs with no selection on any
+val, so a run's best epoch would flatter it. With no run found it writes nothing and exits 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -141,10 +143,28 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main(root: Path, gpu: bool = False) -> None:
-    rows = collect(root, GPU_RUNS if gpu else RUNS)
-    stem = "gpu_" if gpu else ""
-    with (HERE / f"{stem}ablation.csv").open("w", newline="") as f:
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("root", nargs="?", default=None, type=Path,
+                    help="the runs' folder (default: logs/camvid_generalisation, "
+                    "logs/camvid_generalisation_gpu with --gpu)")  # fmt: skip
+    ap.add_argument("--gpu", action="store_true", help="gpu_sweep.py's runs: gpu_* files")
+    ap.add_argument(
+        "--out", type=Path, default=HERE, help="where to write (default: beside this file)"
+    )
+    args = ap.parse_args(argv)
+    default = "logs/camvid_generalisation_gpu" if args.gpu else "logs/camvid_generalisation"
+    root = args.root or Path(default)
+    rows = collect(root, GPU_RUNS if args.gpu else RUNS)
+    if not rows:
+        print(f"error: no runs with run.json and val metrics under {root}: nothing written",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    stem = "gpu_" if args.gpu else ""
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / f"{stem}ablation.csv").open("w", newline="") as f:
         cols = [
             "run",
             "change",
@@ -160,16 +180,15 @@ def main(root: Path, gpu: bool = False) -> None:
         w.writeheader()
         w.writerows(rows)
     md = table(rows)
-    (HERE / f"{stem}ablation.md").write_text(md)
-    where = "one H200, several runs at once" if gpu else "2-core CPU"
+    (args.out / f"{stem}ablation.md").write_text(md)
+    where = "one H200, several runs at once" if args.gpu else "2-core CPU"
     plot(
         rows,
-        HERE / f"{stem}curves.png",
+        args.out / f"{stem}curves.png",
         f"CamVid, sequence-disjoint val: recipe ablations ({where})",
     )
     print(md)
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--gpu"]
-    main(Path(args[0] if args else "logs/camvid_generalisation"), gpu="--gpu" in sys.argv[1:])
+    main()

@@ -4,12 +4,15 @@
     .venv/bin/python experiments/camvid_pareto/table.py --seq logs/pareto_seq   # + seq_column.sh runs
 
 Writes results.csv, README table rows (table.md) and pareto.png (val mIoU against fps, fp32 and
-int8) beside this file. ``--seq DIR`` adds the sequence-disjoint column (seq_column.sh: val on the
-held-out sequence 0006R0, fixed epochs) to the recorded results.csv and rewrites seq_table.md.
+int8) beside this file, or into --out. ``--seq DIR`` adds the sequence-disjoint column (seq_column.sh:
+val on the held-out sequence 0006R0, fixed epochs) to the recorded results.csv (after the table of
+ROOT when one is given too) and rewrites seq_table.md. A table needs every network's training and
+benchmark, the column at least one run: otherwise it writes nothing and exits 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -24,7 +27,20 @@ def _number(bench: dict, backend: str, column: str) -> float | None:
     return float(v) if v else None
 
 
+def refuse(line: str) -> None:
+    print(f"error: {line}: nothing written", file=sys.stderr)
+    sys.exit(2)
+
+
 def collect(root: Path) -> list[dict]:
+    missing = [
+        f"{kind}/{exp}"
+        for exp in ORDER
+        for kind, name in (("train", "run.json"), ("bench", "results.csv"))
+        if not (root / kind / exp / name).is_file()
+    ]
+    if missing:  # a table of fewer networks would replace the recorded one
+        refuse(f"{root} lacks {len(missing)} of the {2 * len(ORDER)} runs: {', '.join(missing)}")
     rows = []
     for exp in ORDER:
         run = json.loads((root / "train" / exp / "run.json").read_text())
@@ -70,10 +86,11 @@ def collect(root: Path) -> list[dict]:
     return rows
 
 
-def main(root: str) -> None:
-    rows = collect(Path(root))
+def table(root: Path, out: Path) -> None:
+    rows = collect(root)
     flat = [{k: v for k, v in r.items() if k != "val_iou"} for r in rows]
-    with (HERE / "results.csv").open("w", newline="") as f:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(flat[0]))
         w.writeheader()
         w.writerows(flat)
@@ -88,7 +105,7 @@ def main(root: str) -> None:
         f"| {r['network']} | " + " | ".join(str(r["val_iou"].get(c, "-")) for c in classes) + " |"
         for r in rows
     ]
-    (HERE / "table.md").write_text("\n".join(lines) + "\n")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
     import matplotlib
@@ -115,18 +132,23 @@ def main(root: str) -> None:
     ax.set_title("Same CPU training budget per network")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(HERE / "pareto.png", dpi=120)
+    fig.savefig(out / "pareto.png", dpi=120)
 
 
-def seq_column(seq_root: str) -> None:
+def seq_column(seq_root: Path, out: Path) -> None:
     """The recorded rows plus each network's last-epoch val mIoU on the held-out sequence."""
-    rows = list(csv.DictReader((HERE / "results.csv").open()))
+    recorded = out / "results.csv"
+    if not recorded.is_file():
+        refuse(f"no {recorded} to add the column to (write the table first)")
+    rows = list(csv.DictReader(recorded.open()))
+    if not any((seq_root / r["network"] / "run.json").is_file() for r in rows):
+        refuse(f"no run.json of {', '.join(r['network'] for r in rows)} under {seq_root}")
     lines = [
         "| network | standard val mIoU (train, 480 s) | seq-disjoint val mIoU (0006R0, last epoch) | epochs | wall s |",
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        run = Path(seq_root) / r["network"]
+        run = seq_root / r["network"]
         rec = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
         vals = (
             [
@@ -148,16 +170,32 @@ def seq_column(seq_root: str) -> None:
             f"| {r['network']} | {r['val_miou']} | {shown} | {r['seq_epochs'] or len(vals)} | "
             f"{round(rec.get('wall_time_s') or 0)} |"
         )
-    with (HERE / "results.csv").open("w", newline="") as f:
+    with recorded.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    (HERE / "seq_table.md").write_text("\n".join(lines) + "\n")
+    (out / "seq_table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("root", nargs="?", type=Path, default=None,
+                    help="run.sh's runs: train/<exp>/ and bench/<exp>/ (default: logs/pareto, "
+                    "unless only --seq is given)")  # fmt: skip
+    ap.add_argument("--seq", type=Path, default=None, metavar="DIR",
+                    help="seq_column.sh's runs: <network>/run.json + metrics.csv")  # fmt: skip
+    ap.add_argument(
+        "--out", type=Path, default=HERE, help="where to write (default: beside this file)"
+    )
+    args = ap.parse_args(argv)
+    if args.root is not None or args.seq is None:
+        table(args.root or Path("logs/pareto"), args.out)
+    if args.seq is not None:
+        seq_column(args.seq, args.out)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--seq":
-        seq_column(sys.argv[2])
-    else:
-        main(sys.argv[1] if len(sys.argv) > 1 else "logs/pareto")
+    main()

@@ -55,7 +55,9 @@ def step(name: str, module: str, args: list[str], log_dir: Path, env: dict, time
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument(
         "--camvid", required=True, help="CamVid: the SegNet layout or gpu_pack.py's pack"
     )

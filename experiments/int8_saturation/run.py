@@ -41,7 +41,9 @@ ISA = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--checkpoint", default="camvid", help="a shipped name or a .ckpt")
     ap.add_argument("--calib", type=int, default=32)
     ap.add_argument("--val", type=int, default=101)

@@ -223,7 +223,9 @@ def _valgrind_errors(log: str) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument(
         "--minutes", type=float, default=6.0, help="total soak time, split over the phases"
     )

@@ -52,7 +52,9 @@ def old_filter_module(commit: str):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--checkpoint", default="camvid")
     p.add_argument("--source", required=True)
     p.add_argument("--frames", type=int, default=120)

@@ -109,7 +109,9 @@ def run(checkpoint: str, source_spec: str, seed: int, frames: int | None) -> lis
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--checkpoint", default="camvid")
     p.add_argument("--source", default="synthetic")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="synthetic scenes")

@@ -3,11 +3,13 @@
     .venv/bin/python experiments/temporal_filter/table.py logs/temporal_filter
 
 Writes results.csv, table.md (the README's table) and tc_fps.png (TC against end-to-end fps, one
-point per run, by stream) beside this file.
+point per run, by stream) beside this file, or into --out. With no realtime.json found it writes
+nothing and exits 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import statistics
@@ -81,11 +83,24 @@ def plot(rows: list[dict], out: Path) -> None:
     fig.savefig(out, dpi=120)
 
 
-def main(root: str) -> None:
-    rows = collect(Path(root))
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("root", nargs="?", type=Path, default=Path("logs/temporal_filter"),
+                    help="run.sh's runs: */realtime.json (default: logs/temporal_filter)")  # fmt: skip
+    ap.add_argument(
+        "--out", type=Path, default=HERE, help="where to write (default: beside this file)"
+    )
+    args = ap.parse_args(argv)
+    root, out = args.root, args.out
+    rows = collect(root)
     if not rows:
-        raise SystemExit(f"no */realtime.json under {root}: run run.sh first")
-    with (HERE / "results.csv").open("w", newline="") as f:
+        print(f"error: no */realtime.json under {root} (run run.sh first): nothing written",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -110,10 +125,10 @@ def main(root: str) -> None:
             med(rs, "latency_p50_ms"), med(rs, "dropped"),
         ])  # fmt: skip
     table = markdown_table(cols, lines)
-    (HERE / "table.md").write_text(table)
-    plot(rows, HERE / "tc_fps.png")
+    (out / "table.md").write_text(table)
+    plot(rows, out / "tc_fps.png")
     print(table)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "logs/temporal_filter")
+    main()

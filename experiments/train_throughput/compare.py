@@ -5,15 +5,15 @@ plain-PyTorch loop over the same network, data, precision, memory format and thr
 
 Any rtseg-train override may follow (default: experiment=camvid_ppliteseg_lite0). Both loops run
 the same number of batches from the same DataLoader settings; the first WARMUP batches of each
-are not timed. Prints images/s for both and the ratio; writes results.json beside this file.
-Run it alone on the machine.
+are not timed. Prints images/s for both and the ratio; writes results.json beside this file (or
+--out FILE). Run it alone on the machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -114,7 +114,15 @@ def plain_epoch(cfg, fmt) -> dict:
     return {"images_per_s": images / (time.perf_counter() - t0)}
 
 
-def main(argv):
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("overrides", nargs="*", help="rtseg-train overrides, e.g. data.root=...")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json",
+                    help="the JSON to write (default: results.json beside this file)")  # fmt: skip
+    args = ap.parse_args(argv)
+    argv = args.overrides
     cfg = compose_cfg(argv)
     set_threads(cfg.threads)
     L.seed_everything(cfg.seed)
@@ -133,8 +141,8 @@ def main(argv):
         "overrides": argv,
     }
     print(json.dumps(result, indent=1))
-    (Path(__file__).parent / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
