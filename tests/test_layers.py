@@ -12,7 +12,7 @@ SRC = Path(rtseg.__file__).parent
 
 # lowest first; a module may import from its own layer or any layer below
 LAYERS = [
-    ["errors", "timing", "utils"],
+    ["errors", "timing", "utils", "metrics"],
     ["data", "models"],
     ["tracking", "checkpoints"],
     ["training"],

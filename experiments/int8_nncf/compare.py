@@ -110,7 +110,7 @@ def nncf_variants(fp32: Path, out: Path, calib, pairs, num_classes, ignore, max_
     if control and pairs:
 
         def validate(compiled, items):
-            from rtseg.training.metrics import SegMetrics
+            from rtseg.metrics import SegMetrics
 
             metric = SegMetrics(num_classes, ignore_index=ignore)
             for x, mask in items:

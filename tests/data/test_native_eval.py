@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 
 from rtseg.errors import RtsegError
-from rtseg.training.metrics import SegMetrics
+from rtseg.metrics import SegMetrics
 from rtseg.training.module import SegmentationModule
 
 SIZES = [(32, 48), (40, 56), (32, 48)]

@@ -63,7 +63,7 @@ def eval_miou(
     labels_fn, pairs, num_classes: int, batch: int | None, ignore_index: int = 255
 ) -> float:
     """Dataset mIoU of a labelling function on (image, mask) pairs, both at the input size."""
-    from rtseg.training.metrics import SegMetrics
+    from rtseg.metrics import SegMetrics
 
     metric = SegMetrics(num_classes, ignore_index=ignore_index)
     for x, mask in pairs:

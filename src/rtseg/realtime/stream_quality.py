@@ -90,7 +90,7 @@ def consistency(rec: StreamRecorder, preset: str = "medium") -> dict | None:
 def stream_miou(rec: StreamRecorder, source, class_names) -> dict | None:
     """mIoU of the recorded masks against the source's own labels (one confusion matrix), or None
     when the source has none; when the model's classes are not the source's, why not."""
-    from rtseg.training.metrics import SegMetrics
+    from rtseg.metrics import SegMetrics
 
     if not hasattr(source, "label") or not rec.masks:
         return None

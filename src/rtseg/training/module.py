@@ -14,7 +14,7 @@ from torchmetrics import MaxMetric
 from rtseg.models.output import logits_to_labels, split_output
 from rtseg.training.distill import Distillation
 from rtseg.training.losses import SegLoss
-from rtseg.training.metrics import SegMetrics
+from rtseg.metrics import SegMetrics
 from rtseg.training.teacher_targets import TeacherTargets
 
 SPLITS = ("train", "val", "test")

@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # no display on training machines; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rtseg.training.metrics import scores_from_confusion
+from rtseg.metrics import scores_from_confusion
 from rtseg.utils.paths import atomic_path
 
 

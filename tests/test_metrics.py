@@ -5,7 +5,7 @@ import math
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from rtseg.training.metrics import SegMetrics, scores_from_confusion
+from rtseg.metrics import SegMetrics, scores_from_confusion
 
 
 def test_miou_matches_hand_computed_value():
