@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import time
 from pathlib import Path
 
@@ -21,7 +20,12 @@ from rtseg.training.precision import choose
 from rtseg.training.run_files import RunRecordWriter
 from rtseg.training.teacher_targets import TeacherTargets
 from rtseg.training.warm_start import warm_start
-from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
+from rtseg.utils.cli import (
+    Interrupted,
+    command_line_checked,
+    interrupt_signal,
+    user_errors_as_one_line,
+)
 from rtseg.utils.config import hydra_context, instantiate_all, output_dir, to_container
 from rtseg.utils.machine import git_commit, set_threads
 from rtseg.utils.paths import CONF_DIR, atomic_path, owned_folder
@@ -226,11 +230,12 @@ def train_in(cfg: DictConfig, run_dir: Path) -> dict:
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         except SystemExit as e:
-            # Lightning ends a Ctrl-C'd fit with exit(1), a crash's code: 128 + SIGINT, as in
-            # rtseg-realtime, once it has saved and the writer has marked the record interrupted
+            # Lightning ends a Ctrl-C'd fit with exit(1), a crash's code, and a SIGTERM'd one with
+            # its SIGTERMException: 128 + the signal (130, 143), as in rtseg-realtime, once it has
+            # saved and the writer has marked the record interrupted
             if trainer.interrupted:
                 log.warning("interrupted: rerun the same command to resume from last.ckpt")
-                raise SystemExit(128 + signal.SIGINT) from e
+                raise Interrupted(interrupt_signal(e)) from e
             raise
         if trainer.interrupted:  # the writer has marked the record
             return {}

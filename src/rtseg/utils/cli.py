@@ -3,10 +3,14 @@ and what Hydra would fail on checked before it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from omegaconf import OmegaConf
@@ -91,21 +95,105 @@ def user_error_line(exc: BaseException) -> str | None:
     return (text.splitlines() or [type(err).__name__])[0]
 
 
+#: the exit codes every entrypoint ends with (README "exit codes"): 0 done, 2 bad input, 128 + the
+#: signal when stopped by one (130 Ctrl-C / SIGINT, 143 SIGTERM: a scheduler's or a container's stop)
+EXIT_BAD_INPUT = 2
+EXIT_SIGNAL_BASE = 128
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the entrypoint guard's handler: a KeyboardInterrupt, so
+    that whatever saves and cleans up after Ctrl-C (Lightning's graceful stop, ``finally`` blocks,
+    temporary files) does the same after a scheduler's stop."""
+
+
+class Interrupted(SystemExit):
+    """A run stopped by a signal once it has saved what it could: exit status 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(EXIT_SIGNAL_BASE + int(signum))
+        self.signum = int(signum)
+
+
+def interrupt_signal(exc: BaseException | None) -> int:
+    """The signal behind an interrupt (``exc`` and what it was raised from): SIGTERM for
+    ``Terminated`` and Lightning's own ``SIGTERMException`` (a SIGTERM outside the guard), else
+    SIGINT."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, Interrupted):
+            return exc.signum
+        if isinstance(exc, Terminated) or type(exc).__name__ == "SIGTERMException":
+            return signal.SIGTERM
+        exc = exc.__cause__ or exc.__context__
+    return signal.SIGINT
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises ``Terminated`` in the main thread for the block (instead of killing the
+    process on the spot), unless a handler is set already; a forked child (a DataLoader worker)
+    that inherits the handler ends as SIGTERM ends it by default."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    owner = os.getpid()
+
+    def handler(signum, _frame):
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated(f"{signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_line(signum: int) -> str:
+    how = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+    return f"interrupted by {how}: stopped"
+
+
 def user_errors_as_one_line(fn: Callable) -> Callable:
-    """Entrypoint decorator: bad input ends the program with one clear line and exit code 2."""
+    """Entrypoint decorator, the one place that maps how a command ends to its exit code and line:
+    bad input is one clear line and exit code 2; Ctrl-C and SIGTERM (which the guard turns into
+    ``Terminated`` rather than a kill on the spot) end with one line and 128 + the signal (130,
+    143), also where Lightning ends an interrupted fit or test with ``exit(1)``; a command that
+    saved its state and says so itself raises ``Interrupted`` (exit 128 + signal, its own line)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            if args and OmegaConf.is_config(args[0]):  # Hydra's composed config: ranges first
-                check_ranges(args[0])
-            return fn(*args, **kwargs)
+            with sigterm_as_interrupt():
+                if args and OmegaConf.is_config(args[0]):  # Hydra's composed config: ranges first
+                    check_ranges(args[0])
+                return fn(*args, **kwargs)
+        except Interrupted:
+            raise
+        except KeyboardInterrupt as e:
+            signum = interrupt_signal(e)
+            print(_interrupt_line(signum), file=sys.stderr)
+            sys.exit(EXIT_SIGNAL_BASE + signum)
+        except SystemExit as e:  # Lightning's exit(1) after its graceful stop on Ctrl-C
+            if e.code == 1 and isinstance(e.__context__, KeyboardInterrupt):
+                signum = interrupt_signal(e)
+                print(_interrupt_line(signum), file=sys.stderr)
+                sys.exit(EXIT_SIGNAL_BASE + signum)
+            raise
         except Exception as e:  # noqa: BLE001 - we re-raise anything that is not a user error
             line = user_error_line(e)
             if line is None:
                 raise
             print(f"error: {redact(line)}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
 

@@ -1,0 +1,163 @@
+"""Signals end every command with one line and 128 + the signal (issue 36): SIGTERM (what SLURM and
+Kubernetes send before a kill) saves a training run like Ctrl-C, records it `interrupted` and exits
+143, and the same command resumes; Ctrl-C in rtseg-bench and rtseg-export is 130 and one line, not a
+KeyboardInterrupt traceback. The mapping lives in one place: ``rtseg.utils.cli``'s guard."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import lightning as L
+import pytest
+
+from rtseg.utils.cli import user_errors_as_one_line
+from tests.support import BIN, REPO, read_lines, wait_for
+
+from ..conftest import FAST_TRAIN, TINY
+
+ENV = {
+    **os.environ,
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "WANDB_MODE": "offline",
+    "PYTHONPATH": str(REPO),  # the Steps callback below, imported by the training process
+}
+
+
+class Steps(L.Callback):
+    """Prints ``step EPOCH BATCH`` after each training batch and slows it, so a signal can be sent
+    mid-epoch at a known point."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        print(f"step {trainer.current_epoch} {batch_idx}", flush=True)
+        time.sleep(0.2)
+
+
+def _popen(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 120) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.timeout(400)
+def test_sigterm_saves_like_ctrl_c_exits_143_and_the_rerun_resumes(tmp_path):
+    run = tmp_path / "run"
+    command = [
+        "rtseg-train",
+        *TINY,
+        *FAST_TRAIN,
+        "trainer.max_epochs=3",
+        "trainer.log_every_n_steps=1",
+        f"+callbacks.steps._target_={__name__}.Steps",
+        f"hydra.run.dir={run}",
+    ]
+    proc = _popen(command)
+    lines = read_lines(proc)
+    wait_for(lines, proc, "step 1 1", timeout=240)  # epoch 0 saved in last.ckpt, epoch 1 running
+    proc.send_signal(signal.SIGTERM)
+    code = _finish(proc)
+    out = "".join(lines)
+    assert code == 143, out[-3000:]  # 128 + SIGTERM (Ctrl-C stays 130)
+    assert "interrupted: rerun the same command to resume" in out
+    assert "Traceback" not in out, out[-3000:]
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "interrupted", record.get("error")
+
+    again = _popen(command)
+    lines = read_lines(again)
+    assert _finish(again, timeout=240) == 0, "".join(lines)[-3000:]
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    rows = [r for r in csv.DictReader((run / "metrics.csv").open()) if r.get("train/loss_step")]
+    steps = [(r["epoch"], r["step"]) for r in rows]
+    assert len(steps) == len(set(steps)), "a step logged twice"  # the aborted epoch's rows went
+    assert {e for e, _ in steps} == {"0", "1", "2"}
+
+
+def _ctrl_c_once_working(args: list[str], run) -> tuple[int, str]:
+    """Start a command, Ctrl-C it once its task runs (Hydra wrote the run folder's config, then
+    a moment), and return its exit code and output."""
+    proc = _popen([*args, f"hydra.run.dir={run}"])
+    lines = read_lines(proc)
+    deadline = time.time() + 120
+    while not (run / ".hydra" / "config.yaml").exists():
+        assert proc.poll() is None and time.time() < deadline, "".join(lines)
+        time.sleep(0.05)
+    time.sleep(3)
+    assert proc.poll() is None, "".join(lines)  # still working: the case is exercised
+    proc.send_signal(signal.SIGINT)
+    return _finish(proc), "".join(lines)
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_in_bench_is_130_and_one_line(tmp_path, tiny_ckpt):
+    code, out = _ctrl_c_once_working(
+        [
+            "rtseg-bench",
+            f"checkpoint={tiny_ckpt}",
+            "backends=[eager]",
+            "threads=[1]",
+            "measure.min_seconds=600",
+            "peak.enabled=false",
+            "e2e=false",
+            "plots=false",
+        ],
+        tmp_path / "run",
+    )
+    assert code == 130, out[-3000:]
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
+    assert "interrupted by Ctrl-C (SIGINT): stopped" in out.splitlines()[-1]
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_in_export_is_130_one_line_and_leaves_no_file(tmp_path):
+    out_dir = tmp_path / "out"
+    code, out = _ctrl_c_once_working(
+        ["rtseg-export", "checkpoint=camvid", f"out_dir={out_dir}"], tmp_path / "run"
+    )
+    assert code == 130, out[-3000:]
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
+    assert "interrupted by Ctrl-C (SIGINT): stopped" in out.splitlines()[-1]
+    assert not out_dir.exists() or not [p for p in out_dir.iterdir() if not p.name.startswith(".")]
+
+
+def test_the_guard_maps_signals_to_codes_and_restores_the_handler(capsys):
+    @user_errors_as_one_line
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    @user_errors_as_one_line
+    def terminated():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        ctrl_c()
+    assert stopped.value.code == 130
+    with pytest.raises(SystemExit) as stopped:
+        terminated()
+    assert stopped.value.code == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["interrupted by Ctrl-C (SIGINT): stopped", "interrupted by SIGTERM: stopped"]
+    if sys.platform != "win32":
+        assert before is signal.SIG_DFL
