@@ -28,7 +28,7 @@ COMMANDS = ("train", "eval", "benchmark", "export", "realtime")
         ("train", "-m", None),  # a flag alone: nothing to check
         ("realtime", "size=[0,0]", "got 0 (in [0, 0])"),
         ("realtime", "max_batch=0", "expected >= 1"),
-        ("realtime", "threads=-1", "expected >= 1 or null, got -1"),
+        ("realtime", "threads=-1", "expected >= 1 and <= cpus or null (cpus = "),
         ("realtime", "http.port=70000", "expected 0..65535, got 70000"),
         ("realtime", "max_frames=0", "expected >= 1 or null"),
         ("realtime", "max_frames=-1", "expected >= 1 or null"),
@@ -112,3 +112,35 @@ def test_rtseg_load_checks_its_size():
         rtseg.load("camvid", size=[0, 0])
     with pytest.raises(RtsegError, match="expected \\[H, W\\]"):
         rtseg.load("camvid", size=[360])
+
+
+@pytest.mark.parametrize("config", [c for c in COMMANDS if c != "export"])  # export: no threads
+def test_more_threads_than_cpus_is_one_line_naming_the_count(config):
+    """threads=1000 (inside the old ">= 1") made three 1000-thread ONNX Runtime sessions that never
+    delivered a frame (issue 36): the range is bounded by the CPUs this process may use."""
+    from rtseg.utils.machine import usable_cpus
+
+    value = "[1000]" if config == "benchmark" else "1000"
+    with pytest.raises(RtsegError) as err:
+        check_overrides(config, [f"threads={value}"])
+    assert f"cpus = {usable_cpus()}: the CPUs this process may use" in str(err.value)
+    assert "got 1000" in str(err.value)
+    check_overrides(
+        config, [f"threads={[usable_cpus()] if config == 'benchmark' else usable_cpus()}"]
+    )
+
+
+def test_rtseg_load_refuses_more_threads_than_cpus(tiny_ckpt):
+    import rtseg
+    from rtseg.utils.machine import usable_cpus
+
+    with pytest.raises(RtsegError, match=rf"threads=1000: .*cpus = {usable_cpus()}"):
+        rtseg.load(str(tiny_ckpt), threads=1000)
+
+
+def test_the_command_line_says_it_before_a_run_folder_exists(tmp_path):
+    proc = run_cli("rtseg.realtime.cli", "threads=1000", f"paths.log_dir={tmp_path / 'logs'}")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: threads=1000: expected >= 1 and <= cpus or null (cpus = ")
+    assert not (tmp_path / "logs").exists()

@@ -66,6 +66,17 @@ def has_fast_bf16() -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & flags)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or taskset's share), else
+    ``os.cpu_count()``: the most threads worth asking for (``cpus`` in ``conf/ranges.yaml``)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def set_threads(threads: int | None) -> None:
     if threads:
         import torch

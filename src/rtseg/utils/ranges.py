@@ -19,9 +19,19 @@ from rtseg.utils.paths import CONF_DIR
 
 RANGES_FILE = CONF_DIR / "ranges.yaml"
 _NUMBER = r"-?\d+(?:\.\d*)?(?:e-?\d+)?"
+#: a bound that is a number or ``cpus``: the CPUs this process may use (``machine.usable_cpus``)
+_BOUND = rf"(?:{_NUMBER}|cpus)"
 _TERM = re.compile(
-    rf"^(?:(?P<op>>=|>|<=|<)\s*(?P<n>{_NUMBER})|(?P<lo>{_NUMBER})\.\.(?P<hi>{_NUMBER})|(?P<eq>{_NUMBER})|(?P<null>null))$"
+    rf"^(?:(?P<op>>=|>|<=|<)\s*(?P<n>{_BOUND})|(?P<lo>{_BOUND})\.\.(?P<hi>{_BOUND})|(?P<eq>{_NUMBER})|(?P<null>null))$"
 )
+
+
+def _bound(text: str) -> float:
+    if text == "cpus":
+        from rtseg.utils.machine import usable_cpus
+
+        return float(usable_cpus())
+    return float(text)
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,8 @@ def _term_allows(term: str, value) -> bool:
     if m["eq"] is not None:
         return value == float(m["eq"])
     if m["lo"] is not None:
-        return float(m["lo"]) <= value <= float(m["hi"])
-    n = float(m["n"])
+        return _bound(m["lo"]) <= value <= _bound(m["hi"])
+    n = _bound(m["n"])
     return {">=": value >= n, ">": value > n, "<=": value <= n, "<": value < n}[m["op"]]
 
 
@@ -90,8 +100,21 @@ def range_error(key: str, value) -> str | None:
         if not rule.allows(item):
             shown = "null" if item is None else repr(item)
             which = f" (in {list(value)})" if isinstance(value, list | tuple) else ""
-            return f"expected {rule.text}, got {shown}{which}"
+            return f"expected {rule.text}{_cpus_said(rule.text)}, got {shown}{which}"
     return None
+
+
+def _cpus_said(text: str) -> str:
+    """What ``cpus`` is on this machine, for a range that names it."""
+    if "cpus" not in text:
+        return ""
+    import os
+
+    from rtseg.utils.machine import usable_cpus
+
+    cpus, total = usable_cpus(), os.cpu_count()
+    of = f" of os.cpu_count() = {total}" if total and total != cpus else ""
+    return f" (cpus = {cpus}: the CPUs this process may use{of})"
 
 
 def check_value(key: str, value, given: str | None = None) -> None:
