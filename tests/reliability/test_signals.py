@@ -161,3 +161,52 @@ def test_the_guard_maps_signals_to_codes_and_restores_the_handler(capsys):
     assert err == ["interrupted by Ctrl-C (SIGINT): stopped", "interrupted by SIGTERM: stopped"]
     if sys.platform != "win32":
         assert before is signal.SIG_DFL
+
+
+def test_stop_at_once_does_not_wait_for_a_stuck_thread():
+    """What a second Ctrl-C asks for: the line, 128 + the signal, now, though a worker thread is
+    stuck (a sys.exit there waited for it forever: issue 36's 1000-thread realtime run)."""
+    code = (
+        "import threading, time\n"
+        "from rtseg.utils.cli import stop_at_once\n"
+        "threading.Thread(target=time.sleep, args=(600,)).start()  # not a daemon\n"
+        "stop_at_once(2, 'error: interrupted twice: stopped at once')\n"
+    )
+    t0 = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=ENV
+    )
+    assert proc.returncode == 130 and time.time() - t0 < 30
+    assert proc.stderr.strip() == "error: interrupted twice: stopped at once"
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_twice_stops_realtime_at_once(tmp_path):
+    """The second Ctrl-C lands while the model still loads (an ONNX export of the shipped model,
+    seconds): the run stops there, with one line and 130."""
+    proc = _popen(
+        [
+            "rtseg-realtime",
+            "source=synthetic",
+            "synthetic.live=true",
+            "synthetic.frames=null",
+            "checkpoint=camvid",
+            "backend=onnxruntime",
+            "threads=1",
+            "sink=none",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ]
+    )
+    lines = read_lines(proc)
+    deadline = time.time() + 120
+    while not (tmp_path / "run" / ".hydra" / "config.yaml").exists():
+        assert proc.poll() is None and time.time() < deadline, "".join(lines)
+        time.sleep(0.05)
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    wait_for(lines, proc, "SIGINT: stopping the source")
+    proc.send_signal(signal.SIGINT)
+    assert _finish(proc, timeout=60) == 130, "".join(lines)[-3000:]
+    out = "".join(lines)
+    assert "Traceback" not in out, out[-3000:]
+    assert out.rstrip().splitlines()[-1] == "error: interrupted twice: stopped at once", out[-3000:]

@@ -51,7 +51,7 @@ from rtseg.realtime.sinks import (
 )
 from rtseg.realtime.stream_quality import StreamRecorder, stream_agreement, stream_report
 from rtseg.realtime.temporal_choice import choose_filter
-from rtseg.utils.cli import command_line_checked, user_errors_as_one_line
+from rtseg.utils.cli import command_line_checked, stop_at_once, user_errors_as_one_line
 from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.utils.machine import cpu_name, set_threads
@@ -82,6 +82,8 @@ def stop_on_signals(stop):
 
     def handler(signum, _frame):
         caught.append(signum)
+        if len(caught) > 2:  # the unwinding itself is stuck (a join, a native call): now
+            stop_at_once(signum, "error: interrupted three times: stopped at once")
         if len(caught) > 1:
             raise KeyboardInterrupt
         log.warning(
@@ -378,8 +380,9 @@ def main(cfg: DictConfig) -> None:
     try:
         info = realtime(cfg)
     except KeyboardInterrupt:
-        print("error: interrupted twice: stopped at once", file=sys.stderr)
-        sys.exit(128 + signal.SIGINT)
+        # not sys.exit: the interpreter would wait for worker threads, and one stuck in a native
+        # call kept the process alive until SIGKILL (issue 36)
+        stop_at_once(signal.SIGINT, "error: interrupted twice: stopped at once")
     if info["signal"]:
         sys.exit(128 + signal.Signals[info["signal"]])
 

@@ -157,6 +157,19 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def stop_at_once(signum: int, line: str) -> None:
+    """End the process now with ``line`` and 128 + ``signum``, without waiting for its threads
+    (a worker stuck in a native call kept a "stopped" process alive until SIGKILL): what a second
+    Ctrl-C asks for. Files are never left half-written under a final name (they are published
+    whole or not at all); a temporary one may stay behind."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):
+        print(line, file=sys.stderr, flush=True)
+    os._exit(EXIT_SIGNAL_BASE + int(signum))
+
+
 def _interrupt_line(signum: int) -> str:
     how = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
     return f"interrupted by {how}: stopped"
