@@ -73,13 +73,22 @@ def read_image(path: Path) -> np.ndarray:
 def exif_orientation(im: Image.Image) -> int:
     """The image's EXIF orientation (1..8; 1 when absent or unreadable). A PNG's is read only when
     its header holds it or the image is loaded (PIL otherwise decodes the whole file to look)."""
-    if im.format == "PNG" and "exif" not in im.info and getattr(im, "im", None) is None:
+    if im.format == "PNG" and "exif" not in im.info and not _loaded(im):
         return 1
     try:
         value = int(im.getexif().get(ORIENTATION, 1))
     except Exception:  # noqa: BLE001 - a malformed EXIF block reads as no orientation, as viewers do
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+def _loaded(im: Image.Image) -> bool:
+    """Whether the pixels are decoded (Pillow's ``im`` property asserts instead of returning None
+    on an image that is not, or after ``verify``)."""
+    try:
+        return im.im is not None
+    except AssertionError:
+        return False
 
 
 def upright(im: Image.Image) -> Image.Image:
