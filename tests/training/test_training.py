@@ -95,8 +95,8 @@ def test_overfits_one_batch(compose_cfg):
 
 def _unet_overfits(images, masks) -> bool:
     """The baseline cannot tell road from pavement by design; a U-Net must memorise the batch."""
-    from rtseg.models.smp import create
     from rtseg.metrics import SegMetrics
+    from rtseg.models.smp import create
 
     net = create("Unet", 7, encoder_name="resnet18", decoder_channels=[64, 32, 16, 16, 16])
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)

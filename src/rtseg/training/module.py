@@ -11,10 +11,10 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MaxMetric
 
+from rtseg.metrics import SegMetrics
 from rtseg.models.output import logits_to_labels, split_output
 from rtseg.training.distill import Distillation
 from rtseg.training.losses import SegLoss
-from rtseg.metrics import SegMetrics
 from rtseg.training.teacher_targets import TeacherTargets
 
 SPLITS = ("train", "val", "test")
