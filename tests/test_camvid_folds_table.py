@@ -108,7 +108,10 @@ def test_the_frontier_places_changes_by_paired_gain_and_measured_speed(tmp_path)
             lines += [f"{change},{size},{b},{t},{v}" for b, t, v in rows]
             lines.append(f"peer:lraspp,{size},eager,none,1.0")  # peers are not the change
             (bench / change / rnd / "results.csv").write_text("\n".join(lines) + "\n")
-    frontier.main(str(runs), str(bench), out=tmp_path)
+    table = frontier._table_module()
+    table.write(table.collect(runs), tmp_path)  # folds.csv: the record frontier reads
+    args = [str(bench), "--folds", str(tmp_path / "folds.csv"), "--out", str(tmp_path)]
+    assert frontier.main(args) == 0
     text = (tmp_path / "frontier.md").read_text()
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in text.splitlines()[4:]}
     # the fastest round counts: 1000 / 20 ms
@@ -120,6 +123,10 @@ def test_the_frontier_places_changes_by_paired_gain_and_measured_speed(tmp_path)
     assert rows["base"][-1].startswith("yes") and rows["big"][-1].startswith("yes")
     assert not rows["slow"][-1].strip(" |")  # slower and less accurate than base
     assert (tmp_path / "frontier.png").is_file()
+    # no speed results: nothing written
+    (tmp_path / "frontier.md").unlink()
+    assert frontier.main([str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / "frontier.md").exists()
 
 
 def test_committed_rows_are_kept_for_runs_not_on_disk_and_nothing_is_written_without_runs(

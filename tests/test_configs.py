@@ -26,6 +26,7 @@ MIRROR = {
     "debug": ("lightning",),
     "paths": (),
     "local": (),
+    "teacher_targets": ("rtseg.training",),
 }
 # the groups a training config composes (each option is composed below)
 GROUPS = [
@@ -39,6 +40,7 @@ GROUPS = [
     "debug",
     "experiment",
     "hparams_search",
+    "teacher_targets",
 ]
 
 

@@ -31,6 +31,7 @@ CONFIGS = {
     "rtseg-bench": "benchmark",
     "rtseg-export": "export",
     "rtseg-realtime": "realtime",
+    "rtseg-targets": "targets",
     "rtseg-compare": None,
 }
 

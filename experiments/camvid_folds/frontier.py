@@ -2,15 +2,19 @@
 the speed of its network at the size it runs at, measured by rtseg-bench on this machine.
 
     REPEAT=3 bash experiments/camvid_folds/speed.sh               # rtseg-bench per change, alone
-    .venv/bin/python experiments/camvid_folds/frontier.py logs/camvid_folds logs/camvid_folds_speed
+    .venv/bin/python experiments/camvid_folds/table.py logs/camvid_folds      # folds.csv, first
+    .venv/bin/python experiments/camvid_folds/frontier.py logs/camvid_folds_speed
 
 Speed does not depend on the weights, so one fold checkpoint per change stands for all of them
-(speed.sh benches ``<change>_0016E5_s42``). Writes frontier.md and frontier.png beside this file:
-the changes that no other change beats in both mIoU and int8 fps are the frontier.
+(speed.sh benches ``<change>_0016E5_s42``). The accuracy comes from folds.csv, the record of every
+session's fold runs that table.py keeps (run folders do not outlive a machine). Writes frontier.md
+and frontier.png beside this file (``--out``): the changes that no other change beats in both mIoU
+and int8 fps are the frontier. Without speed results nothing is written.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import statistics
@@ -59,12 +63,34 @@ def frontier(points: dict[str, tuple[float, float]]) -> set[str]:
             if not any(m2 >= m and f2 >= f and (m2, f2) != (m, f) for m2, f2 in points.values())}  # fmt: skip
 
 
-def main(fold_root: str, bench_root: str, out: Path = HERE) -> None:
-    table = _table_module()
-    rows = table.collect(Path(fold_root))
-    measured = speeds(Path(bench_root))
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )  # fmt: skip
+    ap.add_argument("bench_root", type=Path, nargs="?", default=Path("logs/camvid_folds_speed"),
+                    help="speed.sh's output (default: logs/camvid_folds_speed)")  # fmt: skip
+    ap.add_argument("--folds", type=Path, default=HERE / "folds.csv",
+                    help="table.py's per-run record (default: the committed folds.csv)")  # fmt: skip
+    ap.add_argument("--out", type=Path, default=HERE,
+                    help="where frontier.md and frontier.png go (default: beside this script)")  # fmt: skip
+    args = ap.parse_args(argv)
+    measured = speeds(args.bench_root) if args.bench_root.is_dir() else {}
     if not measured:
-        raise SystemExit(f"no <change>/results.csv under {bench_root}: run speed.sh first")
+        print(f"no <change>/results.csv under {args.bench_root}: run speed.sh first (nothing "
+              "written)", file=sys.stderr)  # fmt: skip
+        return 2
+    if not args.folds.is_file():
+        print(
+            f"{args.folds}: no fold record (run table.py first; nothing written)", file=sys.stderr
+        )
+        return 2
+    rows = _table_module().read_rows(args.folds)
+    write(rows, measured, args.out)
+    return 0
+
+
+def write(rows: list[dict], measured: dict, out: Path) -> None:
     # runs cover different folds, and folds differ by more than the changes do: each change is
     # placed at the recipe's mean plus its mean paired gain over the recipe (same fold and seed)
     plain = {
@@ -132,6 +158,4 @@ def plot(points: dict[str, tuple[float, float]], best: set[str], path: Path) -> 
 
 
 if __name__ == "__main__":
-    main(
-        *(sys.argv[1:3] if len(sys.argv) > 2 else ("logs/camvid_folds", "logs/camvid_folds_speed"))
-    )
+    sys.exit(main())

@@ -14,7 +14,7 @@ from rtseg.utils.ranges import check_ranges, ranges
 
 from .conftest import run_cli
 
-COMMANDS = ("train", "eval", "benchmark", "export", "realtime")
+COMMANDS = ("train", "eval", "benchmark", "export", "realtime", "targets")
 
 
 @pytest.mark.parametrize(
