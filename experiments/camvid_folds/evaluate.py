@@ -49,6 +49,7 @@ def main() -> int:
     )
     ap.add_argument("--eval", default=".venv/bin/rtseg-eval", help="the rtseg-eval to run")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--nice", type=int, default=19, help="niceness of each rtseg-eval (0: alone)")
     args = ap.parse_args()
     if not args.root.is_dir():
         print(f"{args.root}: no such folder (run folds.sh first)", file=sys.stderr)
@@ -67,7 +68,7 @@ def main() -> int:
             out = run / "eval" / mode
             if (out / "eval.json").is_file():
                 continue
-            cmd = ["nice", "-n", "19", args.eval, f"checkpoint={run / 'checkpoints' / 'last.ckpt'}",
+            cmd = ["nice", "-n", str(args.nice), args.eval, f"checkpoint={run / 'checkpoints' / 'last.ckpt'}",
                    "split=val", f"threads={args.threads}", *MODES[mode], f"hydra.run.dir={out}"]  # fmt: skip
             print(f"== {run.name} {mode}", flush=True)
             done = subprocess.run(cmd, capture_output=True, text=True)
