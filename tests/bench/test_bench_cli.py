@@ -126,6 +126,11 @@ def test_multirun_summary_concatenates_jobs(tmp_path):
     summary = summarize_bench_sweep(tmp_path)
     df = pd.read_csv(summary)
     assert sorted(df["backend"]) == ["eager", "onnxruntime"]
+    assert df.columns[0] == "job"  # docs/tracking.md: stacked with a job column
+    assert dict(zip(df["backend"], df["job"].astype(str), strict=True)) == {
+        "eager": "0",
+        "onnxruntime": "1",
+    }
     text = (tmp_path / "summary.md").read_text()
     assert "| baseline |" in text and text.startswith("CPU: ")  # the machine header survives
     # and `-m` runs it, in place of the training summary: one summary.md per sweep
@@ -169,6 +174,11 @@ def test_multirun_writes_summary(tmp_path):
     run_cli(cmd, timeout=300, RTSEG_LOG_DIR=str(tmp_path / "logs"))
     df = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     assert sorted(df["backend"]) == ["eager", "onnxruntime"]
+    assert df.columns[0] == "job"  # docs/tracking.md: stacked with a job column
+    assert dict(zip(df["backend"], df["job"].astype(str), strict=True)) == {
+        "eager": "0",
+        "onnxruntime": "1",
+    }
     assert (tmp_path / "sweep" / "summary.md").is_file()
 
 

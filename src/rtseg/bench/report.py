@@ -194,9 +194,15 @@ def plot_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def summarize_bench_sweep(sweep_dir: Path) -> Path | None:
-    """Concatenate every job's results.csv under a multirun folder into summary.csv + summary.md."""
+    """Concatenate every job's results.csv under a multirun folder into summary.csv + summary.md,
+    with a ``job`` column naming each row's job folder."""
     sweep_dir = Path(sweep_dir)
-    frames = [pd.read_csv(p) for p in sorted(sweep_dir.glob("**/results.csv"))]
+    frames = []
+    for p in sorted(sweep_dir.glob("**/results.csv")):
+        df = pd.read_csv(p)
+        # the job's folder under the sweep (Hydra's job number), so each row leads back to its run
+        df.insert(0, "job", p.parent.relative_to(sweep_dir).as_posix())
+        frames.append(df)
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
