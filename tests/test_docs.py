@@ -184,3 +184,139 @@ def test_make_targets_honour_rtseg_log_dir(tmp_path):
     assert dry.returncode == 0, dry.stderr
     lines = [ln for ln in dry.stdout.splitlines() if "rtseg-compare" in ln or "wandb sync" in ln]
     assert len(lines) == 2 and all(str(tmp_path) in ln for ln in lines), dry.stdout
+
+
+REPO_PATH = re.compile(r"`((?:src|tests|conf|experiments|tools|notebooks|docs)/[^`\s]*)`")
+
+
+def test_files_the_docs_name_exist():
+    """A path in backticks (`tests/models/test_x.py`, `conf/debug/fdr.yaml`) names a file that is there."""
+    missing = []
+    for doc in DOCS:
+        for path in REPO_PATH.findall(doc.read_text()):
+            path = path.split("::")[0].rstrip(".,:;)")
+            if re.search(r"[<>*${}]", path):
+                continue  # a pattern or a placeholder
+            if not (REPO / path).exists():
+                missing.append(f"{doc.name}: {path}")
+    assert not missing, missing
+
+
+def layout_text() -> dict[str, str]:
+    """docs/design.md's Layout: the text of each src/rtseg package's entry ("" for the top-level
+    modules: errors.py, metrics.py...)."""
+    text = (REPO / "docs/design.md").read_text()
+    layout = text.split("## Layout")[1].split("```")[1]
+    entries, package = {}, None
+    for line in layout.splitlines():
+        head = re.match(r"^  (\S+)\s", line)
+        if re.match(r"^\S", line):
+            package = None  # a folder outside src/rtseg (conf/, tools/, tests/...)
+        elif head:
+            package = head.group(1)
+        if package is not None:
+            key = package.rstrip("/") if package.endswith("/") else ""
+            entries[key] = entries.get(key, "") + line + "\n"
+    return entries
+
+
+def test_design_layout_names_every_module():
+    """docs/design.md's Layout names every committed module of src/rtseg (``paths`` or
+    ``paths.py``), and every ``x.py`` it names is there."""
+    entries = layout_text()
+    tracked = subprocess.run(
+        ["git", "ls-files", "src/rtseg"], cwd=REPO, capture_output=True, text=True
+    ).stdout.split()
+    unnamed = []
+    for path in tracked:
+        rel = Path(path).relative_to("src/rtseg")
+        if rel.suffix != ".py" or rel.name == "__init__.py" or len(rel.parts) > 2:
+            continue
+        entry = entries.get(rel.parts[0] if len(rel.parts) == 2 else "", "")
+        if not re.search(rf"(?<![\w.]){rel.stem}(\.py)?\b", entry):
+            unnamed.append(str(rel))
+    assert not unnamed, f"docs/design.md's Layout does not name {unnamed}"
+    src = REPO / "src/rtseg"
+    gone = [
+        f"{package}/{name}"
+        for package, entry in entries.items()
+        for name in re.findall(r"\b([a-z_]+\.py)\b", entry)
+        if not (src / package / name).is_file()
+    ]
+    assert not gone, f"docs/design.md's Layout names files that are not there: {gone}"
+
+
+def records(path: str) -> list[dict]:
+    import csv
+
+    with open(REPO / "experiments" / path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def row_of(rows: list[dict], **match) -> dict:
+    (row,) = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    return row
+
+
+def results_row(experiment: str) -> str:
+    """README.md's Results row of one experiment."""
+    (row,) = [
+        line
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith(f"| [{experiment}](experiments/{experiment})")
+    ]
+    return row
+
+
+def quoted_figures():
+    """(document text, the figure as quoted, where it comes from) for every figure README.md's
+    Results table and docs/models.md quote from an experiment's committed CSV."""
+    ship = records("camvid_ppliteseg_lite0/bench/results.csv")
+    auto, fp32 = row_of(ship, backend="auto"), row_of(ship, backend="openvino")
+    row = results_row("camvid_ppliteseg_lite0")
+    yield row, f"int8 {float(auto['fps']):.1f} fps model-only", "auto's fps"
+    yield row, f"({100 * float(auto['miou_drop']):+.2f} val mIoU points", "auto's mIoU drop"
+    yield row, f"vs {float(fp32['fps']):.1f} fps fp32", "OpenVINO fp32's fps"
+    models = (REPO / "docs/models.md").read_text()
+    cost = (
+        f"`ppliteseg` {int(auto['params']) / 1e6:.2f} M params, {float(auto['gflops']):.2f} GFLOPs"
+    )
+    yield models, cost, "the shipped network's cost"
+
+    nncf = records("int8_nncf/camvid/results.csv")
+    row = results_row("int8_nncf")
+    ms = {v: float(row_of(nncf, variant=v)["median_ms"]) for v in ("qdq-int8", "nncf-int8", "fp32")}
+    yield row, f"QDQ {ms['qdq-int8']:.1f} ms vs NNCF {ms['nncf-int8']:.1f} ms", "int8 latencies"
+    yield row, f"fp32 {ms['fp32']:.1f} ms", "fp32 latency"
+    worst = max(float(r["miou_drop_points"]) for r in nncf)
+    yield row, f"within {worst:.2f} mIoU points", "the worst int8 drop"
+
+    sat = records("int8_saturation/results.csv")
+    row = results_row("int8_saturation")
+    for bits in (8, 7):
+        drop = float(
+            row_of(sat, runtime="onnxruntime", variant=f"int8, {bits}-bit weights")[
+                "miou_drop_points"
+            ]
+        )
+        yield row, f"-{drop:.2f}", f"ONNX Runtime's drop with {bits}-bit weights"
+
+    pareto = records("camvid_pareto/results.csv")
+    row = results_row("camvid_pareto")
+    held_out = " / ".join(f"{float(r['seq_val_miou']):.2f}" for r in pareto)
+    yield row, held_out, "the held-out sequence's mIoU of each network"
+
+    ablation = {r["run"]: float(r["last"]) for r in records("camvid_generalisation/ablation.csv")}
+    row = results_row("camvid_generalisation")
+    for run, change in (("ds", "deep supervision"), ("ohem", "OHEM"), ("ema", "EMA")):
+        yield row, f"{change} {ablation[run] - ablation['base']:+.2f}", f"{run} - base"
+    yield row, f"augmentation {ablation['aug'] - ablation['base']:+.2f}", "aug - base"
+
+
+@pytest.mark.parametrize(
+    "text, quoted, source", [pytest.param(*q, id=q[1]) for q in quoted_figures()]
+)
+def test_quoted_figures_match_the_records(text, quoted, source):
+    """A figure quoted from an experiment is read from the experiment's own record, so a new run
+    (or an edit of the prose) that makes them disagree fails here."""
+    assert quoted in text, f"{source}: the record says {quoted!r}; the doc says otherwise"
