@@ -110,3 +110,15 @@ def test_deep_supervision_changes_the_training_loss_not_the_exported_graph(tmp_p
     assert len(graph.node) == len(plain_graph.node)
     assert len(graph.initializer) == len(plain_graph.initializer)
     assert not [i.name for i in graph.initializer if "aux" in i.name]
+
+
+def test_parameter_count_is_the_exported_networks():
+    """Issue 37: run records and bench tables counted the training-only heads (3.56 M, not 3.50)."""
+    from rtseg.models.cost import count_params
+
+    kw = dict(head="ppliteseg", num_classes=11, encoder_weights=None, out_stride=4)
+    with_heads, plain = lite.create(**kw, aux_heads=True), lite.create(**kw)
+    assert sum(p.numel() for p in with_heads.parameters()) > count_params(with_heads)
+    assert count_params(with_heads) == count_params(plain)
+    module = SegmentationModule(with_heads, num_classes=11, train_metrics=False)
+    assert count_params(module) == count_params(plain)  # "net." prefix: still left out

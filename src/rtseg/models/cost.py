@@ -6,11 +6,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from rtseg.models.lite import training_only
 from rtseg.timing import time_fn
 
 
 def count_params(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
+    """The parameters of the network as exported and shipped: training-only deep-supervision heads
+    (``models.lite.training_only``) are not counted."""
+    return sum(p.numel() for name, p in net.named_parameters() if not training_only(name))
 
 
 @torch.no_grad()
