@@ -12,9 +12,23 @@ def stored_model_config(meta: dict) -> dict:
     return OmegaConf.to_container(OmegaConf.create(meta["model_yaml"]), resolve=True)
 
 
+# rtseg.models.lite.create's heads by the name their config and run records use
+# (conf/model/ppliteseg.yaml, conf/model/lraspp_lite.yaml: plain "lraspp" is torchvision's)
+LITE_HEADS = {"ppliteseg": "ppliteseg", "lraspp": "lraspp_lite"}
+
+
 def describe_model(model_cfg: dict) -> str:
-    target = str(model_cfg.get("_target_", "?")).rsplit(".", 1)[-1]
-    bits = [model_cfg.get("arch") or target]
+    """``name/encoder (K classes)``: the name is the model config's (``ppliteseg``, ``Unet``), as in
+    run records and cards, never the factory function's (``create``)."""
+    target = str(model_cfg.get("_target_", "?"))
+    if target == "rtseg.models.lite.create":
+        head = str(model_cfg.get("head"))
+        bits = [
+            LITE_HEADS.get(head, head),
+            str(model_cfg.get("encoder_name", "efficientnet_lite0")),
+        ]
+        return f"{'/'.join(bits)} ({model_cfg.get('num_classes')} classes)"
+    bits = [model_cfg.get("arch") or target.rsplit(".", 1)[-1]]
     from rtseg.models.pretrained import OFFLINE_WEIGHTS, timm_name
 
     weights = model_cfg.get("encoder_weights")
