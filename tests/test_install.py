@@ -206,7 +206,7 @@ def test_output_path_below_a_file_is_one_line(entrypoint, override, tmp_path, mo
 @pytest.mark.parametrize(
     ("override", "module", "named"),
     [
-        ("hparams_search=camvid_optuna", "hydra_plugins.hydra_optuna_sweeper", "optuna"),
+        ("hparams_search=camvid_optuna", "optuna", "Optuna"),
         ("hydra/launcher=parallel", "hydra_plugins.hydra_joblib_launcher", "joblib"),
         ("hydra/launcher=slurm", "hydra_plugins.hydra_submitit_launcher", "submitit_slurm"),
     ],

@@ -178,7 +178,13 @@ def print_leaderboard(df: pd.DataFrame, title: str) -> None:
         table.add_column(
             label, justify="right" if col in ("val_miou", "fps", "gflops", "params_m") else "left"
         )
-    styles = {"crashed": "red", "failed": "red", "running": "yellow", "interrupted": "yellow"}
+    styles = {
+        "crashed": "red",
+        "failed": "red",
+        "running": "yellow",
+        "interrupted": "yellow",
+        "pruned": "dim",
+    }
     for row, state in zip(format_rows(df), df["state"], strict=True):
         table.add_row(*row, style=styles.get(state))
     Console(width=max(160, Console().width)).print(table)

