@@ -17,7 +17,7 @@ DEMO := $(LOGS)/demo
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo train eval test test-all lint format benchmark benchmark-quick realtime \
-        realtime-demo leaderboard wandb-sync gpu-check gpu-check-dry pareto folds data-camvid camvid clean
+        realtime-demo leaderboard optuna-dashboard wandb-sync gpu-check gpu-check-dry pareto folds data-camvid camvid clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -92,6 +92,10 @@ folds: $(STAMP) ## rank recipe changes on CamVid's 3 held-out sequences x 2 seed
 
 leaderboard: $(STAMP) ## table + Pareto PNG of every run under $(LOGS)
 	$(BIN)/rtseg-compare $(LOGS)
+
+optuna-dashboard: $(STAMP) ## live view of an Optuna sweep: STUDY=<sweep dir> (its optuna.journal) or STORAGE=<URL>; PORT (8080), HOST (127.0.0.1)
+	@test -n "$(or $(STORAGE),$(STUDY))" || { echo "make optuna-dashboard STUDY=<sweep dir> (or STORAGE=sqlite:///...)"; exit 2; }
+	$(BIN)/optuna-dashboard $(or $(STORAGE),$(STUDY)/optuna.journal) --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080)
 
 wandb-sync: $(STAMP) ## upload offline W&B runs under $(LOGS) (needs WANDB_API_KEY and network)
 	find $(LOGS) -type d -name 'offline-run-*' -print0 | xargs -0 -r $(BIN)/wandb sync --yes
