@@ -226,9 +226,9 @@ class RtsegOptunaSweeper(Sweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         space, fixed = self.search_space(arguments)
-        study = self.open_study(sweep_dir)
         lock = sweep_dir / ".optuna.lock"
-        with _locked(lock):
+        with _locked(lock):  # two commands started at once create the study once
+            study = self.open_study(sweep_dir)
             requeued = ostudy.requeue_orphans(study)
         if requeued:
             log.info("re-queued interrupted trials %s", requeued)
