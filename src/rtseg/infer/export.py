@@ -24,7 +24,7 @@ from rtseg.infer.onnx import ONNX_OPSET, export_onnx, int8_recipe, quantize_onnx
 from rtseg.infer.sidecar import sidecar_path, write_sidecar
 from rtseg.utils.cli import command_line_checked, require, user_errors_as_one_line
 from rtseg.utils.config import output_dir
-from rtseg.utils.paths import CONF_DIR, publish_together, temporary_name
+from rtseg.utils.paths import CONF_DIR, check_writable_folder, publish_together, temporary_name
 
 log = logging.getLogger("rtseg.export")
 
@@ -189,6 +189,8 @@ def run_export(cfg: DictConfig) -> tuple[Path, Path]:
         )
     ckpt_path = str(choice.path)
     out = Path(cfg.out_dir) if cfg.get("out_dir") else output_dir(cfg)
+    # read-only, full or a file in the way: one line before the export and the calibration
+    check_writable_folder(out, "out_dir" if cfg.get("out_dir") else "hydra.run.dir")
     calibration, evidence = Calibration(), None
     options = InferOptions.from_cfg(cfg)
     if cfg.get("int8"):

@@ -55,7 +55,7 @@ from rtseg.utils.cli import command_line_checked, stop_at_once, user_errors_as_o
 from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.utils.machine import cpu_name, set_threads
-from rtseg.utils.paths import CONF_DIR, refuse_path_under_file
+from rtseg.utils.paths import CONF_DIR, check_writable_folder
 from rtseg.utils.redact import redact
 
 log = logging.getLogger("rtseg.realtime")
@@ -120,7 +120,8 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
     run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("output") and cfg.sink in ("file", "folder"):  # before any slow work
-        refuse_path_under_file(cfg.output, "output", folder=cfg.sink == "folder")
+        # a file in the way, a read-only folder or a full disk: refused before the model loads
+        check_writable_folder(cfg.output, "output", file=cfg.sink == "file")
     # first: a bad source fails before the slow model loading
     source = build_source(cfg, stop_event=stop)
     # never over the source or an existing file (sink=window may fall back to writing one)

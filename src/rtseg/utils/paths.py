@@ -12,6 +12,7 @@ appeared meanwhile; the link is the check and the creation in one step.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -53,6 +54,66 @@ def refuse_path_under_file(path: str | Path, key: str, folder: bool = False) -> 
             if not candidate.is_dir():
                 raise RtsegError(f"{key}={path}: {candidate} is a file, expected a folder there")
             return
+
+
+#: errnos that say the storage refused a write (issue 36) -> how the one line names it
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "the disk is full (no space left on device)",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "on a read-only file system",
+    errno.EACCES: "not writable (permission denied)",
+    errno.EPERM: "not writable (operation not permitted)",
+    errno.ENOTDIR: "below a file where a folder should be (not a directory)",
+}
+
+#: below this much free space a folder counts as full before the work starts
+MIN_FREE_BYTES = 1 << 20
+
+
+def storage_error_line(exc: BaseException) -> str | None:
+    """One line for a storage fault behind ``exc`` (an OSError with one of ``STORAGE_ERRNOS``,
+    also as the cause or context of another exception): the path and what is wrong with it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            where = exc.filename if exc.filename is not None else "a file"
+            return (
+                f"cannot write {where}: {STORAGE_ERRNOS[exc.errno]}: free space or give a "
+                "writable folder (RTSEG_LOG_DIR=..., hydra.run.dir=..., output=...)"
+            )
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def check_writable_folder(path: str | Path, key: str, file: bool = False) -> None:
+    """``RtsegError`` in one line, before any work, when files cannot be written in the folder
+    ``path`` (the folder of the file ``path`` with ``file``; it may not exist yet: its nearest
+    existing folder is judged): a file in its place or above it, a read-only mount, no write
+    permission, a full disk. Nothing is created."""
+    refuse_path_under_file(path, key, folder=not file)
+    p = Path(path).expanduser().absolute()
+    if file:
+        p = p.parent
+    existing = next((c for c in [p, *p.parents] if c.exists()), None)
+    if existing is None:
+        return
+    what = None
+    try:
+        st = os.statvfs(existing)
+    except OSError:
+        st = None
+    if st is not None and st.f_flag & os.ST_RDONLY:
+        what = STORAGE_ERRNOS[errno.EROFS]
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        what = STORAGE_ERRNOS[errno.EACCES]
+    elif st is not None and st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
+        what = f"{STORAGE_ERRNOS[errno.ENOSPC]}: {st.f_bavail * st.f_frsize} bytes free"
+    if what:
+        shown = "" if existing == p else f" ({existing}, where it would be made)"
+        raise RtsegError(
+            f"{key}={path}{shown}: {what}: free space or give a writable folder in {key}"
+        )
 
 
 def file_sha256(path: Path) -> str:
