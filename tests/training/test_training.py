@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 
 from rtseg.checkpoints.reading import load_network
-from rtseg.errors import CheckpointError
+from rtseg.errors import CheckpointError, DataError
 from rtseg.models.baseline import ThreeConvNet
 from rtseg.models.output import logits_to_labels
 from rtseg.training.eval import evaluate
@@ -334,3 +334,16 @@ def test_online_without_a_server_falls_back_offline_and_keeps_the_record(
     assert len(warnings) == 1 and "logging offline instead" in warnings[0]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
     assert len(offline_runs(tmp_path / "run")) == 1
+
+
+def test_missing_data_stops_the_run_before_the_precision_probe(compose_cfg, tmp_path, monkeypatch):
+    """Issue 37: rtseg-train without data.root probed precision for minutes before saying so."""
+    import rtseg.training.train as train_module
+
+    def probe(*args, **kwargs):
+        raise AssertionError("the precision probe ran before the data was checked")
+
+    monkeypatch.setattr(train_module, "choose_format", probe)
+    cfg = compose_cfg(overrides=["data=camvid", f"data.root={tmp_path / 'no_camvid'}", "threads=1"])
+    with pytest.raises(DataError, match="no_camvid"):
+        train(cfg)

@@ -210,6 +210,7 @@ def train_in(cfg: DictConfig, run_dir: Path) -> dict:
     RunRecordWriter.attach(callbacks, record)  # it saves the record and marks failures from now on
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    datamodule.dataset("train")  # missing data stops the run here, not after minutes of probing
     fmt = choose_format(cfg, net, meta_yaml=module.hparams["meta"]["model_yaml"])
     record.extra["train_format"] = fmt
     if datamodule.has_split("val"):
