@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -80,3 +81,31 @@ def test_notebook_executes(path, log_dir, monkeypatch, tmp_path):
         assert len(images) >= 3, "expected the Pareto plot, per-class bars and learning curves"
     else:
         assert "val mIoU" in text and "synthetic: 8 val images" in text
+
+
+def test_predictions_asks_for_a_checkpoint_when_runs_span_datasets(log_dir, monkeypatch, tmp_path):
+    """Issue 37: runs of two datasets under the log folder: the notebook's own one-message stop
+    naming RTSEG_CKPT and each dataset's best checkpoint, not a MixedDatasets traceback."""
+    logs = tmp_path / "logs"
+    shutil.copytree(log_dir / "train", logs / "train")
+    other = logs / "train" / "runs" / "other"
+    shutil.copytree(logs / "train" / "runs" / "tiny", other)
+    record = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**record, "dataset": "camvid"}))
+    monkeypatch.setenv("RTSEG_LOG_DIR", str(logs))
+    monkeypatch.delenv("RTSEG_CKPT", raising=False)
+    nb = nbformat.read(REPO_ROOT / "notebooks" / "predictions.ipynb", as_version=4)
+    nb.cells = nb.cells[:2]  # up to the cell choosing the checkpoint
+    NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=300,
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    assert [e.ename for e in errors] == ["SystemExit"], errors
+    assert "set RTSEG_CKPT" in errors[0].evalue
+    assert "# camvid" in errors[0].evalue and "# synthetic" in errors[0].evalue
