@@ -51,7 +51,9 @@ def inference_data_yaml(data_yaml: str) -> str:
     return OmegaConf.to_yaml(data)
 
 
-def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path:
+def ship(
+    ckpt_path: str, name: str, command: str, description: str = "", targets_command: str = ""
+) -> Path:
     from safetensors.torch import save_file
 
     ckpt = read_checkpoint(ckpt_path)
@@ -94,6 +96,13 @@ def ship(ckpt_path: str, name: str, command: str, description: str = "") -> Path
         "epochs": record.epochs if record else None,
         # a fine-tuned model names the weights it started from (rtseg-train init_weights=)
         "init_weights": record.extra.get("init_weights") if record else None,
+        # a distilled model names its teacher, how it predicted and the exact targets it learnt
+        # (the digest of the stored probabilities), with the command that built them
+        "teacher_targets": (
+            {**record.extra["teacher_targets"], "command": targets_command or None}
+            if record and record.extra.get("teacher_targets")
+            else None
+        ),
         "train_wall_time_s": record.wall_time_s if record else None,
         "command": command,
         "git_commit": record.git_commit if record else None,
@@ -110,8 +119,11 @@ def main() -> None:
     ap.add_argument("name")
     ap.add_argument("--command", required=True, help="the exact command that trained it")
     ap.add_argument("--description", default="")
+    ap.add_argument(
+        "--targets-command", default="", help="the command that built its teacher targets, if any"
+    )
     args = ap.parse_args()
-    out = ship(args.checkpoint, args.name, args.command, args.description)
+    out = ship(args.checkpoint, args.name, args.command, args.description, args.targets_command)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB) and {out.with_suffix('.json')}")
 
 
