@@ -153,11 +153,13 @@ def load(
     on its infer request; see the module's docstring).
     """
     from rtseg.infer.open import open_model
+    from rtseg.models.tta import TTA
     from rtseg.utils.ranges import check_value
 
     if size is not None and (isinstance(size, str) or len(size) != 2):
         raise RtsegError(f"size={size!r}: expected [H, W] (two numbers) or None")
     check_value("size", None if size is None else list(size))  # the realtime size= range
     check_value("threads", threads)
+    TTA.parse(tta)  # a bad tta= before the seconds of opening (and exporting) the model
     opened = open_model(str(spec), backend, size, threads, log_dir=log_dir)
     return SegModel(opened.net, opened.meta, opened.backend, opened.size, tta)

@@ -49,6 +49,18 @@ class TTA:
             return spec
         try:
             spec = dict(spec)
+        except (TypeError, ValueError):
+            raise RtsegError(
+                f"tta={spec}: expected a name or {{flip: bool, scales: [numbers]}}"
+            ) from None
+        unknown = sorted(str(k) for k in spec if k not in ("flip", "scales"))
+        if unknown:  # tta={flipp: true} silently meant no TTA (issue 36)
+            raise RtsegError(
+                f"tta={spec}: unknown key {', '.join(unknown)}: the keys are flip (bool) and "
+                f"scales (numbers), e.g. {{flip: true, scales: [0.75, 1.0, 1.25]}}, or a name "
+                f"({', '.join(NAMES)})"
+            )
+        try:
             scales = tuple(float(s) for s in spec.get("scales") or (1.0,))
         except (TypeError, ValueError):
             raise RtsegError(

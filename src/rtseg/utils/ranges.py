@@ -22,7 +22,7 @@ _NUMBER = r"-?\d+(?:\.\d*)?(?:e-?\d+)?"
 #: a bound that is a number or ``cpus``: the CPUs this process may use (``machine.usable_cpus``)
 _BOUND = rf"(?:{_NUMBER}|cpus)"
 _TERM = re.compile(
-    rf"^(?:(?P<op>>=|>|<=|<)\s*(?P<n>{_BOUND})|(?P<lo>{_BOUND})\.\.(?P<hi>{_BOUND})|(?P<eq>{_NUMBER})|(?P<null>null))$"
+    rf"^(?:(?P<op>>=|>|<=|<)\s*(?P<n>{_BOUND})|(?P<lo>{_BOUND})\.\.(?P<hi>{_BOUND})|(?P<eq>{_NUMBER})|(?P<null>null)|(?P<int>integer))$"
 )
 
 
@@ -62,6 +62,8 @@ def _term_allows(term: str, value) -> bool:
     m = _TERM.match(term)
     if m["null"]:
         return value is None
+    if m["int"]:  # a count: trainer.max_epochs=1.5 was Lightning's AssertionError (issue 36)
+        return isinstance(value, int) and not isinstance(value, bool)
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return False
     if math.isnan(value):
@@ -100,7 +102,10 @@ def range_error(key: str, value) -> str | None:
         if not rule.allows(item):
             shown = "null" if item is None else repr(item)
             which = f" (in {list(value)})" if isinstance(value, list | tuple) else ""
-            return f"expected {rule.text}{_cpus_said(rule.text)}, got {shown}{which}"
+            text = rule.text.replace("integer and ", "")
+            if "integer" in rule.text and isinstance(item, float) and not math.isnan(item):
+                text = f"a whole number: {text}"
+            return f"expected {text}{_cpus_said(rule.text)}, got {shown}{which}"
     return None
 
 
