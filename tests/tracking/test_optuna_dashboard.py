@@ -79,7 +79,7 @@ def dashboard(tmp_path):
 @pytest.mark.timeout(300)
 def test_dashboard_lists_the_sweeps_study(dashboard):
     _, studies = dashboard
-    (study,) = studies["studies"]
+    (study,) = studies["study_summaries"]
     assert study["study_name"] == "rtseg_synthetic"
 
 
@@ -89,7 +89,7 @@ def test_dashboard_renders_in_headless_chromium(dashboard, tmp_path):
     import cv2
 
     url, studies = dashboard
-    study_id = studies["studies"][0]["study_id"]
+    study_id = studies["study_summaries"][0]["study_id"]
     shot = tmp_path / "dashboard.png"
     subprocess.run(
         [
