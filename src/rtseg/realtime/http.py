@@ -189,7 +189,11 @@ class HttpSink(Sink):
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self):  # noqa: N802 - health checks use HEAD (issue 36: it answered 501)
+                self.do_GET()
 
             def do_GET(self):  # noqa: N802 - http.server's naming
                 route = self.path.split("?", 1)[0]
@@ -213,6 +217,8 @@ class HttpSink(Sink):
                 self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
+                if self.command == "HEAD":
+                    return
                 with sink.cond:
                     sink.clients += 1
                 last = -1
