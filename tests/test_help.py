@@ -17,16 +17,10 @@ from rtseg.utils.config import command_groups, compose_config
 from rtseg.utils.paths import CONF_DIR
 
 from .support import run_cli
+from .test_docs import CONFIGS
 
-# console script -> the primary config it composes
-COMMANDS = {
-    "rtseg-train": "train",
-    "rtseg-eval": "eval",
-    "rtseg-bench": "benchmark",
-    "rtseg-export": "export",
-    "rtseg-realtime": "realtime",
-    "rtseg-targets": "targets",
-}
+# console script -> the primary config it composes (test_docs' table, less the argparse commands)
+COMMANDS = {program: config for program, config in CONFIGS.items() if config}
 # groups each command refuses that a newcomer would try first (the checkpoint fixes the model)
 REFUSED = {
     "rtseg-eval": {"model", "experiment", "hparams_search"},
