@@ -38,6 +38,13 @@ class Steps(L.Callback):
         time.sleep(0.2)
 
 
+def _interruptible() -> None:
+    """SIGINT back to its default in the child: a test run started as a shell's background job
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt (the command would run
+    to its end and exit 0 whatever it does with Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _popen(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / args[0]), *args[1:]],
@@ -46,6 +53,7 @@ def _popen(args: list[str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_interruptible,
     )
 
 
