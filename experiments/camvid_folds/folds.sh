@@ -3,9 +3,9 @@
 # labelled sequences held out in turn (data.val_protocol=sequence, data.val_sequence=FOLD) and at
 # several seeds, one run at a time, fixed epochs (so mIoU does not depend on machine load).
 #   bash experiments/camvid_folds/folds.sh CHANGE [CHANGE ...]     # e.g. base lite1
-# CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 kdft360 kd (distill needs lite2 of the
-# same fold and seed first, ft* the base run; kd* the fold's teacher, ft450 of seed 42, and its
-# targets, which the first kd* run of a fold builds under $OUT/targets)
+# CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 kdft360 kdcwd360 kd (distill needs
+# lite2 of the same fold and seed first, ft* the base run; kd* the fold's teacher, ft450 of seed
+# 42, and its targets, which the first kd* run of a fold builds under $OUT/targets)
 # Env: CAMVID (../shared/data/camvid), EPOCHS (8), FT_EPOCHS (4), SEEDS ("42 7"), FOLDS ("0001TP 0006R0 0016E5"),
 #      OUT (logs/camvid_folds), NICE (19: trainings yield the CPU to interactive work),
 #      THREADS (2; 1 when two lanes run side by side).
@@ -44,8 +44,10 @@ change() {  # the overrides of one change against the recipe
     # held-out sequence) with multi-scale + flip predicts the fold's training frames once; the
     # student learns its stored probabilities beside the labels (teacher_targets/camvid_450.yaml
     # with the fold's teacher). kdft360: ft360 with the targets (the shipped camvid's recipe);
-    # kd: the recipe from ImageNet with them.
+    # kd: the recipe from ImageNet with them. kdcwd360: kdft360 with channel-wise distillation
+    # at Shu et al.'s segmentation setting (T=4, weight 3) instead of the per-pixel KL.
     kdft360) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt $(teacher "$2")" ;;
+    kdcwd360) echo "$(change kdft360 "$2" "$3") teacher_targets.kind=cwd teacher_targets.temperature=4.0 teacher_targets.weight=3.0" ;;
     kd) teacher "$2" ;;
     *) echo "unknown change $1" >&2; exit 2 ;;
   esac
@@ -68,7 +70,7 @@ for name in "$@"; do
       case "$name" in  # the runs this one starts from or learns from
         distill) needs="$OUT/lite2_${fold}_s${seed}" ;;
         ft*) needs="$OUT/base_${fold}_s${seed}" ;;
-        kdft360) needs="$OUT/base_${fold}_s${seed} $OUT/ft450_${fold}_s42" ;;
+        kdft360|kdcwd360) needs="$OUT/base_${fold}_s${seed} $OUT/ft450_${fold}_s42" ;;
         kd) needs="$OUT/ft450_${fold}_s42" ;;
         *) needs="" ;;
       esac
@@ -77,7 +79,7 @@ for name in "$@"; do
           echo "!! $run: it needs $need, which has not finished (run folds.sh on it first)"; continue 2
         fi
       done
-      epochs=$EPOCHS; case "$name" in ft*|kdft*) epochs=$FT_EPOCHS ;; esac
+      epochs=$EPOCHS; case "$name" in ft*|kdft*|kdcwd*) epochs=$FT_EPOCHS ;; esac
       echo "== $run ($(date +%H:%M))"
       nice -n "${NICE:-19}" "$RTSEG_TRAIN" "${BASE[@]}" "trainer.max_epochs=$epochs" "${extra[@]}" "data.val_sequence=$fold" "seed=$seed" \
         "hydra.run.dir=$run" > "$run.log" 2>&1 || echo "!! $run failed (see $run.log)"

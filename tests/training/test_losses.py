@@ -44,3 +44,18 @@ def test_distillation_is_zero_when_student_equals_teacher():
         for t in (1.0, 4.0):
             assert distillation_loss(logits, logits.clone(), kind, t, valid).abs() < 1e-6
             assert distillation_loss(logits, torch.randn_like(logits), kind, t, valid) > 1e-3
+
+
+def test_distillation_ignores_what_the_student_says_outside_the_valid_pixels():
+    """Padding and void carry no targets: changing the student there changes neither loss."""
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 5, 8, 12), torch.randn(2, 5, 8, 12)
+    valid = torch.ones(2, 8, 12, dtype=torch.bool)
+    valid[:, :, 9:] = False
+    other = student.clone()
+    other[..., 9:] = torch.randn(2, 5, 8, 3) * 10
+    for kind in ("logit", "cwd"):
+        a = distillation_loss(student, teacher, kind, 4.0, valid)
+        b = distillation_loss(other, teacher, kind, 4.0, valid)
+        assert torch.allclose(a, b, atol=1e-5), kind
+        assert not torch.allclose(a, distillation_loss(other, teacher, kind, 4.0, None)), kind

@@ -16,7 +16,7 @@ from PIL import Image
 from rtseg.data.base import PairedFiles
 from rtseg.data.soft_targets import SoftTargets, TargetSet, image_hashes
 from rtseg.data.transforms import build_transform
-from rtseg.errors import DataError
+from rtseg.errors import DataError, RtsegError
 from rtseg.training.teacher_targets import TeacherTargets
 from rtseg.training.train import train
 from rtseg.utils.config import compose_config
@@ -132,14 +132,16 @@ def _train_cfg(tmp_path, data_root, teacher, root, extra=()):
     )  # fmt: skip
 
 
-def test_training_learns_from_the_stored_targets_and_records_them(tmp_path, tiny_ckpt):
+@pytest.mark.parametrize("kind", ["logit", "cwd"])
+def test_training_learns_from_the_stored_targets_and_records_them(tmp_path, tiny_ckpt, kind):
     data = write_folder(tmp_path / "data")
     root = tmp_path / "targets"
-    train(_train_cfg(tmp_path, data, tiny_ckpt, root))
+    train(_train_cfg(tmp_path, data, tiny_ckpt, root, [f"teacher_targets.kind={kind}"]))
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     kd = record["extra"]["teacher_targets"]
     assert kd["teacher"] == str(Path(tiny_ckpt).resolve()) and kd["tta"] == "flip"
     assert kd["weight"] == 2.0 and kd["temperature"] == 2.0 and len(kd["targets_digest"]) == 64
+    assert kd["kind"] == kind and ("Shu" in kd["loss"]) == (kind == "cwd")
     assert "train/loss_targets" in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
     (folder,) = root.iterdir()
     assert folder.name.startswith(kd["teacher_sha256"][:16] + "-flip-32x48-s2")
@@ -181,6 +183,11 @@ def test_targets_are_built_once_and_rebuilt_for_a_changed_teacher_or_a_tampered_
     assert soft2.target_set.folder != soft.target_set.folder
     assert len(list(soft2.target_set.folder.glob("*.npz"))) == 6
     assert changed.digest != first.digest
+
+
+def test_an_unknown_loss_kind_is_refused_with_the_valid_ones(tiny_ckpt):
+    with pytest.raises(RtsegError, match="kind='kl': expected one of logit, cwd"):
+        TeacherTargets(str(tiny_ckpt), kind="kl")
 
 
 def test_a_teacher_of_other_classes_is_refused_before_anything_is_built(tmp_path, tiny_ckpt):

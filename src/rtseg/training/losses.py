@@ -102,8 +102,9 @@ def distillation_loss(
 
     ``logit``: per-pixel KL(teacher || student) of the class distributions at temperature T
     (Hinton et al.), averaged over ``valid`` pixels. ``cwd``: channel-wise distillation (Shu et
-    al., ICCV 2021): each class channel is a distribution over the image's pixels, and the KL of
-    those distributions is averaged over channels and images. Zero when student equals teacher.
+    al., ICCV 2021): each class channel is a distribution over the image's (``valid``) pixels, and
+    the KL of those distributions is averaged over channels and images. Zero when student equals
+    teacher.
     """
     t = float(temperature)
     student, teacher = student.float() / t, teacher.float() / t
@@ -113,6 +114,9 @@ def distillation_loss(
             kl = kl[valid] if valid.any() else kl.sum() * 0
         return kl.mean() * t * t
     if kind == "cwd":
+        if valid is not None:  # pixels outside ``valid`` take no mass in either distribution
+            off = ~valid.unsqueeze(1)
+            student, teacher = student.masked_fill(off, -1e4), teacher.masked_fill(off, -1e4)
         s, te = student.flatten(2), teacher.flatten(2)  # (B, K, HW): a distribution per channel
         kl = (te.softmax(2) * (te.log_softmax(2) - s.log_softmax(2))).sum(2)
         return kl.mean() * t * t

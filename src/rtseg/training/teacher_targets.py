@@ -7,9 +7,12 @@ passes at up to 675x900 per image). Here the teacher runs once per image, ever; 
 its probabilities from disk at the cost of a decompression, and the augmentations move them with
 the image (``rtseg.data.transforms.build_transform``: same scale, crop and flip).
 
-The loss is Hinton et al.'s knowledge distillation, per pixel: KL(teacher || student) of the class
-distributions at temperature T, times T^2, averaged over the labelled pixels of the crop (padding
-and void carry no targets), times ``weight``; it adds to the cross-entropy on the labels.
+The loss (``kind``) is Hinton et al.'s knowledge distillation per pixel (``logit``: KL(teacher ||
+student) of the class distributions at temperature T, times T^2, averaged over the labelled pixels
+of the crop: padding and void carry no targets) or channel-wise distillation (``cwd``, Shu et al.:
+each class a distribution over the crop's labelled pixels), times ``weight``; it adds to the
+cross-entropy on the labels. The stored log-probabilities stand in for the teacher's logits: per
+pixel they differ by a constant, which the class softmax ignores and the spatial one does not.
 
     rtseg-targets teacher_targets=camvid_450 data=camvid data.root=... data.val_protocol=trainval
     rtseg-train experiment=camvid_ppliteseg_lite0 teacher_targets=camvid_450 data.root=...
@@ -36,6 +39,11 @@ from rtseg.training.losses import distillation_loss
 
 log = logging.getLogger(__name__)
 
+_LOSSES = {  # kind -> what run.json and the model card say the loss was
+    "logit": "pixel-wise KL(teacher || student) at T, x T^2 (Hinton et al.)",
+    "cwd": "channel-wise KL(teacher || student) over pixels at T, x T^2 (Shu et al., ICCV 2021)",
+}
+
 
 class TeacherTargets:
     """Which teacher, how it predicts (``tta``, ``input_size``), how its targets are kept
@@ -50,9 +58,12 @@ class TeacherTargets:
         weight: float = 1.0,
         temperature: float = 1.0,
         root: str | None = None,
+        kind: str = "logit",
     ):
         if TTA.parse(tta) is None and tta != "none":
             raise RtsegError(f"teacher_targets.tta={tta!r}: expected none, flip, ms or ms_flip")
+        if kind not in _LOSSES:
+            raise RtsegError(f"teacher_targets.kind={kind!r}: expected one of {', '.join(_LOSSES)}")
         if int(stride) < 1:
             raise RtsegError(f"teacher_targets.stride={stride}: expected an integer >= 1")
         if float(weight) < 0 or float(temperature) <= 0:
@@ -64,6 +75,7 @@ class TeacherTargets:
         self.input_size = [int(v) for v in input_size] if input_size else None
         self.stride = int(stride)
         self.weight, self.temperature = float(weight), float(temperature)
+        self.kind = str(kind)
         self.root = Path(root).expanduser() if root else cache_dir() / "teacher_targets"
         who = weights_identity(self.teacher)
         if not who["sha256"]:
@@ -161,11 +173,11 @@ class TeacherTargets:
     # -- learning -----------------------------------------------------------------------------
 
     def loss(self, student: torch.Tensor, soft: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """``weight`` x pixel-wise KD between the student's logits and the stored probabilities
-        (uint8 x 255, the same (B, K, H, W) size), over ``valid`` pixels."""
+        """``weight`` x the ``kind`` of KD between the student's logits and the stored
+        probabilities (uint8 x 255, the same (B, K, H, W) size), over ``valid`` pixels."""
         probs = soft.float().div_(255.0).clamp_min_(1e-4)
         return self.weight * distillation_loss(
-            student, probs.log_(), kind="logit", temperature=self.temperature, valid=valid
+            student, probs.log_(), kind=self.kind, temperature=self.temperature, valid=valid
         )
 
     def record(self) -> dict:
@@ -178,7 +190,8 @@ class TeacherTargets:
             "stride": self.stride,
             "weight": self.weight,
             "temperature": self.temperature,
-            "loss": "pixel-wise KL(teacher || student) at T, x T^2 (Hinton et al.)",
+            "kind": self.kind,
+            "loss": _LOSSES[self.kind],
             "targets_digest": self.digest,
         }
 
