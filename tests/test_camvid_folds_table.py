@@ -154,3 +154,20 @@ def test_committed_rows_are_kept_for_runs_not_on_disk_and_nothing_is_written_wit
     before = committed.read_bytes()
     assert table.main([str(tmp_path / "empty"), "--out", str(out)]) == 2
     assert committed.read_bytes() == before
+
+
+def test_per_class_gains_are_paired_against_the_changes_reference(table, tmp_path):
+    """Where a change's gain comes from: per class, against the control REFERENCE names."""
+    for fold, seed, v in [("0006R0", 42, 45.0), ("0016E5", 7, 50.0)]:
+        for change, pole in [("base", 10.0), ("ft360", 12.0), ("kdft360", 15.0)]:
+            make_run(tmp_path, f"{change}_{fold}_s{seed}", {"plain": v})
+            plain = tmp_path / f"{change}_{fold}_s{seed}" / "eval" / "plain" / "eval.json"
+            plain.write_text(json.dumps({"miou": v / 100, "iou": {"sky": 0.9, "pole": pole / 100}}))
+    rows = table.collect(tmp_path)
+    header, *body = table.class_table(rows)
+    assert header == ["change", "against", "pairs", "sky", "pole"]
+    got = {r[0]: r[1:] for r in body}
+    assert got["kdft360"] == ["ft360", 2, "+0.00", "+3.00"]  # against ft360, not the recipe
+    assert got["ft360"] == ["base", 2, "+0.00", "+2.00"]
+    table.write(rows, tmp_path)  # the csv keeps the classes in the dataset's order, and reads back
+    assert table.class_table(table.read_rows(tmp_path / "folds.csv"))[0] == header

@@ -3,9 +3,9 @@
 # labelled sequences held out in turn (data.val_protocol=sequence, data.val_sequence=FOLD) and at
 # several seeds, one run at a time, fixed epochs (so mIoU does not depend on machine load).
 #   bash experiments/camvid_folds/folds.sh CHANGE [CHANGE ...]     # e.g. base lite1
-# CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 kdft360 kdcwd360 kd (distill needs
-# lite2 of the same fold and seed first, ft* the base run; kd* the fold's teacher, ft450 of seed
-# 42, and its targets, which the first kd* run of a fold builds under $OUT/targets)
+# CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 ft540 kdft360 kdcwd360 kdft540 kd
+# (distill needs lite2 of the same fold and seed first, ft* the base run; kd* the fold's teacher,
+# ft450 of seed 42, and its targets, which the first kd* run of a fold builds under $OUT/targets)
 # Env: CAMVID (../shared/data/camvid), EPOCHS (8), FT_EPOCHS (4), SEEDS ("42 7"), FOLDS ("0001TP 0006R0 0016E5"),
 #      OUT (logs/camvid_folds), NICE (19: trainings yield the CPU to interactive work),
 #      THREADS (2; 1 when two lanes run side by side).
@@ -37,6 +37,10 @@ change() {  # the overrides of one change against the recipe
     # made from camvid (init_weights=camvid)
     ft360) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt" ;;
     ft450) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt data.input_size=[450,600] data.crop_size=[360,480]" ;;
+    # the same for 540x720 frames (x1.5: the frame size where camvid's thin classes gained most
+    # when fed larger frames untrained, issue 33 item 4); kdft540: with the fold's teacher targets
+    ft540) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt data.input_size=[540,720] data.crop_size=[360,480]" ;;
+    kdft540) echo "$(change ft540 "$2" "$3") $(teacher "$2")" ;;
     # the Lite2 run of the same fold and seed teaches (it never saw the held-out sequence);
     # channel-wise distillation, T=4, weight 3 (Shu et al.'s setting for segmentation)
     distill) echo "+module.distill={_target_:rtseg.training.distill.Distillation,teacher:$OUT/lite2_$2_s$3/checkpoints/last.ckpt,kind:cwd,weight:3.0,temperature:4.0}" ;;
@@ -70,7 +74,7 @@ for name in "$@"; do
       case "$name" in  # the runs this one starts from or learns from
         distill) needs="$OUT/lite2_${fold}_s${seed}" ;;
         ft*) needs="$OUT/base_${fold}_s${seed}" ;;
-        kdft360|kdcwd360) needs="$OUT/base_${fold}_s${seed} $OUT/ft450_${fold}_s42" ;;
+        kdft360|kdcwd360|kdft540) needs="$OUT/base_${fold}_s${seed} $OUT/ft450_${fold}_s42" ;;
         kd) needs="$OUT/ft450_${fold}_s42" ;;
         *) needs="" ;;
       esac

@@ -43,9 +43,16 @@ TTA_MODES = {"flip": "2 passes", "ms": "4 passes (0.75/1/1.25/1.5)", "ms_flip": 
              "up": "1 pass at 450x600 (1.56x pixels)"}  # fmt: skip
 # the runs each change is paired against (default: base, the recipe): ft450 against the recipe (is
 # camvid fine-tuned for 450x600 frames better than camvid?) and against ft360 (is it the size, or
-# the extra epochs?)
-# kdft360 (ft360 learning the fold teacher's targets) against ft360, the same fine-tune without them
-REFERENCE = {"ft450": ("base", "ft360"), "kdft360": ("ft360", "base")}
+# the extra epochs?); ft540 the same for 540x720 frames, and against ft450 (which size?).
+# kd* (a fine-tune learning the fold teacher's targets) against the same fine-tune without them;
+# kdcwd360 (channel-wise) also against kdft360 (per-pixel): which loss?
+REFERENCE = {
+    "ft450": ("base", "ft360"),
+    "ft540": ("base", "ft360", "ft450"),
+    "kdft360": ("ft360", "base"),
+    "kdcwd360": ("ft360", "kdft360"),
+    "kdft540": ("ft540", "ft450"),
+}
 
 
 def val_by_epoch(run: Path) -> dict[int, float]:
@@ -61,10 +68,13 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def scores(run: Path) -> tuple[dict, dict]:
-    """evaluate.py's scores (%) of last.ckpt per mode, and which epoch that file holds."""
+def scores(run: Path) -> tuple[dict, dict, dict]:
+    """evaluate.py's scores (%) of last.ckpt per mode, which epoch that file holds, and its plain
+    score's per-class IoU (%)."""
     evals = {p.parent.name: 100 * read_json(p)["miou"] for p in run.glob("eval/*/eval.json")}
-    return evals, read_json(run / "eval" / "checkpoint.json")
+    plain = read_json(run / "eval" / "plain" / "eval.json").get("iou") or {}
+    per_class = {k: 100 * v for k, v in plain.items() if v is not None}
+    return evals, read_json(run / "eval" / "checkpoint.json"), per_class
 
 
 def collect(root: Path) -> list[dict]:
@@ -74,7 +84,8 @@ def collect(root: Path) -> list[dict]:
         if not m:
             continue
         record = read_json(run / "run.json")
-        evals, held = scores(run)
+        evals, held, per_class = scores(run)
+        last = bool(held.get("last_epoch"))
         in_loop = val_by_epoch(run)
         rows.append(
             {
@@ -83,7 +94,8 @@ def collect(root: Path) -> list[dict]:
                 "last_validated_epoch": max(in_loop) if in_loop else None,
                 "training_val_last": in_loop[max(in_loop)] if in_loop else None,
                 "ckpt_epoch": held.get("epoch"),
-                "miou_last": evals.get("plain") if held.get("last_epoch") else None,
+                "miou_last": evals.get("plain") if last else None,
+                **{f"iou_{k}": v for k, v in per_class.items() if last},
                 **{f"ckpt_{k}": v for k, v in sorted(evals.items())},
             }
         )  # fmt: skip
@@ -137,6 +149,25 @@ def ranking(rows: list[dict]) -> tuple[list[list], list[str]]:
     return [header, *table], notes
 
 
+def class_table(rows: list[dict]) -> list[list]:
+    """Each change's paired gain per class (points, mean over the pairs with per-class scores)
+    against its first reference: where a change's mIoU gain comes from (the thin classes?)."""
+    classes = list(dict.fromkeys(k for r in rows for k in r if k.startswith("iou_")))
+    if not classes:
+        return []
+    by = {(r["change"], r["fold"], r["seed"]): r for r in rows if r.get("miou_last") is not None}
+    body = []
+    for c in sorted({c for c, _, _ in by if c != "base"}):
+        ref = REFERENCE.get(c, ("base",))[0]
+        pairs = [(r, by[(ref, f, s)]) for (cc, f, s), r in by.items()
+                 if cc == c and (ref, f, s) in by and r.get(classes[0]) is not None
+                 and by[(ref, f, s)].get(classes[0]) is not None]  # fmt: skip
+        if pairs:
+            gains = [statistics.mean(a[k] - b[k] for a, b in pairs) for k in classes]
+            body.append([c, ref, len(pairs), *(fmt(g, True) for g in gains)])
+    return [["change", "against", "pairs", *(k[4:] for k in classes)], *body] if body else []
+
+
 def tta_table(rows: list[dict]) -> list[list]:
     """Each augmentation's gain over plain fp32 scoring of the same checkpoint, over all runs."""
     body = []
@@ -177,7 +208,9 @@ def merged(rows: list[dict], kept: list[dict]) -> list[dict]:
 
 
 def write(rows: list[dict], out: Path) -> str:
-    fields = sorted({k for r in rows for k in r}, key=lambda k: (k.startswith("ckpt_"), k))
+    seen = list(dict.fromkeys(k for r in rows for k in r))  # classes in the dataset's order
+    fields = sorted(seen, key=lambda k: (k.startswith("iou_") + 2 * k.startswith("ckpt_"),
+                                         seen.index(k) if k.startswith("iou_") else 0, k))  # fmt: skip
     fields = ["change", "fold", "seed"] + [k for k in fields if k not in ("change", "fold", "seed")]
     with (out / "folds.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
@@ -187,6 +220,10 @@ def write(rows: list[dict], out: Path) -> str:
     text = "Last-epoch val mIoU (rtseg-eval, fp32), mean over seeds (runs):\n\n"
     text += markdown_table(header, body).rstrip("\n") + "\n"
     text += "".join(f"\n{n}" for n in notes)
+    per_class = class_table(rows)
+    if per_class:
+        text += "\n\nPer-class IoU gain against the first reference (points, mean over pairs):\n\n"
+        text += markdown_table(per_class[0], per_class[1:]).rstrip("\n") + "\n"
     tta_header, *tta_body = tta_table(rows)
     if tta_body:
         text += "\n\nTest-time augmentation on the same checkpoints (rtseg-eval, fp32):\n\n"
