@@ -4,6 +4,7 @@
 # several seeds, one run at a time, fixed epochs (so mIoU does not depend on machine load).
 #   bash experiments/camvid_folds/folds.sh CHANGE [CHANGE ...]     # e.g. base lite1
 # CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 ft540 kdft360 kdcwd360 kdft540 kd
+#         ft450long kdlong360
 # (distill needs lite2 of the same fold and seed first, ft* the base run; kd* the fold's teacher,
 # ft450 of seed 42, and its targets, which the first kd* run of a fold builds under $OUT/targets)
 # Env: CAMVID (../shared/data/camvid), EPOCHS (8), FT_EPOCHS (4), SEEDS ("42 7"), FOLDS ("0001TP 0006R0 0016E5"),
@@ -41,6 +42,11 @@ change() {  # the overrides of one change against the recipe
     # when fed larger frames untrained, issue 33 item 4); kdft540: with the fold's teacher targets
     ft540) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt data.input_size=[540,720] data.crop_size=[360,480]" ;;
     kdft540) echo "$(change ft540 "$2" "$3") $(teacher "$2")" ;;
+    # a stronger fold teacher: ft450 trained 3x as long (FT_EPOCHS x 3); kdlong360: kdft360 learning
+    # its targets (does the teacher's quality decide? the ft450 teacher agrees with its own
+    # training frames' labels at mIoU 64.9, pedestrian 27: distillation/agreement.py)
+    ft450long) change ft450 "$2" "$3" ;;
+    kdlong360) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt $(teacher "$2" ft450long)" ;;
     # the Lite2 run of the same fold and seed teaches (it never saw the held-out sequence);
     # channel-wise distillation, T=4, weight 3 (Shu et al.'s setting for segmentation)
     distill) echo "+module.distill={_target_:rtseg.training.distill.Distillation,teacher:$OUT/lite2_$2_s$3/checkpoints/last.ckpt,kind:cwd,weight:3.0,temperature:4.0}" ;;
@@ -57,8 +63,8 @@ change() {  # the overrides of one change against the recipe
   esac
 }
 
-teacher() {  # the fold's teacher targets: its ft450 run (seed 42) at 450x600 with ms_flip
-  echo "teacher_targets=camvid_450 teacher_targets.teacher=$OUT/ft450_$1_s42/checkpoints/last.ckpt teacher_targets.input_size=[450,600] teacher_targets.root=$OUT/targets"
+teacher() {  # FOLD [RUN]: the fold's teacher targets: its RUN (ft450) of seed 42 at 450x600 with ms_flip
+  echo "teacher_targets=camvid_450 teacher_targets.teacher=$OUT/${2:-ft450}_$1_s42/checkpoints/last.ckpt teacher_targets.input_size=[450,600] teacher_targets.root=$OUT/targets"
 }
 
 for name in "$@"; do change "$name" x 0 > /dev/null || exit 2; done  # unknown names stop here
@@ -75,6 +81,7 @@ for name in "$@"; do
         distill) needs="$OUT/lite2_${fold}_s${seed}" ;;
         ft*) needs="$OUT/base_${fold}_s${seed}" ;;
         kdft360|kdcwd360|kdft540) needs="$OUT/base_${fold}_s${seed} $OUT/ft450_${fold}_s42" ;;
+        kdlong360) needs="$OUT/base_${fold}_s${seed} $OUT/ft450long_${fold}_s42" ;;
         kd) needs="$OUT/ft450_${fold}_s42" ;;
         *) needs="" ;;
       esac
@@ -83,7 +90,8 @@ for name in "$@"; do
           echo "!! $run: it needs $need, which has not finished (run folds.sh on it first)"; continue 2
         fi
       done
-      epochs=$EPOCHS; case "$name" in ft*|kdft*|kdcwd*) epochs=$FT_EPOCHS ;; esac
+      epochs=$EPOCHS
+      case "$name" in *long) epochs=$((FT_EPOCHS * 3)) ;; ft*|kdft*|kdcwd*|kdlong*) epochs=$FT_EPOCHS ;; esac
       echo "== $run ($(date +%H:%M))"
       nice -n "${NICE:-19}" "$RTSEG_TRAIN" "${BASE[@]}" "trainer.max_epochs=$epochs" "${extra[@]}" "data.val_sequence=$fold" "seed=$seed" \
         "hydra.run.dir=$run" > "$run.log" 2>&1 || echo "!! $run failed (see $run.log)"

@@ -52,6 +52,8 @@ REFERENCE = {
     "kdft360": ("ft360", "base"),
     "kdcwd360": ("ft360", "kdft360"),
     "kdft540": ("ft540", "ft450"),
+    "ft450long": ("ft450",),  # a teacher trained 3x as long
+    "kdlong360": ("ft360", "kdft360"),  # learning that teacher: does the teacher's quality decide?
 }
 
 
