@@ -198,6 +198,7 @@ def user_errors_as_one_line(fn: Callable) -> Callable:
             with sigterm_as_interrupt():
                 if args and OmegaConf.is_config(args[0]):  # Hydra's composed config: ranges first
                     check_ranges(args[0])
+                    check_accelerator(args[0])
                 return fn(*args, **kwargs)
         except Interrupted:
             raise
@@ -219,6 +220,22 @@ def user_errors_as_one_line(fn: Callable) -> Callable:
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
+
+
+def check_accelerator(cfg) -> None:
+    """``trainer=gpu`` on a machine without a CUDA GPU, as one line before the data and the network
+    are built (Lightning refuses it only when the Trainer is made: Hydra's 7-line error)."""
+    trainer = cfg.get("trainer")
+    accelerator = str(trainer.get("accelerator", "cpu")) if trainer is not None else "cpu"
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RtsegError(
+            f"trainer.accelerator={accelerator} (trainer=gpu) needs a CUDA GPU and this machine "
+            "has none that torch can use: run with trainer=cpu"
+        )
 
 
 RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
@@ -398,6 +415,9 @@ def check_overrides(config: str, argv: list[str]) -> None:
             values.append(o)
     try:
         cfg = compose_config(config, [_first_choice(o) for o in chosen])
+        for o in chosen:  # -m model=baseline,unet2: every choice of a sweep, not only the first
+            for choice in _sweep_choices(o)[1:]:
+                compose_config(config, [f"{o.key_or_group}={choice}"])
     except HydraException as e:
         raise RtsegError(_one_line(e)) from None
     for o in values:
@@ -417,12 +437,81 @@ def check_overrides(config: str, argv: list[str]) -> None:
                     f"{o.input_line}: {command} has no setting {o.key_or_group} (a typo? "
                     f"+{o.key_or_group}=... adds a new one)"
                 )
+            unused = _unused_addition(cfg, o.key_or_group, overrides)
+            if unused:
+                raise RtsegError(f"{o.input_line}: {unused}")
             continue
-        given = o.value().list if o.is_sweep_override() and hasattr(o.value(), "list") else None
-        for value in given if given is not None else [o.value()]:
+        for value in _sweep_choices(o):
+            if isinstance(value, str) and "${" in value:
+                continue  # an interpolation: its type is known once Hydra resolves it
             wrong = _type_error(o.key_or_group, node, value) or range_error(o.key_or_group, value)
             if wrong:
                 raise RtsegError(f"{o.input_line}: {wrong}")
+
+
+def _sweep_choices(o) -> list:
+    """The values an override takes: each of a sweep's (``model=baseline,unet2``), else its one."""
+    value = o.value()
+    return list(value.list) if o.is_sweep_override() and hasattr(value, "list") else [value]
+
+
+# keys Hydra's instantiate reads itself, never passed to the constructor
+INSTANTIATE_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+
+
+def _unused_addition(cfg, key: str, overrides) -> str | None:
+    """Why a ``+key=value`` that adds a setting would be ignored or break the run (None if not).
+
+    A new key under a constructor's config (one with ``_target_``) becomes a keyword argument: one
+    the constructor does not take is Hydra's instantiate traceback after minutes of setup
+    (``+trainer.max_epoch=1``). A new top-level key is read by no code: it is ignored unless another
+    override uses it as ``${key}``. A new block (a callback with its ``_target_``) and keys under a
+    mapping the code reads by name are left to the run."""
+    from omegaconf import DictConfig
+
+    parent_key, _, name = key.rpartition(".")
+    if name in INSTANTIATE_KEYS:
+        return None
+    if not parent_key:
+        if any(f"${{{key}" in str(o.input_line) for o in overrides):
+            return None
+        known = [k for k in cfg.keys() if k != "hydra"]
+        why = f"no code reads a new top-level setting (only ${{{name}}} in another override would)"
+        return _unknown(name, known, why, "settings")
+    parent = _node(cfg, parent_key)
+    if not isinstance(parent, DictConfig) or "_target_" not in parent:
+        return None
+    accepted = _keywords(parent.get("_target_"))
+    if accepted is None or name in accepted:
+        return None
+    taken = sorted(set(accepted) | (set(parent.keys()) - INSTANTIATE_KEYS))
+    why = f"{parent_key} ({parent.get('_target_')}) takes no argument {name}"
+    return _unknown(name, taken, why, "arguments")
+
+
+def _unknown(name: str, known: list[str], why: str, what: str) -> str:
+    """``why``, then the near match of ``name`` among ``known`` or, without one, all of them."""
+    from difflib import get_close_matches
+
+    near = get_close_matches(name, known, n=1)
+    hint = f"did you mean {near[0]}?" if near else f"its {what}: {', '.join(sorted(known))}"
+    return f"{why}: {hint}"
+
+
+def _keywords(target) -> list[str] | None:
+    """The keyword arguments ``target`` (a ``_target_`` path) takes, or None when it takes any
+    (``**kwargs``) or cannot be looked up here (an optional extra's class)."""
+    import inspect
+
+    try:
+        from hydra.utils import get_object
+
+        params = inspect.signature(get_object(str(target))).parameters.values()
+    except Exception:  # noqa: BLE001 - a missing extra or a C function: not ours to judge here
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
 
 
 def _first_choice(o) -> str:
