@@ -161,5 +161,7 @@ def load(
     check_value("size", None if size is None else list(size))  # the realtime size= range
     check_value("threads", threads)
     TTA.parse(tta)  # a bad tta= before the seconds of opening (and exporting) the model
-    opened = open_model(str(spec), backend, size, threads, log_dir=log_dir)
+    # a Path is a path even where it spells a shipped name (Path("./camvid") prints as camvid)
+    spec = str(spec.absolute()) if isinstance(spec, Path) else str(spec)
+    opened = open_model(spec, backend, size, threads, log_dir=log_dir)
     return SegModel(opened.net, opened.meta, opened.backend, opened.size, tta)

@@ -107,8 +107,9 @@ def load_state(net: nn.Module, ckpt: dict) -> nn.Module:
 
 def load_network(path: str | Path) -> tuple[nn.Module, dict]:
     """The trained network (eval mode, CPU) and its metadata, from a checkpoint or shipped name alone."""
-    if zoo.is_shipped(path):
-        return zoo.load_shipped(str(path))
+    name = zoo.shipped_name(path)
+    if name is not None:
+        return zoo.load_shipped(name)
     ckpt = read_checkpoint(path)
     meta = checkpoint_meta(ckpt)
     net = build_network(stored_model_config(meta))
@@ -122,8 +123,9 @@ def load_network(path: str | Path) -> tuple[nn.Module, dict]:
 def weights_identity(spec: str | Path) -> dict:
     """Which weights ``spec`` names, as run records keep it: the resolved file and its sha256, or
     a shipped model's name and the sha256 its card records (a teacher, a warm start's source)."""
-    if zoo.is_shipped(spec):
-        return {"source": str(spec), "sha256": zoo.card(str(spec)).get("sha256")}
+    name = zoo.shipped_name(spec)
+    if name is not None:
+        return {"source": name, "sha256": zoo.card(name).get("sha256")}
     path = Path(str(spec))
     if path.is_file():
         return {"source": str(path.resolve()), "sha256": file_sha256(path)}

@@ -52,20 +52,24 @@ def choose_checkpoint(cfg_checkpoint, log_dir: str | Path) -> Choice:
         filters = {k: spec.get(k) for k in ("dataset", "experiment", "tag", "model")}
         fallback = spec.get("fallback")
         if fallback and not any(filters.values()) and not _has_trained_runs(log_dir):
-            if not zoo.is_shipped(str(fallback)):
+            name = zoo.shipped_name(str(fallback))
+            if name is None:
                 raise CheckpointError(
                     f"checkpoint.fallback={fallback}: not a shipped model ({', '.join(zoo.names())})"
                 )
             return Choice(
-                Path(str(fallback)),
+                Path(name),
                 f"no trained run under {log_dir} yet: the shipped model {fallback!r} "
                 "(checkpoint.fallback; train one, or pass checkpoint=...)",
             )
         return choose_best(log_dir, **filters)
 
-    if zoo.is_shipped(path):
-        return Choice(Path(path), f"model {path!r} shipped with rtseg (rtseg.checkpoints.zoo)")
+    name = zoo.shipped_name(path)
+    if name is not None:
+        return Choice(Path(name), f"model {name!r} shipped with rtseg (rtseg.checkpoints.zoo)")
     p = Path(path).expanduser()
+    if str(p) in zoo.names():  # ./camvid: kept a path (Path() drops the ./ that made it one)
+        p = p.absolute()
     if p.is_dir():
         return from_run_dir(p)
     if not p.exists():
@@ -141,10 +145,14 @@ def choose_best(
 
 
 def from_run_dir(run_dir: Path) -> Choice:
+    from rtseg.checkpoints import zoo
+
     record_path = run_dir / RECORD_NAME
     if not record_path.is_file():
         ckpts = sorted(run_dir.glob("*.ckpt"))[:1]
         hint = f" (pass a file: checkpoint={ckpts[0]})" if ckpts else ""
+        if run_dir.name in zoo.names():
+            hint += f" (the shipped model is {zoo.PREFIX}{run_dir.name})"
         raise CheckpointError(
             f"checkpoint={run_dir} is a folder, not a checkpoint file or a run folder (no {RECORD_NAME}): "
             f"pass a .ckpt file, a run folder or best{hint}"

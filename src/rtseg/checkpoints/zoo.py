@@ -9,6 +9,7 @@ they load with no network access.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from torch import nn
@@ -20,15 +21,59 @@ from rtseg.utils.paths import PACKAGE_DIR, file_sha256
 # the shipped files (package data, no code): <name>.safetensors + <name>.json
 ZOO_DIR = PACKAGE_DIR / "zoo"
 
+log = logging.getLogger(__name__)
+
 
 def names() -> list[str]:
     return sorted(p.stem for p in ZOO_DIR.glob("*.json") if p.with_suffix(".safetensors").is_file())
 
 
-def is_shipped(spec) -> bool:
-    """True for a bare shipped name (``camvid``), never for an existing path of the same name."""
+#: the prefix that names a shipped model whatever files are here: ``zoo:camvid``
+PREFIX = "zoo:"
+
+# the shadowed names already reported in this process (said once, not per frame or per load)
+_reported: set[tuple[str, str]] = set()
+
+
+def shipped_name(spec) -> str | None:
+    """The shipped model ``spec`` names, or None when it names a path: the one rule for every
+    entrypoint and ``rtseg.load``.
+
+    ``zoo:NAME`` is always the shipped model; a bare shipped name (``camvid``) is too, also where a
+    file or folder of that name is in the working directory (a dataset folder is often called
+    ``camvid``): that is said once, with ``./camvid`` as the way to name the folder. Anything else
+    (``./camvid``, ``runs/camvid``, ``x.ckpt``) is a path."""
     text = str(spec)
-    return text in names() and not Path(text).exists()
+    if text.startswith(PREFIX):
+        name = text[len(PREFIX) :]
+        if name not in names():
+            raise CheckpointError(
+                f"{text}: no shipped model named {name!r} (shipped: {', '.join(names()) or 'none'})"
+            )
+        return name
+    if text not in names():
+        return None
+    here = Path(text)
+    if here.exists() and (text, str(Path.cwd())) not in _reported:
+        _reported.add((text, str(Path.cwd())))
+        kind = "folder" if here.is_dir() else "file"
+        log.warning(
+            "%s: took the shipped model, not the %s %s here (./%s names the %s; %s%s always "
+            "names the shipped model)",
+            text,
+            kind,
+            here.resolve(),
+            text,
+            kind,
+            PREFIX,
+            text,
+        )
+    return text
+
+
+def is_shipped(spec) -> bool:
+    """Whether ``spec`` names a shipped model (``shipped_name``)."""
+    return shipped_name(spec) is not None
 
 
 def card(name: str) -> dict:
