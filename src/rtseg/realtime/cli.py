@@ -51,6 +51,7 @@ from rtseg.realtime.sinks import (
 )
 from rtseg.realtime.stream_quality import StreamRecorder, stream_agreement, stream_report
 from rtseg.realtime.temporal_choice import choose_filter
+from rtseg.realtime.thread_budget import thread_budget
 from rtseg.utils.cli import command_line_checked, stop_at_once, user_errors_as_one_line
 from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
@@ -295,6 +296,7 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         "workers": pcfg.workers,
         "drop": drop,
         "threads": model.threads,
+        "thread_budget": thread_budget(model.threads, source, sinks),
         "interrupted": interrupted,
         "ended_early": ended_early,
         "output_notes": [s.note for s in sinks if s.note],

@@ -127,6 +127,7 @@ class VideoFileSink(Sink):
         self.writer = None
         self.size: tuple[int, int] | None = None
         self.tmp: Path | None = None  # the video being written, published by close()
+        self.encoder_threads: dict | None = None  # the encoder's threads (realtime.json)
 
     def write(self, index, frame, labels) -> None:
         h, w = frame.shape[:2]
@@ -138,6 +139,7 @@ class VideoFileSink(Sink):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.tmp = temporary_name(target)
                 self.writer = open_video_writer(self.tmp, self.fps, (w, h), self.codec, **self.h264)
+                self.encoder_threads = self.writer.threads
             except Exception as e:  # PyAV and OpenCV raise their own types
                 self._discard()
                 self.failed = True

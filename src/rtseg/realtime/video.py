@@ -74,6 +74,9 @@ class AvWriter:
         self.stream.pix_fmt = self.pix_fmt
         if encoder == "libx264":
             self.stream.options = {"preset": str(preset), "crf": str(crf)}
+        ctx = self.stream.codec_context  # PyAV's defaults (0: the encoder picks), for the record
+        kind = getattr(ctx.thread_type, "name", ctx.thread_type)
+        self.threads = {"encoder": encoder, "thread_count": ctx.thread_count, "thread_type": kind}
         self._frame = av.VideoFrame
 
     def write(self, frame: np.ndarray) -> None:
@@ -95,6 +98,7 @@ class Mp4vWriter:
     """OpenCV's MPEG-4 Part 2 writer: plays in VLC/ffmpeg, not in browsers."""
 
     codec = "mp4v"
+    threads = {"encoder": "mpeg4 (OpenCV's FFmpeg writer)", "thread_count": None}
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]):
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)

@@ -111,6 +111,7 @@ class VideoSource(Source):
         if self.paced and not self.fps:
             log.warning("%s: no frame rate in the file: played live unpaced", self.name)
         self.size = self._info["size"]
+        self.decode_threads = self._info.get("threads") or None  # realtime.json's thread budget
 
     # ------------------------------------------------------------------ the consuming side
 
@@ -212,6 +213,8 @@ class VideoSource(Source):
                         int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
                         int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
                     ),
+                    # FFmpeg's decoding threads as OpenCV set them (0: not reported)
+                    "threads": int(cap.get(cv2.CAP_PROP_N_THREADS) or 0),
                 }
             except Exception as e:  # noqa: BLE001 - cv2.error and the like: one line, raised by __init__
                 self._open_error = SourceError(f"cannot open source {self.name}: {e}")
