@@ -53,9 +53,11 @@ class FilterConfig:
     flow_preset: str = "ultrafast"
     margin: float = 1.0  # flow: logits by which a new class must beat the carried label
     stride: int = 4  # flow: the flow and the gate work at 1/stride of the output size
-    auto_max_share: float = 0.15  # auto on files: a filter may add this share of inference time
+    auto_max_share: float = 0.15  # auto on files: a filter may cost this share of the frame time
+    auto_probe_seconds: float = 2.0  # auto: the stream run with and without filters (0: alone only)
     requested: str = ""  # what the config said (auto: chosen by measurement, temporal_choice.py)
     reason: str = ""  # why auto chose it
+    cost: dict | None = None  # auto: the figures it chose by (end to end and isolated)
 
     @classmethod
     def from_cfg(cls, mode, opts=None, workers: int = 1) -> FilterConfig:
@@ -71,7 +73,7 @@ class FilterConfig:
                 log.info(
                     "temporal=auto: no filter with workers=%d (its state is sequential)", workers
                 )
-        known = {k for k in cls.__annotations__ if k not in ("mode", "requested", "reason")}
+        known = {k for k in cls.__annotations__ if k not in ("mode", "requested", "reason", "cost")}
         unknown = sorted(set(opts) - known)
         if unknown:
             raise RtsegError(f"temporal_filter: unknown key(s) {', '.join(unknown)}")
@@ -86,6 +88,10 @@ class FilterConfig:
             )
         if float(cfg.margin) < 0:
             raise RtsegError(f"temporal_filter.margin={cfg.margin} must be >= 0")
+        if not float(cfg.auto_probe_seconds) >= 0:
+            raise RtsegError(
+                f"temporal_filter.auto_probe_seconds={cfg.auto_probe_seconds} must be >= 0"
+            )
         if int(cfg.stride) < 1:
             raise RtsegError(f"temporal_filter.stride={cfg.stride} must be >= 1")
         if cfg.flow_preset not in PRESETS:
@@ -98,6 +104,7 @@ class FilterConfig:
                 f"workers=1 (got workers={workers})"
             )
         cfg.alpha, cfg.margin = float(cfg.alpha), float(cfg.margin)
+        cfg.auto_probe_seconds = float(cfg.auto_probe_seconds)
         cfg.motion_threshold, cfg.stride = float(cfg.motion_threshold), int(cfg.stride)
         return cfg
 

@@ -232,6 +232,16 @@ def print_report(info: dict, row: dict) -> None:
     console.print(stages)
 
 
+def scratch_sink(cfg, folder: Path, fps: float | None) -> Sink:
+    """A sink of the run's kind writing into ``folder`` (file, folder; else none): what a stream run
+    only to be timed (the sequential loop, temporal=auto's probe) pays for its output."""
+    if cfg.sink == "file":
+        return VideoFileSink(folder / "scratch.mp4", fps, **to_container(cfg.video))
+    if cfg.sink == "folder":
+        return FolderSink(folder / "frames")
+    return NullSink()
+
+
 def measure_baselines(
     cfg,
     model: RealtimeModel,
@@ -261,14 +271,7 @@ def measure_baselines(
     source = source.reopen()
     source.max_frames = frames
     with tempfile.TemporaryDirectory(prefix="rtseg-seq-") as tmp:
-        kind = cfg.sink if cfg.sink in ("file", "folder") else "none"
-        sink = {
-            "file": lambda: VideoFileSink(
-                Path(tmp) / "seq.mp4", source.fps, **to_container(cfg.video)
-            ),
-            "folder": lambda: FolderSink(Path(tmp) / "frames"),
-            "none": NullSink,
-        }[kind]()
+        sink = scratch_sink(cfg, Path(tmp), source.fps)
         fresh = make_filter(temporal, model.size) if temporal else None
         seq = in_thread(sequential, source, preprocess, infer, overlay, sink, hud_label, fresh)
     log.info("sequential loop: %d frames, %.1f fps", seq["frames"], seq["fps"])

@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import sys
+import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
@@ -31,6 +32,7 @@ from rtseg.realtime.baselines import (
     in_thread,
     measure_baselines,
     print_report,
+    scratch_sink,
     warm_up,
     write_report,
 )
@@ -52,6 +54,7 @@ from rtseg.realtime.sinks import (
 from rtseg.realtime.stream_quality import StreamRecorder, stream_agreement, stream_report
 from rtseg.realtime.temporal_choice import choose_filter
 from rtseg.realtime.thread_budget import thread_budget
+from rtseg.realtime.video_source import VideoSource
 from rtseg.utils.cli import command_line_checked, stop_at_once, user_errors_as_one_line
 from rtseg.utils.config import output_dir, to_container
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD
@@ -69,6 +72,27 @@ def _model_key(model) -> str:
     if model.net is not None:
         return model_key(model.net)
     return f"file-{model.backend.path.name}" if model.backend.path else "unknown"
+
+
+def stream_probe(cfg, source, model, preprocess, overlay, hud_label, pcfg):
+    """``(run, "")``: temporal=auto's end-to-end probe, the stream's own stages (preprocess, the
+    backend, overlay, a scratch sink of the run's kind) over the first frames of a fresh, unpaced
+    read of the source; ``(None, why)`` for a camera or URL, which cannot be read again."""
+    if isinstance(source, VideoSource) and not source.is_file:
+        return None, f"{source.name} cannot be read again (a camera or URL)"
+
+    def run(temporal, record, frames: int) -> None:
+        infer = model.standalone_infer(None)
+        with tempfile.TemporaryDirectory(prefix="rtseg-probe-") as tmp:
+            probe_source = build_source(cfg, max_frames=frames, paced=False)
+            sink = scratch_sink(cfg, Path(tmp), probe_source.fps)
+            config = replace(pcfg, drop="none", workers=1)
+            Pipeline(
+                probe_source, preprocess, lambda: infer, overlay, [sink], config, hud_label,
+                temporal=temporal, record=record,
+            ).run()  # fmt: skip
+
+    return run, ""
 
 
 @contextmanager
@@ -167,6 +191,16 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
         lambda: calibration_frames(cfg, size, mean, std, agree.frames, agree.stride),
         float(agree.min),
     )
+    overlay_cfg = to_container(cfg.overlay)
+    overlay = Overlay(meta.get("palette"), meta.get("class_names"), **overlay_cfg)
+    pcfg = PipelineConfig(
+        drop=drop,
+        max_batch=int(cfg.max_batch),
+        workers=int(cfg.workers),
+        queue_size=int(cfg.queue_size),
+    )
+    hud_label = f"{backend.name} {backend.precision} {size[0]}x{size[1]}"
+    probe, no_probe = stream_probe(cfg, source, model, preprocess, overlay, hud_label, pcfg)
     temporal = in_thread(  # where the pipeline runs inference (see in_thread)
         lambda: (
             choose_filter(
@@ -178,20 +212,13 @@ def _realtime(cfg: DictConfig, stop: threading.Event) -> dict:
                 live=drop == "latest",
                 cache_dir=InferOptions.from_cfg(cfg).cache_dir or default_cache_dir(),
                 key=f"{_model_key(model)}|{backend.name}|{backend.precision}|t{model.threads}",
+                probe=probe,
+                no_probe=no_probe,
             )
             if temporal.requested == "auto" and temporal.mode != "none"
             else temporal
         )
     )
-    overlay_cfg = to_container(cfg.overlay)
-    overlay = Overlay(meta.get("palette"), meta.get("class_names"), **overlay_cfg)
-    pcfg = PipelineConfig(
-        drop=drop,
-        max_batch=int(cfg.max_batch),
-        workers=int(cfg.workers),
-        queue_size=int(cfg.queue_size),
-    )
-    hud_label = f"{backend.name} {backend.precision} {size[0]}x{size[1]}"
 
     pipeline = None
     sinks = make_sinks(

@@ -88,12 +88,16 @@ def build_source(
     stop_event: threading.Event | None = None,
     paced: bool = True,
 ) -> Source:
-    """``paced=False``: a file played live is read at full speed (calibration frames need no clock)."""
+    """``paced=False``: a file played live, or the live synthetic scene, is read at full speed
+    (calibration frames need no clock; temporal=auto's probe times the stream's own capacity)."""
+    synthetic = synthetic_options(cfg)
+    if not paced:
+        synthetic["live"] = False
     return open_source(
         cfg.source,
         max_frames=cfg.get("max_frames") if max_frames is None else max_frames,
         live=cfg.get("live"),
-        synthetic=synthetic_options(cfg),
+        synthetic=synthetic,
         reconnect=to_container(cfg.reconnect),
         folder_fps=cfg.get("folder_fps", 10),
         stop_event=stop_event,
