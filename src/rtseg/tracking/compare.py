@@ -16,7 +16,7 @@ import pandas as pd
 
 from rtseg.tracking.runs import RunRecord, find_runs
 from rtseg.utils.markdown import markdown_table
-from rtseg.utils.paths import atomic_path, write_atomic
+from rtseg.utils.paths import atomic_path, storage_error_line, write_atomic
 
 LEADERBOARD_COLUMNS = [
     "run",
@@ -227,10 +227,22 @@ def main(argv: list[str] | None = None) -> int:
     df = leaderboard(records, root)
     print_leaderboard(df, f"{len(df)} runs under {root}")
     csv_path = Path(args.csv or root / "leaderboard.csv")
-    write_atomic(csv_path, df.to_csv(index=False))
-    png = plot_pareto(
-        df, args.png or root / "leaderboard.png", title=f"val mIoU vs fps: {root.resolve().name}"
-    )
+    try:
+        write_atomic(csv_path, df.to_csv(index=False))
+        png = plot_pareto(
+            df,
+            args.png or root / "leaderboard.png",
+            title=f"val mIoU vs fps: {root.resolve().name}",
+        )
+    except OSError as e:  # a read-only or full log folder: the table above is all there is
+        line = storage_error_line(e)
+        if line is None:
+            raise
+        print(
+            f"error: {line} (the table above is complete; --csv/--png write it elsewhere)",
+            file=sys.stderr,
+        )
+        return 2
     print(f"table: {csv_path}")
     print(
         f"Pareto plot: {png}"

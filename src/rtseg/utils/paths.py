@@ -141,8 +141,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        with contextlib.suppress(OSError):  # a read-only folder refuses this too: one error
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename in (str(tmp), tmp):
+            e.filename = str(path)  # the file the user asked for, not our hidden temporary name
         raise
 
 
