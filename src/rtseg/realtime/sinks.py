@@ -22,7 +22,13 @@ import numpy as np
 from rtseg.errors import OutputExists, SinkError
 from rtseg.infer.frames import to_frame_size
 from rtseg.realtime.video import open_video_writer
-from rtseg.utils.paths import keep_under_free_name, publish, temporary_name, write_atomic
+from rtseg.utils.paths import (
+    keep_under_free_name,
+    publish,
+    remove_stale_temporaries,
+    temporary_name,
+    write_atomic,
+)
 
 log = logging.getLogger("rtseg.realtime")
 
@@ -39,6 +45,9 @@ def check_output(
     """
     given = Path(output).expanduser()
     target = given.resolve()
+    # what a SIGKILLed run left half-written under a hidden name (issue 36)
+    for stale in remove_stale_temporaries(target if kind == "folder" else target.parent):
+        log.info("removed %s: a temporary file of a run that was killed", stale)
     if kind == "file" and given.suffix.lower() not in VIDEO_EXTS and not target.is_dir():
         raise SinkError(
             f"output={output}: expected a video file name ({', '.join(VIDEO_EXTS)}), not "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 import time
@@ -171,6 +172,49 @@ def temporary_name(path: str | Path) -> Path:
     """A unique hidden name beside ``path`` with its suffix (writers pick a format by extension)."""
     path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp{path.suffix}")
+
+
+# what temporary_name makes: .<name>.<pid>-<6 hex>.tmp<suffix>
+_TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)-[0-9a-f]{6}\.tmp(\.[^.]+)?$")
+
+#: a temporary younger than this is left alone even when its pid is gone here: a writer on another
+#: machine sharing the folder (NFS) has a pid this machine does not know
+STALE_AFTER_S = 60.0
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries that ``atomic_path`` writers killed by SIGKILL (or a power cut) left
+    in ``folder``: a name ``temporary_name`` makes, whose pid is no live process here, untouched
+    for ``STALE_AFTER_S``. ``atomic_path`` removes its own on any exit Python sees; SIGKILL is the
+    one it cannot, and the hidden file (a half video: megabytes) stayed forever. Returns them."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        found = _TEMPORARY.match(entry.name)
+        if not found or not entry.is_file(follow_symlinks=False) or _alive(int(found["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if now - entry.stat(follow_symlinks=False).st_mtime >= STALE_AFTER_S:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with ``pid`` runs on this machine (ours or another user's)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: another user's live process
+        return True
+    return True
 
 
 @contextmanager
