@@ -62,3 +62,27 @@ def test_the_api_takes_the_same_rule(camvid_folder_here):
         rtseg.load(Path("camvid"), backend="eager", threads=1)
     model = rtseg.load("camvid", backend="eager", threads=1)
     assert model.meta["num_classes"] == zoo.card("camvid")["meta"]["num_classes"]
+
+
+@pytest.mark.parametrize("config", ["realtime", "eval", "export", "benchmark"])
+def test_checkpoint_best_is_the_same_written_or_defaulted(config, tmp_path):
+    """With no trained run, ``best`` falls back where the command's default does (realtime: the
+    shipped camvid) and refuses where it does not, whether ``checkpoint=best`` is written or not."""
+    from rtseg.utils.cli import checkpoint_keys_kept
+    from rtseg.utils.config import compose_config
+
+    def outcome(argv):
+        cfg = compose_config(config, checkpoint_keys_kept(config, argv))
+        try:
+            return str(choose_checkpoint(cfg.checkpoint, tmp_path / "logs").path)
+        except CheckpointError as e:
+            return f"refused: {str(e).split(':')[0]}"
+
+    defaulted = outcome(["checkpoint.path=best"] if config == "benchmark" else [])
+    assert outcome(["checkpoint=best"]) == defaulted
+    if config == "realtime":
+        assert defaulted == "camvid"
+    else:
+        assert defaulted.startswith("refused: no trained run")
+    assert outcome(["checkpoint=best", "checkpoint.fallback=null"]).startswith("refused")
+

@@ -70,8 +70,11 @@ def test_checkpoint_path_and_keys_compose_in_every_command(config):
         ckpt = compose_config(config, argv).checkpoint
         assert ckpt.path == line[-1 if line[-1].startswith("checkpoint=") else 0].split("=")[1]
         assert ckpt.dataset == "camvid" or ckpt.experiment == "e"
-    # alone, checkpoint=X is left as it was (the whole mapping, a string)
-    assert checkpoint_keys_kept(config, ["checkpoint=best"]) == ["checkpoint=best"]
+    # alone, checkpoint=X is the mapping's path too: checkpoint=best keeps the default's fallback
+    assert checkpoint_keys_kept(config, ["checkpoint=best"]) == ["checkpoint.path=best"]
+    assert compose_config(config, ["checkpoint.path=best"]).checkpoint.fallback == (
+        compose_config(config, []).checkpoint.fallback
+    )
 
 
 # (command's config, what a message in src/ suggests, with what the user had typed before it)

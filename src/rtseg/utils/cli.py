@@ -296,30 +296,31 @@ def run_folders(argv: list[str]) -> list[tuple[str, str]]:
 
 
 def checkpoint_keys_kept(config: str, argv: list[str]) -> list[str]:
-    """``checkpoint=X`` written as ``checkpoint.path=X`` when the command line also sets a
-    ``checkpoint.KEY``, in a command whose ``checkpoint:`` is a mapping (eval, bench, export,
-    realtime).
+    """``checkpoint=X`` written as ``checkpoint.path=X`` in a command whose ``checkpoint:`` is a
+    mapping (eval, bench, export, realtime).
 
-    ``checkpoint=X`` alone replaces the whole mapping with a string (read as the path by
-    ``checkpoints.spec.checkpoint_spec``), so the ``checkpoint.dataset=camvid`` that
+    ``checkpoint=X`` would replace the whole mapping with a string (read as the path by
+    ``checkpoints.spec.checkpoint_spec``): the ``checkpoint.dataset=camvid`` that
     ``checkpoint=best`` asks for across datasets would have nothing left to set (Hydra's seven
-    lines of "Could not override 'checkpoint.dataset'"), or be dropped when it came first. As the
-    mapping's ``path`` it keeps every key, in either order; a line without ``checkpoint.KEY`` is
-    left as it is."""
+    lines of "Could not override 'checkpoint.dataset'"), or be dropped when it came first, and a
+    written ``checkpoint=best`` would lose the ``fallback`` that the same ``best`` by default has
+    (rtseg-realtime ran the shipped model with no runs, and refused with ``checkpoint=best``). As
+    the mapping's ``path`` it keeps every key, in either order."""
     import yaml
 
     def key(arg: str) -> str:
         return arg.lstrip("+~").partition("=")[0]
 
-    if not any(key(a).startswith("checkpoint.") and "=" in a for a in argv):
-        return list(argv)
     path = CONF_DIR / f"{config}.yaml"
     node = (yaml.safe_load(path.read_text()) or {}).get("checkpoint") if path.is_file() else None
     if not isinstance(node, dict) or "path" not in node:
         return list(argv)
     return [
         f"{'++' if a.startswith('++') else ''}checkpoint.path={a.partition('=')[2]}"
-        if not a.startswith("~") and key(a) == "checkpoint" and "=" in a
+        if not a.startswith("~")
+        and key(a) == "checkpoint"
+        and "=" in a
+        and not a.partition("=")[2].startswith("{")  # a whole mapping stays one
         else a
         for a in argv
     ]
