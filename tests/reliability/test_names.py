@@ -86,3 +86,31 @@ def test_checkpoint_best_is_the_same_written_or_defaulted(config, tmp_path):
         assert defaulted.startswith("refused: no trained run")
     assert outcome(["checkpoint=best", "checkpoint.fallback=null"]).startswith("refused")
 
+
+def test_a_text_file_is_no_video_source(tmp_path):
+    """notes.txt was played through FFmpeg's tty demuxer as a 42-frame video, reported a success."""
+    from rtseg.errors import SourceError
+    from rtseg.realtime.open_source import open_source
+
+    from .conftest import run_cli, write_video
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("meeting notes\n" * 200)
+    subtitles = tmp_path / "clip.srt"
+    subtitles.write_text("1\n00:00:01,000 --> 00:00:02,000\nhello\n")
+    with pytest.raises(SourceError, match="not a video .FFmpeg reads it as srt with no video"):
+        open_source(str(subtitles))
+    video = open_source(str(write_video(tmp_path / "clip.mp4", frames=3)), live=False)
+    video.close()
+
+    proc = run_cli(
+        "rtseg.realtime.cli",
+        f"source={notes}",
+        "checkpoint=camvid",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "progress.enabled=false",
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: source={notes}: not a video (FFmpeg reads it as text)")

@@ -68,7 +68,34 @@ def open_source(
         raise SourceError(
             f"cannot open source {redact(text)}: no such file, folder, camera index or URL"
         )
+    check_video_file(path)
     return VideoSource(str(path), live, max_frames, retry, stop_event, rate)
+
+
+# FFmpeg demuxers that read any text file as a video of its characters (notes.txt played as
+# 42 frames of rendered text): never what a source= means
+TEXT_DEMUXERS = {"tty"}
+
+
+def check_video_file(path: Path) -> None:
+    """Refuse a file that is no video before the model loads: FFmpeg (under OpenCV) plays a text
+    file through its tty demuxer and a subtitle file has no picture. A file FFmpeg cannot open at
+    all is left to ``VideoSource``, whose one line says why."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            demuxer = container.format.name
+            pictures = [s for s in container.streams if s.type == "video"]
+    except (av.FFmpegError, OSError, ValueError):
+        return
+    if demuxer in TEXT_DEMUXERS or not pictures:
+        what = "text" if demuxer in TEXT_DEMUXERS else f"{demuxer} with no video stream"
+        raise SourceError(
+            f"source={path}: not a video (FFmpeg reads it as {what}): expected a video file, a "
+            "camera index or /dev/videoN, a stream URL, an image, an image folder or glob, or "
+            "synthetic"
+        )
 
 
 def synthetic_options(cfg: DictConfig) -> dict:
