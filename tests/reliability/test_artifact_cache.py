@@ -124,3 +124,28 @@ def test_cache_lock_is_released_after_a_failure(tmp_path):
         raise RuntimeError("measuring failed")
     with cache.locked():  # would block forever if the failure had kept the lock
         pass
+
+
+def test_an_entry_edited_to_another_models_file_is_measured_again(tiny_net, tmp_path, caplog):
+    """An entry whose path and sha256 were both edited to another model's ONNX of another class
+    count passed the sha256 check and died in ONNX Runtime with INVALID_ARGUMENT (issue 36): its
+    sidecar names the other model, so this one is measured again and runs its own file."""
+    from rtseg.models.baseline import ThreeConvNet
+
+    torch.manual_seed(1)
+    other = ThreeConvNet(num_classes=3, width=8).eval()
+    _auto(other, tmp_path)
+    (other_entry,) = json.loads((tmp_path / "auto.json").read_text()).values()
+    mine = _auto(tiny_net, tmp_path)
+    expected = _masks(mine)
+    index = json.loads((tmp_path / "auto.json").read_text())
+    key = next(k for k, e in index.items() if e["sha256"] != other_entry["sha256"])
+    index[key].update(artifact=other_entry["artifact"], sha256=other_entry["sha256"])
+    (tmp_path / "auto.json").write_text(json.dumps(index))
+
+    caplog.set_level("INFO", logger="rtseg")
+    again = _auto(tiny_net, tmp_path)
+    assert "another model's file (not run)" in caplog.text and "measuring candidates" in caplog.text
+    assert again.path != Path(other_entry["artifact"])
+    assert torch.equal(_masks(again), expected)
+    assert file_sha256(Path(other_entry["artifact"])) == other_entry["sha256"]  # left as it was

@@ -4,11 +4,14 @@ An artifact is the file a backend runs (an exported or quantised ONNX file, with
 for in-process torch backends, the weights themselves. ``<cache>/auto.json`` maps (CPU, model,
 input size, batch, threads) to the chosen artifact with its sha256, the weights hash, the runtime
 versions and the timing trials; an entry whose file is gone or whose hashes or versions differ is
-measured again. Files are stored by content under ``<cache>/artifacts/<sha256>/``, so a later
-export can never change a file that an entry points to. Never in a user's export folder.
+measured again. Files are stored by content under ``<cache>/artifacts/<sha256[:16]>/`` (the
+sha256's first 16 hex digits), so a later export can never change a file that an entry points to.
+Never in a user's export folder.
 
 The cache is trusted storage: an entry resolves only inside ``<cache>/artifacts/``, a file's sha256
-is checked on every use, and a damaged, truncated or missing file is never run: the same backend is exported again and, when the fresh file has the
+is checked on every use, its sidecar must describe this run's model (weights hash, class count,
+input size and batch: an entry edited to another model's file is measured again, not run), and a
+damaged, truncated or missing file is never run: the same backend is exported again and, when the fresh file has the
 recorded sha256, copied over the bad one (atomically: every write here goes to a temporary name
 first). A lock file serialises measuring, so concurrent runs on one cache measure once and share it.
 """
@@ -28,9 +31,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg.errors import BackendUnavailable
+from rtseg.errors import BackendUnavailable, ExportError
 from rtseg.infer.onnx import int8_recipe
-from rtseg.infer.sidecar import sidecar_path, update_sidecar
+from rtseg.infer.sidecar import read_sidecar, sidecar_path, update_sidecar
 from rtseg.utils.machine import cpu_name
 from rtseg.utils.paths import copy_atomic, file_sha256, write_atomic
 
@@ -97,8 +100,10 @@ class ArtifactCache:
         entry = self._read().get(key)
         return entry if entry and entry.get("versions") == runtime_versions() else None
 
-    def lookup(self, key: str, weights: str) -> tuple[dict | None, str]:
-        """(entry, "") when it is still valid, else (None, why it must be measured again)."""
+    def lookup(self, key: str, weights: str, expect: dict | None = None) -> tuple[dict | None, str]:
+        """(entry, "") when it is still valid, else (None, why it must be measured again).
+        ``expect``: sidecar fields the artifact must record (``input_size``, ``batch_size``,
+        ``num_classes``; None values are not compared), besides this run's weights hash."""
         entry = self._read().get(key)
         if entry is None:
             return None, "no cached choice"
@@ -117,6 +122,9 @@ class ArtifactCache:
                 return None, f"artifact {path} is missing"
             if file_sha256(Path(path)) != entry.get("sha256"):
                 return None, f"artifact {path} changed (sha256)"
+            wrong = sidecar_mismatch(Path(path), {"weights_hash": weights, **(expect or {})})
+            if wrong:
+                return None, wrong
         return entry, ""
 
     @contextmanager
@@ -192,6 +200,7 @@ class ArtifactCache:
                 dst,
                 input_size=entry["input_size"],
                 batch_size=entry["batch_size"],
+                num_classes=entry.get("num_classes"),
                 precision=backend.precision,
                 sha256=sha,
                 weights_hash=entry["weights_hash"],
@@ -211,6 +220,26 @@ class ArtifactCache:
 
     def _write(self, index: dict) -> None:
         write_atomic(self.index, json.dumps(index, indent=2))
+
+
+def sidecar_mismatch(path: Path, expect: dict) -> str | None:
+    """Why a cached artifact's sidecar does not describe the model this run expects, or None.
+
+    The entry's path and sha256 only say the file is the one the entry names: an entry edited (both
+    together) to another model's file passed them and died in ONNX Runtime with INVALID_ARGUMENT.
+    The sidecar, bound to the file by its sha256 and to itself by its digest, says which weights,
+    classes and input size the file was made for."""
+    try:
+        recorded = read_sidecar(path)
+    except ExportError as e:
+        return f"artifact {path}: {e} (not run)"
+    for field, want in expect.items():
+        if want is not None and recorded.get(field) != want:
+            return (
+                f"artifact {path} was made for {field}={recorded.get(field)}, not {want}: "
+                "another model's file (not run)"
+            )
+    return None
 
 
 def record_int8(backend, quality: dict) -> None:

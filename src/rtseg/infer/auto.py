@@ -147,7 +147,7 @@ def resolve_backend(
     cache, key, weights, threads = _cache_slot(
         net, input_size, batch_size, threads, cache_key, options.cache_dir
     )
-    entry, why = cache.lookup(key, weights)
+    entry, why = cache.lookup(key, weights, _expected(net, input_size, batch_size))
     if entry is None:  # a damaged cached file: exported again when that gives the very same file
         entry = cache.repair(
             key,
@@ -234,8 +234,7 @@ def resolve_backend(
                 "versions": runtime_versions(),
                 "cpu": cpu_name(),
                 "threads": threads,
-                "input_size": [int(v) for v in input_size],
-                "batch_size": int(batch_size),
+                **_expected(net, input_size, batch_size),
                 "trials": trials,
             },
             kept[chosen],
@@ -258,6 +257,16 @@ def _cache_slot(net, input_size, batch_size, threads, cache_key=None, cache_dir=
     weights = weights_hash(net)
     key = cache.key(cache_key or model_key(net, weights), input_size, batch_size, threads)
     return cache, key, weights, threads
+
+
+def _expected(net, input_size, batch_size) -> dict:
+    """What a cached artifact's sidecar must record to be run for ``net`` at this shape."""
+    classes = getattr(net, "num_classes", None)
+    return {
+        "input_size": [int(v) for v in input_size],
+        "batch_size": int(batch_size),
+        "num_classes": int(classes) if isinstance(classes, int) else None,
+    }
 
 
 def has_choice(net, input_size, batch_size=1, threads=None, cache_dir=None) -> bool:
