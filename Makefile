@@ -66,8 +66,8 @@ benchmark: $(STAMP) ## the full fps table: real-time models + two larger smp mod
 		backends=[eager,channels_last,bf16,onnxruntime,onnxruntime-int8,openvino,openvino-bf16,openvino-int8,auto] \
 		$(if $(wildcard $(CAMVID_DIR)/train),data=camvid data.root=$(CAMVID_DIR)) $(ARGS)
 
-benchmark-quick: $(STAMP) ## a one-minute benchmark of the baseline at a small size
-	$(BIN)/rtseg-bench model=baseline input_size=[64,64] backends=[eager,onnxruntime]
+benchmark-quick: $(STAMP) ## a one-minute benchmark of the baseline at a small size (ARGS: threads=[1] ...)
+	$(BIN)/rtseg-bench model=baseline input_size=[64,64] backends=[eager,onnxruntime] $(ARGS)
 
 realtime: $(STAMP) ## run the best checkpoint on SOURCE=(video|camera index|url|folder|synthetic)
 	$(BIN)/rtseg-realtime source=$(or $(SOURCE),synthetic) $(ARGS)
