@@ -4,7 +4,7 @@
 # several seeds, one run at a time, fixed epochs (so mIoU does not depend on machine load).
 #   bash experiments/camvid_folds/folds.sh CHANGE [CHANGE ...]     # e.g. base lite1
 # CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 ft540 kdft360 kdcwd360 kdft540 kd
-#         ft450long kdlong360
+#         kdagree360 ft450long kdlong360
 # (distill needs lite2 of the same fold and seed first, ft* the base run; kd* the fold's teacher,
 # ft450 of seed 42, and its targets, which the first kd* run of a fold builds under $OUT/targets)
 # Env: CAMVID (../shared/data/camvid), EPOCHS (8), FT_EPOCHS (4), SEEDS ("42 7"), FOLDS ("0001TP 0006R0 0016E5"),
@@ -58,6 +58,8 @@ change() {  # the overrides of one change against the recipe
     # at Shu et al.'s segmentation setting (T=4, weight 3) instead of the per-pixel KL.
     kdft360) echo "${FT[*]} init_weights=$OUT/base_$2_s$3/checkpoints/last.ckpt $(teacher "$2")" ;;
     kdcwd360) echo "$(change kdft360 "$2" "$3") teacher_targets.kind=cwd teacher_targets.temperature=4.0 teacher_targets.weight=3.0" ;;
+    # kdagree360: kdft360 learning the teacher only where its argmax is the label
+    kdagree360) echo "$(change kdft360 "$2" "$3") teacher_targets.pixels=agreeing" ;;
     kd) teacher "$2" ;;
     *) echo "unknown change $1" >&2; exit 2 ;;
   esac
@@ -80,7 +82,7 @@ for name in "$@"; do
       case "$name" in  # the runs this one starts from or learns from
         distill) needs="$OUT/lite2_${fold}_s${seed}" ;;
         ft*) needs="$OUT/base_${fold}_s${seed}" ;;
-        kdft360|kdcwd360|kdft540) needs="$OUT/base_${fold}_s${seed} $OUT/ft450_${fold}_s42" ;;
+        kdft360|kdcwd360|kdagree360|kdft540) needs="$OUT/base_${fold}_s${seed} $OUT/ft450_${fold}_s42" ;;
         kdlong360) needs="$OUT/base_${fold}_s${seed} $OUT/ft450long_${fold}_s42" ;;
         kd) needs="$OUT/ft450_${fold}_s42" ;;
         *) needs="" ;;
@@ -91,7 +93,7 @@ for name in "$@"; do
         fi
       done
       epochs=$EPOCHS
-      case "$name" in *long) epochs=$((FT_EPOCHS * 3)) ;; ft*|kdft*|kdcwd*|kdlong*) epochs=$FT_EPOCHS ;; esac
+      case "$name" in *long) epochs=$((FT_EPOCHS * 3)) ;; ft*|kd?*) epochs=$FT_EPOCHS ;; esac
       echo "== $run ($(date +%H:%M))"
       nice -n "${NICE:-19}" "$RTSEG_TRAIN" "${BASE[@]}" "trainer.max_epochs=$epochs" "${extra[@]}" "data.val_sequence=$fold" "seed=$seed" \
         "hydra.run.dir=$run" > "$run.log" 2>&1 || echo "!! $run failed (see $run.log)"

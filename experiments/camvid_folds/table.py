@@ -51,6 +51,7 @@ REFERENCE = {
     "ft540": ("base", "ft360", "ft450"),
     "kdft360": ("ft360", "base"),
     "kdcwd360": ("ft360", "kdft360"),
+    "kdagree360": ("ft360", "kdft360"),  # only where the teacher agrees with the label
     "kdft540": ("ft540", "ft450"),
     "ft450long": ("ft450",),  # a teacher trained 3x as long
     "kdlong360": ("ft360", "kdft360"),  # learning that teacher: does the teacher's quality decide?

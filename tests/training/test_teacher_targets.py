@@ -197,3 +197,26 @@ def test_a_teacher_of_other_classes_is_refused_before_anything_is_built(tmp_path
     tt = TeacherTargets(str(tiny_ckpt), tta="none", input_size=[32, 48], root=str(tmp_path / "t"))
     with pytest.raises(Exception, match="predicts 7 classes, the data 5"):
         tt.prepare(ds, 5)
+
+
+def test_agreeing_pixels_leave_out_where_the_teacher_contradicts_the_label(tiny_ckpt):
+    """pixels=agreeing: what the student says where the teacher is wrong costs nothing."""
+    torch.manual_seed(0)
+    soft = torch.zeros(1, 3, 4, 4, dtype=torch.uint8)
+    soft[:, 0] = 200  # the teacher says class 0 everywhere ...
+    soft[:, 1] = 55
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[..., 2:] = 1  # ... the labels say class 1 on the right half
+    valid = torch.ones(1, 4, 4, dtype=torch.bool)
+    student = torch.randn(1, 3, 4, 4)
+    other = student.clone()
+    other[..., 2:] = torch.randn(1, 3, 4, 2) * 5  # changed only where the teacher is wrong
+    agreeing = TeacherTargets(str(tiny_ckpt), pixels="agreeing")
+    labelled = TeacherTargets(str(tiny_ckpt))
+    assert torch.allclose(agreeing.loss(student, soft, valid, labels),
+                          agreeing.loss(other, soft, valid, labels))  # fmt: skip
+    assert not torch.allclose(labelled.loss(student, soft, valid, labels),
+                              labelled.loss(other, soft, valid, labels))  # fmt: skip
+    assert agreeing.record()["pixels"] == "agreeing"
+    with pytest.raises(RtsegError, match="pixels='right': expected labelled or agreeing"):
+        TeacherTargets(str(tiny_ckpt), pixels="right")

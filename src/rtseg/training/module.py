@@ -165,7 +165,7 @@ class SegmentationModule(L.LightningModule):
             extra = extra + kd
         if soft is not None and self.teacher_targets is not None:
             kd = self.teacher_targets.loss(
-                to_label_size(output, masks), soft, valid=masks != self.ignore_index
+                to_label_size(output, masks), soft, valid=masks != self.ignore_index, labels=masks
             )
             self.log("train/loss_targets", kd, on_step=False, on_epoch=True, batch_size=len(images))
             extra = extra + kd

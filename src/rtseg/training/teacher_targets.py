@@ -11,8 +11,11 @@ The loss (``kind``) is Hinton et al.'s knowledge distillation per pixel (``logit
 student) of the class distributions at temperature T, times T^2, averaged over the labelled pixels
 of the crop: padding and void carry no targets) or channel-wise distillation (``cwd``, Shu et al.:
 each class a distribution over the crop's labelled pixels), times ``weight``; it adds to the
-cross-entropy on the labels. The stored log-probabilities stand in for the teacher's logits: per
-pixel they differ by a constant, which the class softmax ignores and the spatial one does not.
+cross-entropy on the labels. ``pixels=agreeing`` keeps only the labelled pixels where the
+teacher's argmax is the label: a teacher wrong where the student is weak (thin classes) pulls it
+toward its errors, and the labels already say what a right teacher would. The stored
+log-probabilities stand in for the teacher's logits: per pixel they differ by a constant, which the
+class softmax ignores and the spatial one does not.
 
     rtseg-targets teacher_targets=camvid_450 data=camvid data.root=... data.val_protocol=trainval
     rtseg-train experiment=camvid_ppliteseg_lite0 teacher_targets=camvid_450 data.root=...
@@ -59,11 +62,14 @@ class TeacherTargets:
         temperature: float = 1.0,
         root: str | None = None,
         kind: str = "logit",
+        pixels: str = "labelled",
     ):
         if TTA.parse(tta) is None and tta != "none":
             raise RtsegError(f"teacher_targets.tta={tta!r}: expected none, flip, ms or ms_flip")
         if kind not in _LOSSES:
             raise RtsegError(f"teacher_targets.kind={kind!r}: expected one of {', '.join(_LOSSES)}")
+        if pixels not in ("labelled", "agreeing"):
+            raise RtsegError(f"teacher_targets.pixels={pixels!r}: expected labelled or agreeing")
         if int(stride) < 1:
             raise RtsegError(f"teacher_targets.stride={stride}: expected an integer >= 1")
         if float(weight) < 0 or float(temperature) <= 0:
@@ -75,7 +81,7 @@ class TeacherTargets:
         self.input_size = [int(v) for v in input_size] if input_size else None
         self.stride = int(stride)
         self.weight, self.temperature = float(weight), float(temperature)
-        self.kind = str(kind)
+        self.kind, self.pixels = str(kind), str(pixels)
         self.root = Path(root).expanduser() if root else cache_dir() / "teacher_targets"
         who = weights_identity(self.teacher)
         if not who["sha256"]:
@@ -172,9 +178,18 @@ class TeacherTargets:
 
     # -- learning -----------------------------------------------------------------------------
 
-    def loss(self, student: torch.Tensor, soft: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self,
+        student: torch.Tensor,
+        soft: torch.Tensor,
+        valid: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``weight`` x the ``kind`` of KD between the student's logits and the stored
-        probabilities (uint8 x 255, the same (B, K, H, W) size), over ``valid`` pixels."""
+        probabilities (uint8 x 255, the same (B, K, H, W) size), over ``valid`` pixels; with
+        ``pixels=agreeing``, only those whose ``labels`` the teacher's argmax agrees with."""
+        if self.pixels == "agreeing" and labels is not None:
+            valid = valid & (soft.argmax(1) == labels)
         probs = soft.float().div_(255.0).clamp_min_(1e-4)
         return self.weight * distillation_loss(
             student, probs.log_(), kind=self.kind, temperature=self.temperature, valid=valid
@@ -191,6 +206,7 @@ class TeacherTargets:
             "weight": self.weight,
             "temperature": self.temperature,
             "kind": self.kind,
+            "pixels": self.pixels,
             "loss": _LOSSES[self.kind],
             "targets_digest": self.digest,
         }
