@@ -202,6 +202,24 @@ def test_files_the_docs_name_exist():
     assert not missing, missing
 
 
+def test_pictures_the_docs_show():
+    """Every picture a doc embeds (``![...](docs/x.png)``) is committed and small (under 300 KB:
+    the README's first screen, cloned by everyone)."""
+    shown = [
+        (doc, (doc.parent / path).resolve())
+        for doc in DOCS
+        for path in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", doc.read_text())
+    ]
+    assert any(doc.name == "README.md" for doc, _ in shown), "the README shows no picture"
+    for doc, path in shown:
+        assert path.is_file(), f"{doc.name}: no {path}"
+        assert path.stat().st_size < 300_000, f"{doc.name}: {path.name} is {path.stat().st_size} B"
+        tracked = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", str(path)], cwd=REPO, capture_output=True
+        )
+        assert tracked.returncode == 0, f"{doc.name}: {path.name} is not committed"
+
+
 def layout_text() -> dict[str, str]:
     """docs/design.md's Layout: the text of each src/rtseg package's entry ("" for the top-level
     modules: errors.py, metrics.py...)."""
