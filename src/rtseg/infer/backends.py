@@ -229,8 +229,11 @@ class OrtBackend(Backend, _Exported):
         default_session=False,
         path=None,
         export: ExportSettings | None = None,
+        profile: Path | None = None,
         **_,
     ):
+        """``profile``: ONNX Runtime's profiler on, its JSON written under this path prefix
+        (``session.end_profiling()`` names the file; experiments/network_profile reads it)."""
         ort = require("onnxruntime", f"backend={name}")
         if default_session:
             threads = None  # ONNX Runtime's own thread count: the peer a user gets out of the box
@@ -249,6 +252,9 @@ class OrtBackend(Backend, _Exported):
             if threads:
                 opts.intra_op_num_threads = int(threads)
                 opts.inter_op_num_threads = 1
+        if profile is not None:
+            opts.enable_profiling = True
+            opts.profile_file_prefix = str(profile)
         self.session = ort.InferenceSession(
             str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
@@ -279,8 +285,11 @@ class OpenVinoBackend(Backend, _Exported):
         int8=False,
         path=None,
         export: ExportSettings | None = None,
+        profile: Path | None = None,
         **_,
     ):
+        """``profile`` (any path): OpenVINO's performance counters on (``PERF_COUNT``), read per
+        inference with ``self.request.get_profiling_info()`` (experiments/network_profile)."""
         ov = require("openvino", f"backend={name}")
         if hint == "bf16" and not has_fast_bf16():
             raise BackendUnavailable("CPU has neither AMX nor AVX512-BF16")
@@ -297,6 +306,8 @@ class OpenVinoBackend(Backend, _Exported):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if hint:
             config["INFERENCE_PRECISION_HINT"] = hint
+        if profile is not None:
+            config["PERF_COUNT"] = True
         # the CPU plugin swaps this thread's signal stack when it compiles and when it frees a
         # model, and can leave it on a freed one (utils/signal_stack.py): kept around both
         with keep_signal_stack():

@@ -130,9 +130,15 @@ def default_candidates() -> list[str]:
 
 
 def from_file(
-    name: str, path: Path, input_size, batch_size: int = 1, threads: int | None = None
+    name: str,
+    path: Path,
+    input_size,
+    batch_size: int = 1,
+    threads: int | None = None,
+    profile: Path | None = None,
 ) -> Backend:
-    """Backend ``name`` running the given .onnx/.xml file as it is (no export, no re-quantisation)."""
+    """Backend ``name`` running the given .onnx/.xml file as it is (no export, no re-quantisation);
+    ``profile``: with the runtime's per-layer profiler on (see ``OrtBackend``/``OpenVinoBackend``)."""
     path = Path(path)
     spec = BACKENDS.get(name)
     if spec is None:
@@ -144,8 +150,9 @@ def from_file(
         raise BackendUnavailable(f"{name} cannot run a file ({path.name})")
     try:
         return spec.runtime(
-            None, input_size, batch_size, threads, name=name, path=path, **spec.options
-        )
+            None, input_size, batch_size, threads, name=name, path=path, profile=profile,
+            **spec.options,
+        )  # fmt: skip
     except RtsegError:
         raise
     except Exception as e:  # noqa: BLE001 - InvalidProtobuf and friends: a damaged or foreign file

@@ -16,13 +16,37 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for name, p in net.named_parameters() if not training_only(name))
 
 
-@torch.no_grad()
 def count_gflops(net: nn.Module, input_size, batch: int = 1) -> float:
     """GFLOPs of one forward pass per image, counting a multiply-add as 2 FLOPs.
 
     torch's FlopCounterMode counts matmul/conv FLOPs (2 per MAC) and ignores elementwise ops;
     papers that quote "GFLOPs" usually mean GMACs, i.e. half of this figure.
     """
+    return _flop_counter(net, input_size, batch).get_total_flops() / 1e9 / batch
+
+
+def gflops_by_module(net: nn.Module, input_size) -> dict[str, float]:
+    """GFLOPs per image that each module runs itself (its submodules' left out), by dotted path
+    under ``net`` (``""``: the root's own): the layer-by-layer split of ``count_gflops``, the same
+    counter and total, so a profile's FLOP shares add up to the figure the project reports."""
+    counts = _flop_counter(net, input_size, 1).get_flop_counts()
+    root = type(net).__name__
+    total = {
+        k[len(root) + 1 :] if k != root else "": sum(v.values()) / 1e9
+        for k, v in counts.items()
+        if k == root or k.startswith(root + ".")
+    }
+    own = dict(total)
+    for path, flops in total.items():  # minus each counted module's nearest counted ancestor
+        ancestors = [a for a in total if a != path and (not a or path.startswith(a + "."))]
+        if ancestors:
+            own[max(ancestors, key=len)] -= flops
+    return {p: f for p, f in own.items() if f > 1e-12}
+
+
+@torch.no_grad()
+def _flop_counter(net: nn.Module, input_size, batch: int) -> FlopCounterMode:
+    """One eval-mode forward pass of zeros under torch's FLOP counter (the mode is restored)."""
     was_training = net.training
     net.eval()
     x = torch.zeros(batch, 3, *input_size, device=_device(net))
@@ -30,7 +54,7 @@ def count_gflops(net: nn.Module, input_size, batch: int = 1) -> float:
     with counter:
         net(x)
     net.train(was_training)
-    return counter.get_total_flops() / 1e9 / batch
+    return counter
 
 
 @torch.no_grad()
