@@ -10,7 +10,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rtseg.tracking.csv_logger import ResumableCSVLogger
 from rtseg.tracking.runs import RunRecord
@@ -140,8 +139,10 @@ class RunRecordWriter(L.Callback):
     def on_exception(self, trainer, pl_module, exception):
         if self.record is not None and trainer.global_rank == 0:
             # Ctrl-C, and SIGTERM (a scheduler's stop: the entrypoint guard's Terminated, a
-            # KeyboardInterrupt, or Lightning's own SIGTERMException) are saved and resumed alike
-            stopped = isinstance(exception, KeyboardInterrupt | SIGTERMException)
+            # KeyboardInterrupt, or Lightning's own SIGTERMException) are saved and resumed alike;
+            # so is a SLURM job's time-out signal, on which submitit requeues the job and exits
+            # (sys.exit in its signal handler: a SystemExit raised in the middle of the fit)
+            stopped = isinstance(exception, KeyboardInterrupt | SystemExit)
             self.record.status = "interrupted" if stopped else "failed"
             self.record.error = f"{type(exception).__name__}: {exception}"[:500]
             self.record.ended = time.time()
