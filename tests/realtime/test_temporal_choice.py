@@ -5,7 +5,6 @@ remembered per machine and model."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import torch
@@ -120,9 +119,9 @@ def test_the_probe_interleaves_windows_of_each_mode():
 
 
 class SlowCue:
-    """A filter that costs nothing timed alone (its maps are the plain ones) but 15 ms a frame in
-    the stream's preprocess stage: work the stream pays and the isolated figure does not see, as
-    the cores' contention is on a 2-core machine."""
+    """A filter whose maps are the plain ones but whose cue, in the stream's preprocess stage,
+    takes 15 ms: work the stream pays and a timing of the filter alone does not see (as the two
+    cores' contention is in issue 34). Its isolated figure is pinned at 2% below."""
 
     def __init__(self, cfg, size_hw):
         self.cfg, self.cues = cfg, 0
@@ -131,9 +130,8 @@ class SlowCue:
         pass
 
     def cue(self, frame):
-        if threading.current_thread().name == "rtseg-preprocess":
-            self.cues += 1
-            time.sleep(0.015)
+        self.cues += 1
+        time.sleep(0.015)
         return None
 
     def maps(self, logits, cues):
@@ -150,6 +148,8 @@ def test_a_filter_slow_only_in_the_stream_is_refused(
         return made[-1]
 
     monkeypatch.setattr(temporal_choice, "make_filter", fake)
+    alone = {"infer_ms": 2.0, "plain_ms": 0.5, "costs": {"flow": 0.05, "ema": 0.05, "none": 0.0}}
+    monkeypatch.setattr(temporal_choice, "measure_filters", lambda *a, **k: dict(alone))
     ckpt = checkpoint_writer(tmp_path / "m.ckpt")
     cfg = realtime_cfg(
         f"checkpoint={ckpt}", "synthetic.frames=200", "synthetic.size=[48,64]", "sink=none",
@@ -160,7 +160,7 @@ def test_a_filter_slow_only_in_the_stream_is_refused(
     temporal = info["temporal"]
     cost = temporal["cost"]
     iso, e2e = cost["candidates"]["flow"]["isolated_share"], cost["candidates"]["flow"]["share"]
-    assert iso <= 0.15 < e2e, cost  # alone it would pass; end to end it does not
+    assert iso == 0.02 and e2e > 0.15, cost  # alone it would pass; end to end it does not
     assert temporal["mode"] == "none" and cost["basis"] == "end_to_end"
     assert "flow costs the stream" in temporal["reason"]
     assert "end to end over" in temporal["reason"]
