@@ -63,6 +63,8 @@ def test_bad_overrides_are_one_line(config, override, message):
             "train",
             ["trainer.max_epochs=3", "trainer.devices=auto", "trainer.fast_dev_run=2"],
         ),
+        # a GPU job sent to SLURM from a login node without one: checked where it runs
+        ("train", ["-m", "hydra/launcher=slurm", "trainer=gpu"]),
         # a new top-level key another override uses; + keys a constructor takes; new blocks
         ("train", ["+x=2", "trainer.max_epochs=${x}", "+model.in_channels=4"]),
         ("train", ["+trainer.benchmark=true", "++module.scheduler.time_budget_s=60"]),
@@ -149,3 +151,4 @@ def test_trainer_gpu_without_a_gpu_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
     assert len(lines) == 1 and "needs a CUDA GPU" in lines[0] and "trainer=cpu" in lines[0], lines
+    assert not (tmp_path / "run").exists()

@@ -421,6 +421,10 @@ def check_overrides(config: str, argv: list[str]) -> None:
                 compose_config(config, [f"{o.key_or_group}={choice}"])
     except HydraException as e:
         raise RtsegError(_one_line(e)) from None
+    if not any(o.key_or_group == "hydra/launcher" for o in chosen):
+        # trainer=gpu (or a preset's) with no GPU, before a run folder exists; a launcher's jobs
+        # run elsewhere (SLURM from a login node): there the entrypoint guard checks it
+        check_accelerator(cfg)
     for o in values:
         node = _node(cfg, o.key_or_group)
         if node is None:
