@@ -184,3 +184,20 @@ def test_the_probe_is_off_at_zero_seconds(realtime_cfg, checkpoint_writer, tmp_p
     temporal = realtime(cfg)["temporal"]
     assert temporal["cost"]["basis"] == "isolated" and temporal["cost"]["end_to_end"] is None
     assert "not probed end to end: temporal_filter.auto_probe_seconds=0" in temporal["reason"]
+
+
+def test_a_failing_probe_leaves_the_isolated_decision(monkeypatch):
+    alone = {"infer_ms": 20.0, "plain_ms": 1.0, "costs": {"flow": 1.0, "ema": 9.0, "none": 0.0}}
+    monkeypatch.setattr(temporal_choice, "measure_filters", lambda *a, **k: dict(alone))
+
+    def broken(temporal, record, frames):
+        raise OSError("no space left on device")
+
+    chosen = choose_filter(
+        AUTO, None, [torch.zeros(1, 3, 32, 48)], (32, 48), fps=None, live=False, cache_dir=None,
+        key="k", probe=broken,
+    )  # fmt: skip
+    assert chosen.mode == "flow" and chosen.cost["basis"] == "isolated"
+    assert "not probed end to end: the probe failed (OSError: no space left on device)" in (
+        chosen.reason
+    )

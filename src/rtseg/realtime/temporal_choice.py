@@ -305,9 +305,14 @@ def choose_filter(
             windows = len(probe_plan(list(filters)))
             lo, hi = PROBE_WINDOW
             window = int(min(hi, max(lo, cfg.auto_probe_seconds * fps_guess / windows)))
-            measured["end_to_end"] = probe_stream(probe, filters, window)
-            if measured["end_to_end"] is None:
-                note = "the source ended before the end-to-end probe did"
+            try:
+                measured["end_to_end"] = probe_stream(probe, filters, window)
+            except Exception as e:  # noqa: BLE001 - the run itself may still work: decide alone
+                note = f"the probe failed ({type(e).__name__}: {str(e)[:200]})"
+                log.warning("temporal=auto: %s", note)
+            else:
+                if measured["end_to_end"] is None:
+                    note = "the source ended before the end-to-end probe did"
     chosen = decide(cfg, measured, fps, live)
     e2e = measured.get("end_to_end")
     how = (
