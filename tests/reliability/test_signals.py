@@ -100,6 +100,31 @@ def test_sigterm_saves_like_ctrl_c_exits_143_and_the_rerun_resumes(tmp_path):
     assert {e for e, _ in steps} == {"0", "1", "2"}
 
 
+@pytest.mark.timeout(400)
+def test_sigterm_to_every_process_of_the_job_with_loader_workers_is_an_interruption(tmp_path):
+    """SLURM's scancel and time limit signal every process of the job, DataLoader workers
+    included: the run is still saved, `interrupted` and 143, not a crash of a killed worker."""
+    run = tmp_path / "run"
+    command = [
+        "rtseg-train", *TINY, *FAST_TRAIN, "data.num_workers=1", "trainer.max_epochs=3",
+        "trainer.log_every_n_steps=1", f"+callbacks.steps._target_={__name__}.Steps",
+        f"hydra.run.dir={run}",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [str(BIN / command[0]), *command[1:]], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    lines = read_lines(proc)
+    wait_for(lines, proc, "step 1 1", timeout=240)
+    os.killpg(proc.pid, signal.SIGTERM)  # the job's whole process group, as slurmstepd does
+    code = _finish(proc)
+    out = "".join(lines)
+    assert code == 143, out[-3000:]
+    assert "Traceback" not in out and "killed by signal" not in out, out[-3000:]
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
 def _ctrl_c_once_working(args: list[str], run) -> tuple[int, str]:
     """Start a command, Ctrl-C it once its task runs (Hydra wrote the run folder's config, then
     a moment), and return its exit code and output."""

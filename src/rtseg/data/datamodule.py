@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Mapping, Sequence
 
 import albumentations as A
@@ -17,6 +18,16 @@ from rtseg.errors import RtsegError, SplitNotFound
 from rtseg.utils.images import IMAGENET_MEAN, IMAGENET_STD, default_palette
 
 SPLITS = ("train", "val", "test")
+
+
+def init_worker(worker_id: int) -> None:
+    """A DataLoader worker leaves Ctrl-C and SIGTERM to the main process, which saves and stops the
+    run and then ends its workers. A scheduler signals every process of a job (SLURM's scancel and
+    time limit, a terminal's Ctrl-C the whole foreground group): a worker that died of the signal
+    first made the run end as a crash ("DataLoader worker ... is killed by signal: Terminated")."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reseed_worker(worker_id)
 
 
 class _Binary(Dataset):
@@ -147,7 +158,7 @@ class SegDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            worker_init_fn=reseed_worker,
+            worker_init_fn=init_worker,
             collate_fn=collate_native if native else None,
         )
 
