@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import statistics
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -329,6 +330,28 @@ def quoted_figures():
     for run, change in (("ds", "deep supervision"), ("ohem", "OHEM"), ("ema", "EMA")):
         yield row, f"{change} {ablation[run] - ablation['base']:+.2f}", f"{run} - base"
     yield row, f"augmentation {ablation['aug'] - ablation['base']:+.2f}", "aug - base"
+
+    folds = records("camvid_folds/distillation/folds.csv")
+    last = {(r["change"], r["seed"]): float(r["miou_last"]) for r in folds if r["miou_last"]}
+    row, doc = (
+        results_row("camvid_folds/distillation"),
+        (REPO / "experiments/camvid_folds/distillation/README.md").read_text(),
+    )
+
+    def gains(change: str) -> list[float]:
+        return [v - last[("ft360", s)] for (c, s), v in last.items() if c == change]
+
+    for change, words in (("kdft360", "per-pixel KL"), ("kdcwd360", "channel-wise"),
+                          ("kdagree360", "KL where the teacher is right")):  # fmt: skip
+        yield row, f"{words} {statistics.mean(gains(change)):+.2f}", f"{change} - ft360"
+        yield (
+            doc,
+            f"{statistics.mean(gains(change)):+.2f} ({statistics.stdev(gains(change)):.2f})",
+            change,
+        )
+    ft540 = gains("ft540")
+    quoted = f"{statistics.mean(ft540):+.2f} (sd {statistics.stdev(ft540):.2f})"
+    yield row, f"540x720 fine-tune {quoted}", "ft540 - ft360"
 
 
 @pytest.mark.parametrize(
