@@ -3,6 +3,7 @@ one runner of the console scripts as processes, and what tells a video handle is
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -83,3 +84,12 @@ def wait_for(lines: list[str], proc: subprocess.Popen, text: str, timeout: float
     while not any(text in ln for ln in lines):
         assert proc.poll() is None and time.time() < deadline, "".join(lines)
         time.sleep(0.05)
+
+
+def load_script(path: Path, name: str | None = None):
+    """A repository script that is not a package module (experiments/, tools/), imported by path
+    so that its functions can be tested in-process."""
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

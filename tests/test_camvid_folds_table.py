@@ -3,21 +3,19 @@ scores only last-epoch weights: checked on run folders made up with known scores
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.support import load_script
 
 TABLE = Path(__file__).parents[1] / "experiments" / "camvid_folds" / "table.py"
 
 
 @pytest.fixture(scope="module")
 def table():
-    spec = importlib.util.spec_from_file_location("camvid_folds_table", TABLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TABLE, "camvid_folds_table")
 
 
 def make_run(root: Path, name: str, scores: dict[str, float], last_epoch: bool = True) -> None:
@@ -87,9 +85,7 @@ def test_a_fine_tune_for_larger_frames_is_paired_with_the_recipe_and_with_the_sa
 
 
 def test_the_frontier_places_changes_by_paired_gain_and_measured_speed(tmp_path):
-    spec = importlib.util.spec_from_file_location("frontier", TABLE.parent / "frontier.py")
-    frontier = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(frontier)
+    frontier = load_script(TABLE.parent / "frontier.py")
     runs, bench = tmp_path / "runs", tmp_path / "bench"
     # base on two folds (40, 50: mean 45); big on 0016E5 only: +3 over base there; slow on both: -1
     for fold, v in [("0001TP", 40.0), ("0016E5", 50.0)]:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 
 import pytest
 
 from rtseg.utils.paths import REPO_ROOT
+from tests.support import load_script
 
 
 @pytest.mark.slow
 def test_compare_quick_writes_every_variant(tmp_path):
     pytest.importorskip("nncf")
     pytest.importorskip("openvino")
-    spec = importlib.util.spec_from_file_location(
-        "int8_nncf_compare", REPO_ROOT / "experiments" / "int8_nncf" / "compare.py"
-    )
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    compare = load_script(REPO_ROOT / "experiments" / "int8_nncf" / "compare.py")
     compare.main(["--quick", "--threads", "1", "--out", str(tmp_path)])
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert [r["variant"] for r in rows] == ["fp32", "qdq-int8", "nncf-int8", "nncf-ac"]

@@ -5,7 +5,6 @@ bad input is one line."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import subprocess
 import sys
 
@@ -16,16 +15,14 @@ from rtseg.infer.registry import create_backend
 from rtseg.models.cost import count_gflops
 from rtseg.models.lite import create
 from rtseg.utils.paths import REPO_ROOT
+from tests.support import load_script
 
 SCRIPT = REPO_ROOT / "experiments" / "network_profile" / "run.py"
 
 
 @pytest.fixture(scope="module")
 def profile():
-    spec = importlib.util.spec_from_file_location("network_profile_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "network_profile_run")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from safetensors.torch import load_file
 from rtseg.checkpoints import zoo
 from rtseg.checkpoints.meta import build_network
 from rtseg.checkpoints.reading import load_network
+from tests.support import load_script
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "ship_model.py"
 MODEL = {
@@ -33,10 +33,7 @@ MODEL = {
 def _ship_tool():
     if not TOOL.is_file():
         pytest.skip("tools/ship_model.py is not in this installation (a repository tool)")
-    spec = importlib.util.spec_from_file_location("ship_model", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL)
 
 
 def _checkpoint(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
