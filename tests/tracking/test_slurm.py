@@ -80,6 +80,15 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
     return out
 
 
+def wait_for_file(proc: subprocess.Popen, path: Path, timeout: float = 300) -> None:
+    """Until a job of the running sweep has written ``path`` (it failing if the sweep ends)."""
+    deadline = time.monotonic() + timeout
+    while not path.is_file():
+        assert proc.poll() is None, f"the sweep ended early:\n{proc.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {path.name} after {timeout:.0f} s"
+        time.sleep(0.2)
+
+
 def val_epochs(run: Path) -> list[int]:
     with (run / "metrics.csv").open() as f:
         return [int(r["epoch"]) for r in csv.DictReader(f) if r.get("val/miou")]
@@ -129,11 +138,7 @@ def test_job_signalled_before_its_time_limit_resumes_at_the_next_epoch(cluster, 
         "hydra.launcher.timeout_min=10",
         f"hydra.sweep.dir={sweep_dir}",
     )
-    deadline = time.monotonic() + 300
-    while not (run / "checkpoints" / "last.ckpt").is_file():
-        assert proc.poll() is None, f"the sweep ended early:\n{proc.stdout.read()[-3000:]}"
-        assert time.monotonic() < deadline, "no last.ckpt after 300 s"
-        time.sleep(0.2)
+    wait_for_file(proc, run / "checkpoints" / "last.ckpt")
     job_id = cluster.run("squeue", "-h", "-o", "%i").stdout.split()[0]
     cluster.run("scancel", "--signal=USR2", job_id)
     out = finish(proc)
@@ -154,11 +159,7 @@ def test_job_cancelled_without_a_result_ends_the_sweep(cluster, tmp_path):
     launcher waited for it without end."""
     sweep_dir = tmp_path / "sweep"
     proc = sweep(cluster, "trainer.max_epochs=50", "seed=1", f"hydra.sweep.dir={sweep_dir}")
-    deadline = time.monotonic() + 300
-    while not (sweep_dir / "0" / "run.json").is_file():
-        assert proc.poll() is None, f"the sweep ended early:\n{proc.stdout.read()[-3000:]}"
-        assert time.monotonic() < deadline, "no run.json after 300 s"
-        time.sleep(0.2)
+    wait_for_file(proc, sweep_dir / "0" / "run.json")
     job_id = cluster.run("squeue", "-h", "-o", "%i").stdout.split()[0]
     cluster.run("scancel", job_id)
     cancelled = time.monotonic()
