@@ -125,6 +125,23 @@ def test_sigterm_to_every_process_of_the_job_with_loader_workers_is_an_interrupt
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_a_process_with_live_loader_workers_still_exits():
+    """At exit multiprocessing ends daemonic workers with SIGTERM and waits for them: a worker
+    that ignored SIGTERM (the first form of the fix above) hung every such exit."""
+    code = """
+import torch
+from torch.utils.data import DataLoader
+from rtseg.data.datamodule import init_worker
+loader = DataLoader(list(range(8)), batch_size=2, num_workers=1, persistent_workers=True,
+                    worker_init_fn=init_worker)
+it = iter(loader)
+print(next(it).tolist(), flush=True)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0 and "[0, 1]" in out.stdout, out.stderr[-2000:]
+
+
 def _ctrl_c_once_working(args: list[str], run) -> tuple[int, str]:
     """Start a command, Ctrl-C it once its task runs (Hydra wrote the run folder's config, then
     a moment), and return its exit code and output."""

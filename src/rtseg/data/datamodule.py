@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 
@@ -21,12 +22,16 @@ SPLITS = ("train", "val", "test")
 
 
 def init_worker(worker_id: int) -> None:
-    """A DataLoader worker leaves Ctrl-C and SIGTERM to the main process, which saves and stops the
-    run and then ends its workers. A scheduler signals every process of a job (SLURM's scancel and
-    time limit, a terminal's Ctrl-C the whole foreground group): a worker that died of the signal
-    first made the run end as a crash ("DataLoader worker ... is killed by signal: Terminated")."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """A DataLoader worker ends quietly on SIGTERM, leaving the run's stop to the main process.
+
+    A scheduler signals every process of a job (SLURM's scancel and time limit): a worker killed
+    by the signal made the main process raise "DataLoader worker ... is killed by signal:
+    Terminated", so a run that SIGTERM should save and mark ``interrupted`` ended ``failed``. An
+    exit with status 0 is no error to the DataLoader, and the main process handles its own SIGTERM
+    (save, ``interrupted``, 143). Ignoring SIGTERM instead would hang every exit: multiprocessing
+    ends daemonic workers with SIGTERM and waits for them. Ctrl-C stays as torch has it (the
+    worker's loop ends on KeyboardInterrupt)."""
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     reseed_worker(worker_id)
 
 
