@@ -212,3 +212,12 @@ def tiny_ckpt(tmp_path_factory):
 def checkpoint_writer():
     """``write_checkpoint`` for tests that need their own hand-written checkpoint."""
     return write_checkpoint
+
+
+def pytest_collection_modifyitems(items):
+    """A test that asks for ``camvid_dir`` needs CamVid: marked ``camvid`` like the tests that say
+    so themselves, so that ``-m camvid`` selects every one of them (.ci/run's step beside
+    ../shared)."""
+    for item in items:
+        if "camvid_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.camvid)
