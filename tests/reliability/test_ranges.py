@@ -24,6 +24,7 @@ COMMANDS = ("train", "eval", "benchmark", "export", "realtime", "targets")
         ("train", "trainer.max_epochs=0", "got 0"),
         ("train", "data.batch_size=0", "expected >= 1, got 0"),
         ("train", "module.optimizer.lr=-1", "expected > 0, got -1"),
+        ("train", "module.loss.boundary_width=0", "expected >= 1, got 0"),
         ("train", "data.input_size=[0,0]", "got 0 (in [0, 0])"),
         ("train", "-m", None),  # a flag alone: nothing to check
         ("realtime", "size=[0,0]", "got 0 (in [0, 0])"),

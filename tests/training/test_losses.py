@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from rtseg.training.losses import SegLoss, distillation_loss, ohem_keep
+from rtseg.training.losses import SegLoss, distillation_loss, near_label_edge, ohem_keep
 
 
 def _logits_with_known_confidence():
@@ -59,3 +60,44 @@ def test_distillation_ignores_what_the_student_says_outside_the_valid_pixels():
         b = distillation_loss(other, teacher, kind, 4.0, valid)
         assert torch.allclose(a, b, atol=1e-5), kind
         assert not torch.allclose(a, distillation_loss(other, teacher, kind, 4.0, None)), kind
+
+
+def test_boundary_weighting_weighs_pixels_near_a_label_edge():
+    """A vertical edge between two classes: with width 1 only the two columns beside it count as
+    edge, and their cross-entropy weighs 1 + boundary_weight; the rest weigh 1."""
+    target = torch.zeros(1, 4, 6, dtype=torch.long)
+    target[..., 3:] = 1
+    edge = near_label_edge(target, 1)
+    assert edge[0, 0].tolist() == [0, 0, 1, 1, 0, 0]
+    assert near_label_edge(target, 2)[0, 0].tolist() == [0, 1, 1, 1, 1, 0]
+    torch.manual_seed(0)
+    logits = torch.randn(1, 2, 4, 6)
+    pixel = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    loss = SegLoss(boundary_weight=3.0, boundary_width=1)(logits, target)
+    assert torch.isclose(loss, (pixel * (1 + 3.0 * edge)).mean(), atol=1e-6)
+    # a map with no edge: every pixel weighs 1, the loss is plain cross-entropy
+    flat = torch.zeros(1, 4, 6, dtype=torch.long)
+    assert torch.isclose(
+        SegLoss(boundary_weight=3.0)(logits, flat), SegLoss()(logits, flat), atol=1e-6
+    )
+
+
+def test_boundary_weighting_leaves_void_pixels_out():
+    target = torch.zeros(1, 4, 6, dtype=torch.long)
+    target[..., 3:] = 1
+    target[0, 0, 2] = 255
+    torch.manual_seed(1)
+    logits = torch.randn(1, 2, 4, 6)
+    loss = SegLoss(ignore_index=255, boundary_weight=1.0, boundary_width=1)(logits, target)
+    other = logits.clone()
+    other[0, :, 0, 2] = 50.0  # what the net says on the void pixel changes nothing
+    assert torch.isclose(
+        loss, SegLoss(ignore_index=255, boundary_weight=1.0, boundary_width=1)(other, target)
+    )
+
+
+def test_boundary_settings_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="boundary_weight"):
+        SegLoss(boundary_weight=-1.0)
+    with pytest.raises(ValueError, match="boundary_width"):
+        SegLoss(boundary_width=0)

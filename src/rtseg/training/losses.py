@@ -10,11 +10,17 @@ from torch import nn
 
 
 class SegLoss(nn.Module):
-    """Cross-entropy (optionally class-weighted, optionally OHEM) plus an optional soft Dice term.
+    """Cross-entropy (optionally class-weighted, boundary-weighted, OHEM) plus an optional soft Dice.
 
     OHEM (online hard example mining, as PSPNet/PP-LiteSeg/PIDNet train on CamVid and Cityscapes)
     keeps only the pixels whose predicted probability of their true class is below
     ``ohem_thresh``, and at least the ``ohem_min_kept`` hardest ones; void pixels never count.
+
+    Boundary weighting (``boundary_weight`` > 0) multiplies the cross-entropy of every pixel within
+    ``boundary_width`` pixels of a label edge by ``1 + boundary_weight``, as U-Net's border weights
+    and boundary-aware segmentation losses do: thin objects (pole, sign, fence, pedestrian) are
+    mostly edge, so they gain weight without a per-class table. The edges are the label map's own
+    (void edges included), taken at the resolution the loss sees.
 
     A single-channel network is the seed article's binary form: its output is tanh in [-1, 1], read
     as probability ``(t + 1) / 2`` and trained with binary cross-entropy on that probability.
@@ -29,6 +35,8 @@ class SegLoss(nn.Module):
         ohem_thresh: float | None = None,
         ohem_min_kept: int = 0,
         label_smoothing: float = 0.0,
+        boundary_weight: float = 0.0,
+        boundary_width: int = 2,
     ):
         super().__init__()
         if ohem_thresh is not None and not 0 < ohem_thresh <= 1:
@@ -39,6 +47,12 @@ class SegLoss(nn.Module):
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
         self.ohem_thresh, self.ohem_min_kept = ohem_thresh, int(ohem_min_kept)
         self.label_smoothing = label_smoothing
+        if boundary_weight < 0 or int(boundary_width) < 1:
+            raise ValueError(
+                f"module.loss.boundary_weight={boundary_weight}, boundary_width={boundary_width}:"
+                " expected a weight >= 0 and a width >= 1 pixel"
+            )
+        self.boundary_weight, self.boundary_width = float(boundary_weight), int(boundary_width)
         weights = (
             torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         )
@@ -62,7 +76,12 @@ class SegLoss(nn.Module):
                 ignore_index=self.ignore_index,
                 reduction="none",
                 label_smoothing=self.label_smoothing,
-            )[valid]
+            )
+            if self.boundary_weight:
+                pixel = pixel * (
+                    1 + self.boundary_weight * near_label_edge(target, self.boundary_width)
+                )
+            pixel = pixel[valid]
             if self.ohem_thresh is not None and pixel.numel() > 0:
                 pixel = pixel[
                     ohem_keep(output, target, valid, self.ohem_thresh, self.ohem_min_kept)
@@ -73,6 +92,17 @@ class SegLoss(nn.Module):
         if self.dice_weight:
             loss = loss + self.dice_weight * _soft_dice(probs, target, valid)
         return loss
+
+
+@torch.no_grad()
+def near_label_edge(target: torch.Tensor, width: int) -> torch.Tensor:
+    """1.0 where a pixel of the (B, H, W) label map has another label within ``width`` pixels
+    (a (2 * width + 1)^2 window), else 0.0."""
+    labels = target.unsqueeze(1).float()
+    size = 2 * width + 1
+    high = F.max_pool2d(labels, size, stride=1, padding=width)
+    low = -F.max_pool2d(-labels, size, stride=1, padding=width)
+    return (high != low).squeeze(1).float()
 
 
 @torch.no_grad()
