@@ -4,7 +4,7 @@
 # several seeds, one run at a time, fixed epochs (so mIoU does not depend on machine load).
 #   bash experiments/camvid_folds/folds.sh CHANGE [CHANGE ...]     # e.g. base lite1
 # CHANGE: base lite1 lite2 ohem res450 distill ft360 ft450 ft540 kdft360 kdcwd360 kdft540 kd
-#         kdagree360 ft450long kdlong360
+#         kdagree360 ft450long kdlong360 ftdice360 ftohem360 ftbound360
 # (distill needs lite2 of the same fold and seed first, ft* the base run; kd* the fold's teacher,
 # ft450 of seed 42, and its targets, which the first kd* run of a fold builds under $OUT/targets)
 # Env: CAMVID (../shared/data/camvid), EPOCHS (8), FT_EPOCHS (4), SEEDS ("42 7"), FOLDS ("0001TP 0006R0 0016E5"),
@@ -61,6 +61,12 @@ change() {  # the overrides of one change against the recipe
     # kdagree360: kdft360 learning the teacher only where its argmax is the label
     kdagree360) echo "$(change kdft360 "$2" "$3") teacher_targets.pixels=agreeing" ;;
     kd) teacher "$2" ;;
+    # the thin classes (issue 33 item 5): ft360 with a loss the literature uses for them, each
+    # against ft360: soft Dice beside the CE (weight 1), OHEM (p < 0.7, >= 100k pixels a batch),
+    # boundary-aware CE (pixels within 2 px of a label edge weigh 3x: thin objects are all edge)
+    ftdice360) echo "$(change ft360 "$2" "$3") module.loss.dice_weight=1.0" ;;
+    ftohem360) echo "$(change ft360 "$2" "$3") $(change ohem)" ;;
+    ftbound360) echo "$(change ft360 "$2" "$3") module.loss.boundary_weight=2.0 module.loss.boundary_width=2" ;;
     *) echo "unknown change $1" >&2; exit 2 ;;
   esac
 }

@@ -55,6 +55,10 @@ REFERENCE = {
     "kdft540": ("ft540", "ft450"),
     "ft450long": ("ft450",),  # a teacher trained 3x as long
     "kdlong360": ("ft360", "kdft360"),  # learning that teacher: does the teacher's quality decide?
+    # the thin classes' losses (Dice, OHEM, boundary-aware CE), each added to ft360
+    "ftdice360": ("ft360",),
+    "ftohem360": ("ft360",),
+    "ftbound360": ("ft360",),
 }
 
 
