@@ -66,6 +66,11 @@ def test_fit_raises_val_miou_well_above_chance(compose_cfg, tmp_path):
 
 
 def test_overfits_one_batch(compose_cfg):
+    """The module's loss and forward memorise one batch: a U-Net reaches mIoU 0.95 on it within
+    150 steps (about 75 here). The three-conv baseline is not asked to: it sees 7x7 pixels and
+    cannot tell road from pavement by design (it plateaued at 0.88 after 300 steps)."""
+    from rtseg.models.smp import create
+
     cfg = compose_cfg(
         overrides=[
             *TINY,
@@ -80,35 +85,24 @@ def test_overfits_one_batch(compose_cfg):
     dm.setup("fit")
     images, masks = next(iter(dm.train_dataloader()))
     module = instantiate(cfg.module, net=instantiate(cfg.model), meta={}, _convert_="all")
-    # the three-conv net sees 7x7 pixels: give it a wider variant of itself to memorise one batch
-    module.net = ThreeConvNet(num_classes=7, width=64)
+    module.net = create("Unet", 7, encoder_name="resnet18", decoder_channels=[64, 32, 16, 16, 16])
     opt = torch.optim.Adam(module.parameters(), lr=3e-3)
-    for _ in range(300):
+    scores = []
+    for step in range(1, 151):
         opt.zero_grad()
-        loss = module.loss_fn(module(images), masks)
-        loss.backward()
+        module.loss_fn(module(images), masks).backward()
         opt.step()
-    module.metrics["val_scores"].update(logits_to_labels(module(images)), masks)
-    miou = module.metrics["val_scores"].compute()["miou"].item()
-    assert miou >= 0.95 or _unet_overfits(images, masks)
-
-
-def _unet_overfits(images, masks) -> bool:
-    """The baseline cannot tell road from pavement by design; a U-Net must memorise the batch."""
-    from rtseg.metrics import SegMetrics
-    from rtseg.models.smp import create
-
-    net = create("Unet", 7, encoder_name="resnet18", decoder_channels=[64, 32, 16, 16, 16])
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
-    for _ in range(150):
-        opt.zero_grad()
-        loss_fn(net(images), masks).backward()
-        opt.step()
-    net.eval()
-    m = SegMetrics(7)
-    m.update(net(images).argmax(1), masks)
-    return m.compute()["miou"].item() >= 0.95
+        if step % 25 == 0:
+            module.eval()
+            metric = module.metrics["val_scores"]
+            metric.reset()
+            with torch.no_grad():
+                metric.update(logits_to_labels(module(images)), masks)
+            scores.append(metric.compute()["miou"].item())
+            module.train()
+            if scores[-1] >= 0.95:
+                break
+    assert scores[-1] >= 0.95, f"mIoU every 25 steps: {scores}"
 
 
 def test_train_then_eval_reproduces_test_metric(compose_cfg, tmp_path):
