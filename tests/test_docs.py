@@ -342,7 +342,9 @@ def quoted_figures():
         return [v - last[("ft360", s)] for (c, s), v in last.items() if c == change]
 
     for change, words in (("kdft360", "per-pixel KL"), ("kdcwd360", "channel-wise"),
-                          ("kdagree360", "KL where the teacher is right")):  # fmt: skip
+                          ("kdagree360", "KL where the teacher is right"),
+                          ("kdlong360", "a stronger teacher (3x the epochs)"), ("ftohem360", "OHEM"),
+                          ("ftdice360", "CE + Dice"), ("ftbound360", "boundary-aware CE")):  # fmt: skip
         yield row, f"{words} {statistics.mean(gains(change)):+.2f}", f"{change} - ft360"
         yield (
             doc,
