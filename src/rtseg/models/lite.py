@@ -223,9 +223,14 @@ class LiteSegNet(nn.Module):
         super().__init__()
         self.encoder, self.head, self.num_classes, self.kind = encoder, head, num_classes, kind
 
-    def forward(self, x: torch.Tensor):
+    def head_logits(self, x: torch.Tensor):
+        """The head's output at its own stride, before the upsampling: logits, or (logits, aux
+        logits) when training with deep supervision."""
         feats = self.encoder(x)
-        out = self.head(feats[0], feats[-1]) if self.kind == "lraspp" else self.head(feats)
+        return self.head(feats[0], feats[-1]) if self.kind == "lraspp" else self.head(feats)
+
+    def forward(self, x: torch.Tensor):
+        out = self.head_logits(x)
         if isinstance(out, tuple):  # training with deep supervision: (logits, aux logits)
             return self._finish(out[0], x), [self._finish(a, x) for a in out[1]]
         return self._finish(out, x)

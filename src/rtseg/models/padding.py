@@ -24,12 +24,19 @@ class PadToMultiple(nn.Module):
         # (h + m - 1) // m, not -(-h // m): ONNX export turns the latter into a truncating division
         return max((h + m - 1) // m * m, self.min_size), max((w + m - 1) // m * m, self.min_size)
 
-    def forward(self, x: torch.Tensor):
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """The input padded (bottom and right) to ``padded_size``; itself when it fits already."""
         h, w = x.shape[-2:]
         ph, pw = self.padded_size(h, w)
         if (ph, pw) == (h, w):
+            return x
+        return F.pad(x, (0, pw - w, 0, ph - h), mode=self.mode)
+
+    def forward(self, x: torch.Tensor):
+        h, w = x.shape[-2:]
+        if self.padded_size(h, w) == (h, w):
             return self.net(x)
-        out = self.net(F.pad(x, (0, pw - w, 0, ph - h), mode=self.mode))
+        out = self.net(self.pad(x))
         if isinstance(out, tuple):  # training with deep supervision: (logits, aux logits)
             return out[0][..., :h, :w], [a[..., :h, :w] for a in out[1]]
         return out[..., :h, :w]
