@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import sys
 import tempfile
@@ -71,14 +70,18 @@ def parts(net: nn.Module) -> tuple[PadToMultiple, LiteSegNet]:
 
 
 def coarse_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The head's logits before the final upsampling, for the padded input (B, K, H/8, W/8)."""
+    """The head's logits before the final upsampling, for the padded input (B, K, H/4, W/4 for
+    camvid)."""
     pad, lite = parts(net)
-    h, w = x.shape[-2:]
-    ph, pw = pad.padded_size(h, w)
-    x = F.pad(x, (0, pw - w, 0, ph - h), mode=pad.mode)
-    feats = lite.encoder(x)
-    out = lite.head(feats[0], feats[-1]) if lite.kind == "lraspp" else lite.head(feats)
+    out = lite.head_logits(pad.pad(x))
     return out[0] if isinstance(out, tuple) else out
+
+
+def input_share(logits: torch.Tensor, size, stride: int) -> torch.Tensor:
+    """Logits at 1/``stride`` of the padded input cropped to the input's own cells (ceil; not
+    ``-(-h // s)``, which the ONNX export turns into a truncating division: models/padding.py)."""
+    h, w = size
+    return logits[..., : (h + stride - 1) // stride, : (w + stride - 1) // stride]
 
 
 def labels_from_coarse(coarse: torch.Tensor, size, padded, variant: str) -> torch.Tensor:
@@ -88,10 +91,7 @@ def labels_from_coarse(coarse: torch.Tensor, size, padded, variant: str) -> torc
     if stride == 1:
         up = F.interpolate(coarse, size=padded, mode="bilinear", align_corners=False)
         return up[..., :h, :w].max(1).indices
-    logits = coarse_at(coarse, padded, stride)[
-        ..., : math.ceil(h / stride), : math.ceil(w / stride)
-    ]
-    labels = logits.max(1).indices
+    labels = input_share(coarse_at(coarse, padded, stride), size, stride).max(1).indices
     return labels.repeat_interleave(stride, 1).repeat_interleave(stride, 2)[:, :h, :w]
 
 
@@ -116,12 +116,10 @@ class CoarseNet(nn.Module):
         self.net, self.stride = net, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
+        size = x.shape[-2:]
         pad, _ = parts(self.net)
-        logits = coarse_at(coarse_logits(self.net, x), pad.padded_size(h, w), self.stride)
-        return logits[
-            ..., : (h + self.stride - 1) // self.stride, : (w + self.stride - 1) // self.stride
-        ]
+        logits = coarse_at(coarse_logits(self.net, x), pad.padded_size(*size), self.stride)
+        return input_share(logits, size, self.stride)
 
 
 # ----------------------------------------------------------------------------------- mIoU
@@ -223,7 +221,7 @@ def speed(
         out.append({"runtime": runtime, "variant": v, "network_ms": np.median(t["network"]),
                     "post_ms": np.median(t["post"]), "total_ms": np.median(total),
                     "fps": 1e3 / np.median(total), "frames": len(total)})  # fmt: skip
-    return out, f"{calibration.source}"
+    return out, calibration.source
 
 
 # ----------------------------------------------------------------------------------- report
